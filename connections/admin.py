@@ -1,0 +1,99 @@
+"""Admin for organizations, connections and GPG keys: superusers only (SPEC §7)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from connections.clients import ClientError, client_for
+from connections.forms import ConnectionForm, GpgKeyForm, secret_field_names
+from connections.models import KIND_FIELDS, Connection, GpgKey, Organization
+from connections.secrets import SecretError
+
+
+class SuperuserOnly:
+    """Only superusers may see or change these objects; staff pick connections by name on tasks."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    has_add_permission = has_change_permission = has_delete_permission = has_view_permission
+
+
+@admin.register(Organization)
+class OrganizationAdmin(SuperuserOnly, admin.ModelAdmin):
+    list_display = ["name", "contact_name", "contact_email", "contact_phone"]
+    search_fields = ["name", "contact_name"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "address"]}),
+        ("Contact", {"fields": ["contact_name", "contact_email", "contact_phone"]}),
+    ]
+
+
+def test_connections(modeladmin, request, queryset):
+    for conn in queryset.select_related("organization"):
+        message, ok = run_connection_test(conn)
+        modeladmin.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
+
+
+test_connections.short_description = "Test the selected connections"
+
+
+def run_connection_test(conn: Connection) -> tuple[str, bool]:
+    """Really connect; pin the SSH host key on the first success. Returns (message, ok)."""
+    pinned_before = conn.host_key
+    try:
+        result = client_for(conn.kind).test(conn)
+    except (ClientError, SecretError) as exc:
+        return f"{conn}: {exc}", False
+    if conn.host_key != pinned_before:
+        Connection.objects.filter(pk=conn.pk).update(host_key=conn.host_key)
+        result += f" Pinned host key {conn.host_key.split()[0]}."
+    return f"{conn}: {result}", True
+
+
+@admin.register(Connection)
+class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
+    form = ConnectionForm
+    list_display = ["__str__", "kind", "host", "username", "updated_at"]
+    list_filter = ["kind", "organization"]
+    search_fields = ["name", "organization__name", "host"]
+    list_select_related = ["organization"]
+    actions = [test_connections]
+    readonly_fields = ["used_by"]
+
+    def get_fieldsets(self, request, obj=None):
+        kind = obj.kind if obj else request.GET.get("kind")
+        general = (None, {"fields": ["organization", "name", "kind", "description"]})
+        if kind not in KIND_FIELDS:
+            return [general, ("Settings", {"description": "Choose the kind and save; its own settings appear then.", "fields": []})]
+        fields = list(KIND_FIELDS[kind])
+        for name in secret_field_names(Connection):
+            if name in fields and obj and obj.__dict__.get(name):
+                fields.insert(fields.index(name) + 1, f"clear_{name}")
+        used = [("Used by", {"fields": ["used_by"]})] if obj else []
+        return [general, (f"{dict(Connection._meta.get_field('kind').choices)[kind]} settings", {"fields": fields}), *used]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # Secret inputs and their clear_* boxes are added by the form itself.
+        form_only = set(secret_field_names(Connection)) | {f"clear_{n}" for n in secret_field_names(Connection)}
+        shown = [f for _, opts in self.get_fieldsets(request, obj) for f in opts["fields"]]
+        kwargs["fields"] = [f for f in shown if f not in form_only and f not in self.readonly_fields]
+        return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description="tasks using it")
+    def used_by(self, obj):
+        names = {str(t) for t in obj.source_tasks.select_related("project")}
+        names |= {str(d.task) for d in obj.destinations.select_related("task__project")}
+        names |= {str(c.task) for c in obj.code_locations.select_related("task__project")}
+        return ", ".join(sorted(names)) or "No task uses it."
+
+
+@admin.register(GpgKey)
+class GpgKeyAdmin(SuperuserOnly, admin.ModelAdmin):
+    form = GpgKeyForm
+    list_display = ["name", "fingerprint", "expires_at"]
+    readonly_fields = ["fingerprint", "user_ids", "expires_at"]
+    fieldsets = [(None, {"fields": ["name", "public_key"]}), ("Read from the key", {"fields": ["fingerprint", "user_ids", "expires_at"]})]

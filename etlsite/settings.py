@@ -1,0 +1,155 @@
+"""Courier settings, read from the environment (and an optional `.env`).
+
+With nothing set, Courier runs on one machine: SQLite, django-q2's ORM broker
+on the same database, files in a local folder. DATABASE_URL (PostgreSQL) and
+REDIS_URL switch to the multi-machine set-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+VAR_DIR = Path(env.str("COURIER_VAR_DIR", default=str(BASE_DIR / "var")))
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY is not set: put it in the environment or in .env (`make run` writes one).")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Secrets of connections and sensitive parameters are encrypted with these
+# Fernet keys, kept apart from SECRET_KEY so that either can be rotated alone.
+# The first key encrypts; every key decrypts (rotation: prepend a new key, run
+# `manage.py rotate_secrets`, then drop the old one).
+COURIER_SECRET_KEYS = env.list("COURIER_SECRET_KEYS", default=[])
+if not COURIER_SECRET_KEYS:
+    raise ImproperlyConfigured(
+        "COURIER_SECRET_KEYS is not set: give one or more comma-separated Fernet keys "
+        "(`make run` generates a local one into .env)."
+    )
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "django_filters",
+    "django_tables2",
+    "connections",
+    "projects",
+    "tasks",
+    "runs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "etlsite.urls"
+WSGI_APPLICATION = "etlsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'courier.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker share one SQLite file: wait for locks
+    # instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# Produced files are kept in Courier's file storage (a local folder by
+# default); any Django storage backend can be configured instead.
+COURIER_STORAGE_DIR = Path(env.str("COURIER_STORAGE_DIR", default=str(VAR_DIR / "storage")))
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(COURIER_STORAGE_DIR)},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Each run works in a private folder below this one.
+COURIER_WORK_DIR = Path(env.str("COURIER_WORK_DIR", default=str(VAR_DIR / "work")))
+
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="courier@localhost")
+COURIER_BASE_URL = env.str("COURIER_BASE_URL", default="http://127.0.0.1:8000")
+
+# Rows fetched from the driver per round trip, and how often the live row
+# count is written to the run log.
+COURIER_FETCH_BATCH = env.int("COURIER_FETCH_BATCH", default=5000)
+COURIER_ROWCOUNT_SECONDS = env.float("COURIER_ROWCOUNT_SECONDS", default=2.0)
+COURIER_PROCESSING_ENABLED = env.bool("COURIER_PROCESSING_ENABLED", default=True)
+
+# The longest a run may take; django-q2's own limits are derived from it so
+# that the broker never redelivers a run that is still working (SPEC §11).
+COURIER_MAX_RUN_MINUTES = env.int("COURIER_MAX_RUN_MINUTES", default=360)
+_q_timeout = COURIER_MAX_RUN_MINUTES * 60 + 120
+Q_CLUSTER = {
+    "name": "courier",
+    "workers": env.int("COURIER_WORKERS", default=2),
+    "timeout": _q_timeout,
+    "retry": _q_timeout + 600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Queue",
+    "time_zone": "UTC",
+}
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+FORMS_URLFIELD_ASSUME_HTTPS = True

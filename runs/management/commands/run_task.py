@@ -1,0 +1,47 @@
+"""manage.py run_task "<project>/<task>" [--wait] [--json]"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from runs import services
+from runs.models import RunStatus, Trigger
+from runs.pipeline.runner import execute
+from runs.reporting import run_summary
+from tasks.lookup import NotFound, find_task
+
+
+class Command(BaseCommand):
+    help = "Start a run of a task now: through the queue, or with --wait in this process, printing its log."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="“project/task” or the task's id")
+        parser.add_argument("--wait", action="store_true", help="Run here and now and print the log as it goes.")
+        parser.add_argument("--json", action="store_true", help="Print one JSON object describing the run at the end.")
+
+    def handle(self, name, wait, json: bool, **options):
+        try:
+            task = find_task(name)
+        except NotFound as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        if not wait:
+            run = services.run_now(task, trigger=Trigger.MANUAL)
+            self._report(run, json, f"Run {run.pk} of {task} is queued.")
+            return
+        run = services.create_run(task, Trigger.MANUAL)
+        # With --json, stdout carries only the JSON object; the log goes to stderr.
+        stream = sys.stderr if json else self.stdout
+        execute(run.pk, echo=lambda line: stream.write(line + "\n"))
+        run.refresh_from_db()
+        self._report(run, json, f"Run {run.pk} of {task} {run.status}.")
+        if run.status != RunStatus.SUCCEEDED:
+            raise CommandError(f"Run {run.pk} {run.status}: {run.error or 'see the log'}", returncode=1)
+
+    def _report(self, run, as_json: bool, text: str) -> None:
+        if as_json:
+            self.stdout.write(json.dumps(run_summary(run), indent=2))
+        else:
+            self.stdout.write(text)

@@ -1,0 +1,193 @@
+"""Runs of tasks, their log lines, the files they made and the deliveries of those files."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from tasks.models import Destination, Task
+
+
+class RunStatus(models.TextChoices):
+    RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    SKIPPED = "skipped", "Skipped"
+
+
+# A worker may only claim a run that is waiting; anything else means another
+# delivery of the same queue message got there first, or someone cancelled it.
+CLAIMABLE = (RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED)
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual"
+    RETRY = "retry", "Retry"
+    SEQUENCE = "sequence", "Sequence"
+    COMMAND = "command", "Command line"
+
+
+class Stage(models.TextChoices):
+    CLAIM = "claim", "Claim"
+    PARAMETERS = "parameters", "Parameters"
+    SOURCE = "source", "Source"
+    PROCESSING = "processing", "Processing"
+    OUTPUT = "output", "Output"
+    DELIVERY = "delivery", "Delivery"
+    NOTIFY = "notify", "Notify"
+    FINISH = "finish", "Finish"
+
+
+class Run(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="runs", verbose_name="task")
+    status = models.CharField("status", max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True, help_text="Where the run is in its life.")
+    trigger = models.CharField("trigger", max_length=10, choices=Trigger.choices, help_text="What started the run.")
+    attempt = models.PositiveIntegerField("attempt", default=1, help_text="1 for the first try, 2 for the first retry, …")
+    intended_at = models.DateTimeField(
+        "intended time", help_text="The scheduled fire time (or the manual start) that dates in names are computed from; retries keep it.",
+    )
+    due_at = models.DateTimeField("due", help_text="When this attempt should start.")
+    queued_at = models.DateTimeField("queued", auto_now_add=True)
+    started_at = models.DateTimeField("started", null=True, blank=True)
+    finished_at = models.DateTimeField("finished", null=True, blank=True)
+    heartbeat_at = models.DateTimeField("last sign of life", null=True, blank=True, help_text="Updated while the run works; a stale value means its worker is gone.")
+    worker = models.CharField("worker", max_length=200, blank=True, help_text="Host and process that claimed the run.")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="started by", help_text="The user who started or retried the run by hand.",
+    )
+    retry_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries",
+        verbose_name="retry of", help_text="The failed run this attempt retries.",
+    )
+    sequence_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="sequence_next",
+        verbose_name="after run", help_text="In a sequence project: the run whose success started this one.",
+    )
+    schedule_id = models.BigIntegerField("schedule entry", null=True, blank=True, help_text="The django-q2 schedule that will start this retry.")
+    rows = models.BigIntegerField("rows", null=True, blank=True, help_text="Data rows read from the source.")
+    error_stage = models.CharField("failed stage", max_length=12, choices=Stage.choices, blank=True, help_text="The stage that failed.")
+    error = models.TextField("error", blank=True, help_text="What went wrong, without secrets.")
+    permanent = models.BooleanField("permanent failure", default=False, help_text="Trying again cannot help (syntax error, wrong password, …).")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["task", "-id"], name="run_task_latest")]
+        verbose_name = "run"
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} of {self.task}"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class LogLevel(models.TextChoices):
+    DEBUG = "debug", "Debug"
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class RunLog(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_lines", verbose_name="run")
+    at = models.DateTimeField("time", auto_now_add=True)
+    stage = models.CharField("stage", max_length=12, choices=Stage.choices)
+    level = models.CharField("level", max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
+    message = models.TextField("message")
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "log line"
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} [{self.stage}] {self.message}"
+
+
+def run_file_path(instance: RunFile, filename: str) -> str:
+    return f"runs/{instance.run.task_id}/{instance.run_id}/{filename}"
+
+
+class RunFile(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="files", verbose_name="run")
+    name = models.CharField("name", max_length=500, help_text="The file name as delivered.")
+    size = models.BigIntegerField("size (bytes)", help_text="Size of exactly the delivered bytes.")
+    rows = models.BigIntegerField("rows", null=True, blank=True, help_text="Data rows (header excluded); blank when not known.")
+    md5 = models.CharField("MD5", max_length=32, help_text="MD5 of the delivered bytes.")
+    sha256 = models.CharField("SHA-256", max_length=64, help_text="SHA-256 of the delivered bytes.")
+    stored = models.FileField("stored file", upload_to=run_file_path, max_length=1000, help_text="Where Courier keeps its copy.")
+    created_at = models.DateTimeField("created", auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "run file"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_empty(self) -> bool:
+        """Empty for query output means no data rows; for other files, zero bytes."""
+        return self.rows == 0 if self.rows is not None else self.size == 0
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class DeliveryKind(models.TextChoices):
+    UPLOAD = "upload", "Upload"
+    EMAIL = "email", "Email"
+
+
+class Delivery(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="deliveries", verbose_name="run")
+    kind = models.CharField("kind", max_length=10, choices=DeliveryKind.choices)
+    file = models.ForeignKey(RunFile, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries", verbose_name="file")
+    destination = models.ForeignKey(
+        Destination, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries",
+        verbose_name="destination", help_text="The task destination uploaded to (kept as text below if it is removed later).",
+    )
+    target = models.CharField("target", max_length=1000, help_text="Where it went: connection and folder, or the recipients.")
+    status = models.CharField("status", max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    at = models.DateTimeField("time", null=True, blank=True, help_text="When it was sent, skipped or failed.")
+    error = models.TextField("error", blank=True)
+    resent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="resent by", help_text="Set when a user resent a stored file by hand.",
+    )
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "delivery"
+        verbose_name_plural = "deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.file or self.get_kind_display()} → {self.target}"
+
+
+class SchedulerState(models.Model):
+    """Site-wide scheduler switches that must survive a restart."""
+
+    paused = models.BooleanField("paused", default=False, help_text="While paused, no schedule fires.")
+    paused_at = models.DateTimeField("paused at", null=True, blank=True)
+    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="paused by")
+
+    class Meta:
+        verbose_name = "scheduler state"
+
+    @classmethod
+    def get(cls) -> SchedulerState:
+        return cls.objects.get_or_create(pk=1)[0]

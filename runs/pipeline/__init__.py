@@ -1,0 +1,1 @@
+"""The run pipeline: claim → parameters → source → processing → output → delivery → finish."""

@@ -1,0 +1,72 @@
+"""What the stages of one run share: the run, its parameters, its folder and its files."""
+
+from __future__ import annotations
+
+import shutil
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+
+from connections.models import SECRET_FIELDS
+from runs.models import Run
+from runs.pipeline.log import RunLogger
+from tasks.models import Task
+from tasks.parameters import Param, merge, resolve
+
+
+@dataclass
+class LocalFile:
+    """A file in the run's folder on its way to the output stage."""
+
+    path: Path
+    name: str
+    rows: int | None = None  # data rows for table output; None for opaque files
+
+
+@dataclass
+class RunContext:
+    run: Run
+    task: Task
+    log: RunLogger
+    workdir: Path
+    at: datetime
+    params: list[Param] = field(default_factory=list)
+    files: list[LocalFile] = field(default_factory=list)
+    rows: int | None = None
+    delivery_errors: list[Exception] = field(default_factory=list)
+
+    @property
+    def sensitive_values(self) -> list[str]:
+        return [p.value for p in self.params if p.sensitive]
+
+
+def intended_time(run: Run, task: Task) -> datetime:
+    """The run's intended time in the project's zone: dates in names come from it."""
+    return run.intended_at.astimezone(zoneinfo.ZoneInfo(task.project.timezone))
+
+
+def load_parameters(task: Task, at: datetime) -> list[Param]:
+    project = [p.as_param() for p in task.project.parameters.all()]
+    own = [p.as_param() for p in task.parameters.all()]
+    return resolve(merge(project, own), at)
+
+
+def connection_secrets(task: Task) -> list[str]:
+    """Every secret of every connection the task uses, so the log can mask them."""
+    connections = [task.source_connection, *(d.connection for d in task.destinations.all())]
+    connections += [c.connection for c in task.code_locations.all()]
+    values = []
+    for conn in filter(None, connections):
+        values += [getattr(conn, name) for name in SECRET_FIELDS]
+    return values
+
+
+def make_workdir(run: Run) -> Path:
+    path = Path(settings.COURIER_WORK_DIR) / f"run-{run.pk}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    path.chmod(0o700)
+    return path

@@ -1,0 +1,115 @@
+"""One run from claim to finish: the stages in order, every outcome recorded."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Callable
+
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from runs.models import CLAIMABLE, Run, RunStatus, Stage
+from runs.pipeline import delivery, output, source
+from runs.pipeline.context import RunContext, connection_secrets, intended_time, load_parameters, make_workdir
+from runs.pipeline.errors import StageFailure
+from runs.pipeline.log import RunLogger
+from tasks.models import Task
+from tasks.parameters import ParameterError
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(run_id: int) -> Run | None:
+    """Take a waiting run for this process, or None if someone else has it or it was cancelled.
+
+    A conditional UPDATE, not a lock: a second delivery of the same queue
+    message changes zero rows and does nothing.
+    """
+    now = timezone.now()
+    taken = Run.objects.filter(pk=run_id, status__in=CLAIMABLE).update(
+        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker_name()
+    )
+    if not taken:
+        logger.info("Run %s was not claimed: already taken, finished or cancelled.", run_id)
+        return None
+    return Run.objects.select_related("task__project", "task__source_connection__organization").get(pk=run_id)
+
+
+def _load_task(run: Run) -> Task:
+    return (
+        Task.objects.select_related("project", "source_connection__organization", "gpg_key")
+        .prefetch_related("parameters", "project__parameters", Prefetch("destinations"), "code_locations__connection")
+        .get(pk=run.task_id)
+    )
+
+
+def _context(run: Run, log: RunLogger) -> RunContext:
+    task = _load_task(run)
+    at = intended_time(run, task)
+    log.add_secrets(connection_secrets(task))
+    try:
+        params = load_parameters(task, at)
+    except ParameterError as exc:
+        raise StageFailure(Stage.PARAMETERS, f"The parameters cannot be read: {exc}", permanent=True) from None
+    ctx = RunContext(run=run, task=task, log=log, workdir=make_workdir(run), at=at, params=params)
+    log.add_secrets(ctx.sensitive_values)
+    log.info(Stage.PARAMETERS, f"Intended time {at:%Y-%m-%d %H:%M %Z}; {len(params)} parameter(s).")
+    return ctx
+
+
+def _stages(ctx: RunContext) -> None:
+    source.run(ctx)
+    files = output.run(ctx)
+    uploads = delivery.pending_uploads(ctx, files)
+    local = {record.pk: local.path for record, local in zip(files, ctx.files, strict=True)}
+    if uploads:
+        delivery.run(ctx, uploads, local)
+    elif files:
+        ctx.log.info(delivery.STAGE, "The task has no destinations; the files are kept in Courier's file storage.")
+
+
+def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | None:
+    """Run a queued run to its end. Returns the finished run, or None if it was not ours to run."""
+    run = claim(run_id)
+    if run is None:
+        return None
+    log = RunLogger(run, echo)
+    log.info(Stage.CLAIM, f"Attempt {run.attempt} of {run.task} started by {run.get_trigger_display().lower()} on {run.worker}.")
+    ctx = None
+    try:
+        ctx = _context(run, log)
+        _stages(ctx)
+    except StageFailure as failure:
+        _fail(run, log, failure)
+    except Exception as exc:  # noqa: BLE001 - a bug must still end the run, never leave it "running"
+        logger.exception("Run %s failed unexpectedly", run.pk)
+        _fail(run, log, StageFailure(Stage.FINISH, f"Internal error: {type(exc).__name__}: {exc}"))
+    else:
+        _succeed(run, log, ctx)
+    finally:
+        if ctx is not None:
+            shutil.rmtree(ctx.workdir, ignore_errors=True)
+    return run
+
+
+def _succeed(run: Run, log: RunLogger, ctx: RunContext) -> None:
+    run.status, run.rows, run.finished_at = RunStatus.SUCCEEDED, ctx.rows, timezone.now()
+    run.save(update_fields=["status", "rows", "finished_at"])
+    log.info(Stage.FINISH, f"Succeeded in {(run.finished_at - run.started_at).total_seconds():.1f} s.")
+
+
+def _fail(run: Run, log: RunLogger, failure: StageFailure) -> None:
+    message = log.mask(failure.message)
+    log.error(failure.stage, message)
+    run.status, run.finished_at = RunStatus.FAILED, timezone.now()
+    run.error, run.error_stage, run.permanent = message, failure.stage, failure.permanent
+    run.save(update_fields=["status", "finished_at", "error", "error_stage", "permanent"])
+    kind = "permanent" if failure.permanent else "transient"
+    log.info(Stage.FINISH, f"Failed at the {failure.stage} stage ({kind} failure).")

@@ -1,0 +1,92 @@
+"""The source stage: read the task's data into files in the run's folder."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+from connections.clients import ClientError
+from connections.clients import odbc
+from runs.pipeline.context import LocalFile, RunContext
+from runs.pipeline.errors import StageFailure
+from runs.pipeline.formats import open_writer
+from runs.pipeline.naming import output_file_name
+from tasks.models import CodeLocationKind, CodeRole, SourceKind
+from tasks.sqltext import SqlError, insert_parameters, prepare
+
+STAGE = "source"
+
+
+def source_code(ctx: RunContext) -> str:
+    """The query or command text, before parameters."""
+    code = ctx.task.code_locations.filter(role=CodeRole.SOURCE).first()
+    if code is None:
+        raise StageFailure(STAGE, "The task has no query or command.", permanent=True)
+    if code.location != CodeLocationKind.INLINE:
+        raise StageFailure(STAGE, f"Code from {code.get_location_display()} is not supported yet.", permanent=True)
+    if not code.text.strip():
+        raise StageFailure(STAGE, "The task's query is empty.", permanent=True)
+    return code.text
+
+
+def prepared_sql(ctx: RunContext) -> list[str]:
+    conn = ctx.task.source_connection
+    try:
+        return prepare(insert_parameters(source_code(ctx), ctx.params), conn.dialect)
+    except SqlError as exc:
+        raise StageFailure(STAGE, f"The query cannot be prepared: {exc}", permanent=True) from None
+
+
+def run_database(ctx: RunContext) -> None:
+    conn = ctx.task.source_connection
+    batches = prepared_sql(ctx)
+    name = output_file_name(ctx.task, ctx.params, ctx.at)
+    path = ctx.workdir / "out" / name
+    path.parent.mkdir(exist_ok=True)
+    ctx.log.info(STAGE, f"Running the query on {conn} ({len(batches)} batch{'es' if len(batches) > 1 else ''}).")
+    writer_box = []
+
+    def sink(columns, row_batches):
+        writer = open_writer(ctx.task, path, columns)
+        writer_box.append(writer)
+        ctx.log.info(STAGE, f"Result columns: {', '.join(columns)}.")
+        _stream(ctx, writer, row_batches)
+
+    try:
+        found = odbc.run_query(conn, batches, sink, batch=settings.COURIER_FETCH_BATCH)
+    except ClientError as exc:
+        raise StageFailure(STAGE, str(exc), permanent=exc.permanent) from None
+    finally:
+        for writer in writer_box:
+            writer.close()
+    if not found:
+        raise StageFailure(STAGE, "The query returned no result set (only row counts); nothing to export.", permanent=True)
+    rows = writer_box[0].rows
+    ctx.rows = rows
+    ctx.log.info(STAGE, f"The query returned {rows} row{'s' if rows != 1 else ''}.")
+    if rows == 0 and ctx.task.source_fail_on_empty:
+        raise StageFailure(STAGE, "The query returned no rows, and the task is set to fail when that happens.", permanent=False)
+    ctx.files.append(LocalFile(path=path, name=name, rows=rows))
+
+
+def _stream(ctx: RunContext, writer, row_batches) -> None:
+    every = settings.COURIER_ROWCOUNT_SECONDS
+    last = time.monotonic()
+    for rows in row_batches:
+        writer.write(rows)
+        if time.monotonic() - last >= every:
+            ctx.log.info(STAGE, f"{writer.rows} rows so far.")
+            last = time.monotonic()
+
+
+RUNNERS = {SourceKind.DATABASE: run_database}
+
+
+def run(ctx: RunContext) -> None:
+    kind = ctx.task.source_kind
+    try:
+        runner = RUNNERS[kind]
+    except KeyError:
+        raise StageFailure(STAGE, f"The {ctx.task.get_source_kind_display()} source is not supported yet.", permanent=True) from None
+    runner(ctx)

@@ -1,0 +1,72 @@
+"""Admin for tasks: one page whose sections follow the SPEC (general, source, processing, output, deliveries)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from projects.forms import ParameterForm
+from runs import services
+from tasks.models import CodeLocation, Destination, Notification, Task, TaskParameter
+
+
+class TaskParameterInline(admin.TabularInline):
+    model = TaskParameter
+    form = ParameterForm
+    extra = 0
+    verbose_name_plural = "parameters (override the project's)"
+
+
+class CodeLocationInline(admin.StackedInline):
+    model = CodeLocation
+    extra = 0
+    max_num = 2
+    fields = ["role", "location", "text", "connection", "path", "url", "cache", "cached_at"]
+    readonly_fields = ["cached_at"]
+    verbose_name_plural = "code: the query or command, and the processing script"
+
+
+class DestinationInline(admin.TabularInline):
+    model = Destination
+    extra = 0
+    fields = ["kind", "connection", "folder", "if_exists", "skip_empty", "position"]
+
+
+class NotificationInline(admin.StackedInline):
+    model = Notification
+    extra = 0
+    max_num = 2
+    fields = ["event", "recipients", "subject", "message", ("attach", "embed", "skip_empty")]
+
+
+@admin.action(description="Run the selected tasks now", permissions=["run"])
+def run_selected(modeladmin, request, queryset):
+    for task in queryset.select_related("project"):
+        run = services.run_now(task, user=request.user)
+        modeladmin.message_user(request, f"Run {run.pk} of {task} is queued.", messages.SUCCESS)
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "enabled", "rank", "source_kind", "output_type"]
+    list_filter = ["enabled", "source_kind", "output_type", "project"]
+    search_fields = ["name", "project__name"]
+    list_select_related = ["project"]
+    inlines = [TaskParameterInline, CodeLocationInline, DestinationInline, NotificationInline]
+    actions = [run_selected]
+    fieldsets = [
+        (None, {"fields": ["project", "name", "enabled", "rank", "timeout_minutes"]}),
+        ("Retries", {"fields": ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]}),
+        ("Data source", {"fields": [
+            "source_kind", "source_connection", ("source_headers", "source_fail_on_empty"),
+            "source_path", ("source_missing_ok", "source_delimiter"), "source_stdout_as_file",
+        ]}),
+        ("Processing script", {"fields": ["processing_entry", "processing_requirements"], "classes": ["collapse"]}),
+        ("Output file", {"fields": [
+            "output_type", "output_name", ("output_delimiter", "output_headers", "output_quoting", "output_escape_char"),
+            ("output_encoding", "output_line_ending", "output_line_suffix"),
+        ]}),
+        ("Zip and encryption", {"fields": [("zip_enabled", "zip_name"), ("gpg_key", "gpg_armor")]}),
+    ]
+
+    def has_run_permission(self, request):
+        return request.user.has_perm("tasks.run_task")

@@ -1,0 +1,258 @@
+"""Tasks: where data comes from, how it is processed, what file is made, where it goes."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from connections.models import Connection, ConnectionKind, GpgKey
+from projects.models import ParameterBase, Project
+
+
+class SourceKind(models.TextChoices):
+    DATABASE = "database", "Database query"
+    SFTP = "sftp", "SFTP file"
+    FTP = "ftp", "FTP file"
+    SMB = "smb", "SMB file"
+    SSH = "ssh", "SSH command"
+    PYTHON = "python", "Python script only"
+
+
+class OutputType(models.TextChoices):
+    CSV = "csv", "CSV"
+    TEXT = "text", "Delimited text"
+    XLSX = "xlsx", "Excel (.xlsx)"
+    JSONL = "jsonl", "JSON lines"
+    KEEP = "keep", "Keep as is"
+
+
+class Quoting(models.TextChoices):
+    MINIMAL = "minimal", "Minimal (only when needed)"
+    ALL = "all", "All fields"
+    NONNUMERIC = "nonnumeric", "Non-numeric fields"
+    NONE = "none", "None (escape instead)"
+
+
+class Encoding(models.TextChoices):
+    UTF8 = "utf-8", "UTF-8"
+    UTF8_SIG = "utf-8-sig", "UTF-8 with BOM"
+    CP1252 = "cp1252", "Windows-1252"
+    LATIN1 = "latin-1", "Latin-1"
+
+
+class LineEnding(models.TextChoices):
+    LF = "lf", "LF (Unix)"
+    CRLF = "crlf", "CRLF (Windows)"
+
+
+# Which connection kind each source needs.
+SOURCE_CONNECTION_KIND = {
+    SourceKind.DATABASE: ConnectionKind.DATABASE,
+    SourceKind.SFTP: ConnectionKind.SFTP,
+    SourceKind.FTP: ConnectionKind.FTP,
+    SourceKind.SMB: ConnectionKind.SMB,
+    SourceKind.SSH: ConnectionKind.SSH,
+}
+
+
+class Task(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks", verbose_name="project", help_text="Tasks run when their project fires.")
+    name = models.CharField("name", max_length=200, help_text="Unique within the project.")
+    enabled = models.BooleanField("enabled", default=True, help_text="Only enabled tasks run when the project fires.")
+    rank = models.IntegerField("run rank", null=True, blank=True, help_text="Order within a sequence project (ascending; ties and blanks by name).")
+    timeout_minutes = models.PositiveIntegerField("timeout (minutes)", default=60, help_text="The whole run is stopped after this long.")
+    retry_max = models.PositiveIntegerField("retries", default=0, help_text="How many times a failed run is tried again.")
+    retry_delay_minutes = models.PositiveIntegerField("retry delay (minutes)", default=5, help_text="Wait this long before the first retry.")
+    retry_backoff = models.FloatField("retry backoff", default=1.0, help_text="Each further retry waits this many times longer (1 = same delay).")
+    retry_on_every_failure = models.BooleanField(
+        "retry on every failure", default=False,
+        help_text="Also retry failures that cannot succeed by trying again (query syntax, wrong password).",
+    )
+
+    # Source
+    source_kind = models.CharField("data source", max_length=20, choices=SourceKind.choices, default=SourceKind.DATABASE, help_text="Where the data comes from.")
+    source_connection = models.ForeignKey(
+        Connection, on_delete=models.PROTECT, null=True, blank=True, related_name="source_tasks",
+        verbose_name="source connection", help_text="The database, file server or SSH host to read from.",
+    )
+    source_headers = models.BooleanField("include column headers", default=True, help_text="Query sources: pass the column names on as the header row.")
+    source_fail_on_empty = models.BooleanField("fail when no rows", default=False, help_text="Query sources: a query that returns no rows fails the run.")
+    source_path = models.CharField(
+        "remote path", max_length=1000, blank=True,
+        help_text="File sources: path with wildcards (* ? [seq] [!seq]), parameters and date patterns, e.g. in/orders_%Y%m%d*.csv.",
+    )
+    source_missing_ok = models.BooleanField("no match is fine", default=False, help_text="File sources: succeed with nothing delivered when no file matches.")
+    source_delimiter = models.CharField(
+        "source delimiter", max_length=5, blank=True,
+        help_text="File sources: blank passes files on byte for byte; a delimiter (e.g. , or \\t) reads them as delimited text to re-write.",
+    )
+    source_stdout_as_file = models.BooleanField("keep stdout as the output file", default=False, help_text="SSH sources: the command's standard output becomes the file.")
+
+    # Processing
+    processing_entry = models.CharField("script entry file", max_length=500, blank=True, help_text="For a package (folder, archive, repository): the file to run inside it.")
+    processing_requirements = models.TextField(
+        "script requirements", blank=True,
+        help_text="pip requirements, one per line. Blank: read from the package, or from the script's imports.",
+    )
+
+    # Output
+    output_type = models.CharField("output type", max_length=10, choices=OutputType.choices, blank=True, help_text="Blank keeps source files and names as they are.")
+    output_name = models.CharField(
+        "output file name", max_length=500, blank=True,
+        help_text="May use parameters and date patterns, e.g. orders_%Y%m%d-1. The extension comes from the type unless given.",
+    )
+    output_delimiter = models.CharField("delimiter", max_length=5, default=",", help_text="Delimited text: the field separator; \\t for tab.")
+    output_headers = models.BooleanField("header row", default=True, help_text="Write the column names as the first line.")
+    output_quoting = models.CharField("quoting", max_length=12, choices=Quoting.choices, default=Quoting.MINIMAL, help_text="Which fields are put in quotes.")
+    output_escape_char = models.CharField("escape character", max_length=1, blank=True, default="\\", help_text="Used with quoting “none” before delimiters inside values.")
+    output_encoding = models.CharField("encoding", max_length=12, choices=Encoding.choices, default=Encoding.UTF8, help_text="Character encoding of text output.")
+    output_line_ending = models.CharField("line ending", max_length=4, choices=LineEnding.choices, default=LineEnding.LF, help_text="End of each line.")
+    output_line_suffix = models.CharField("characters at line end", max_length=20, blank=True, help_text="Appended to every line before the line ending, e.g. ~.")
+    zip_enabled = models.BooleanField("zip the files", default=False, help_text="Put all output files into one zip archive.")
+    zip_name = models.CharField("zip name", max_length=500, blank=True, help_text="May use parameters and date patterns; .zip is added if missing.")
+    gpg_key = models.ForeignKey(
+        GpgKey, on_delete=models.PROTECT, null=True, blank=True, related_name="tasks",
+        verbose_name="encrypt for GPG key", help_text="Encrypt each file for this public key (before zipping). Blank: no encryption.",
+    )
+    gpg_armor = models.BooleanField("ASCII armour", default=False, help_text="Write armoured .asc instead of binary .gpg.")
+
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        ordering = ["project__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="task_unique_name_per_project")]
+        permissions = [("run_task", "Can run tasks")]
+        verbose_name = "task"
+
+    def __str__(self) -> str:
+        return f"{self.project.name}/{self.name}"
+
+    def clean(self) -> None:
+        errors = {}
+        wanted = SOURCE_CONNECTION_KIND.get(self.source_kind)
+        conn = self.source_connection
+        if wanted and conn is None:
+            errors["source_connection"] = f"A {self.get_source_kind_display()} source needs a {ConnectionKind(wanted).label} connection."
+        elif wanted and conn.kind != wanted:
+            errors["source_connection"] = f"“{conn}” is a {conn.get_kind_display()} connection; this source needs a {ConnectionKind(wanted).label} connection."
+        elif not wanted and conn is not None:
+            errors["source_connection"] = "A Python-script-only source takes no connection."
+        if self.source_kind in (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB) and not self.source_path:
+            errors["source_path"] = "A file source needs a remote path."
+        if self.retry_backoff < 1:
+            errors["retry_backoff"] = "The backoff multiplier must be 1 or more."
+        if self.zip_enabled and not self.zip_name:
+            errors["zip_name"] = "Give the zip archive a name."
+        if errors:
+            raise ValidationError(errors)
+
+
+class TaskParameter(ParameterBase):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="parameters", verbose_name="task")
+
+    class Meta(ParameterBase.Meta):
+        constraints = [models.UniqueConstraint(fields=["task", "key"], name="task_parameter_unique_key")]
+        verbose_name = "task parameter"
+
+
+class CodeRole(models.TextChoices):
+    SOURCE = "source", "Query / command"
+    PROCESSING = "processing", "Processing script"
+
+
+class CodeLocationKind(models.TextChoices):
+    INLINE = "inline", "Inline"
+    SFTP = "sftp", "SFTP"
+    FTP = "ftp", "FTP"
+    SMB = "smb", "SMB"
+    GITLAB = "gitlab", "GitLab"
+    WEB = "web", "Web URL"
+
+
+class CodeLocation(models.Model):
+    """Where a task's query, SSH command or processing script is read from."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="code_locations", verbose_name="task")
+    role = models.CharField("used as", max_length=12, choices=CodeRole.choices, help_text="The task's query or command, or its processing script.")
+    location = models.CharField("location", max_length=10, choices=CodeLocationKind.choices, default=CodeLocationKind.INLINE, help_text="Where the code is kept.")
+    text = models.TextField("code", blank=True, help_text="Inline code (SQL, shell command or Python).")
+    connection = models.ForeignKey(
+        Connection, on_delete=models.PROTECT, null=True, blank=True, related_name="code_locations",
+        verbose_name="connection", help_text="The file server or code host the code is fetched from.",
+    )
+    path = models.CharField("path", max_length=1000, blank=True, help_text="SFTP/FTP/SMB: path of the file (or package folder/archive).")
+    url = models.CharField("URL", max_length=1000, blank=True, help_text="GitLab file URL or any HTTP(S) URL (or a git repository for a package).")
+    cache = models.BooleanField("keep a cached copy", default=False, help_text="If a later fetch fails, run the last fetched text and log a warning.")
+    cached_text = models.TextField("cached text", blank=True, editable=False, help_text="The last successfully fetched text, before parameters.")
+    cached_at = models.DateTimeField("cached at", null=True, blank=True, editable=False, help_text="When the cached text was fetched.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "role"], name="code_location_one_per_role")]
+        verbose_name = "code location"
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} ({self.get_location_display()})"
+
+
+class IfExists(models.TextChoices):
+    FAIL = "fail", "Fail"
+    OVERWRITE = "overwrite", "Overwrite"
+    SKIP = "skip", "Skip"
+
+
+class DestinationKind(models.TextChoices):
+    SFTP = "sftp", "SFTP"
+    FTP = "ftp", "FTP"
+    SMB = "smb", "SMB"
+    FOLDER = "folder", "Local folder"
+
+
+class Destination(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="destinations", verbose_name="task")
+    kind = models.CharField("kind", max_length=10, choices=DestinationKind.choices, help_text="How the files are delivered.")
+    connection = models.ForeignKey(
+        Connection, on_delete=models.PROTECT, related_name="destinations",
+        verbose_name="connection", help_text="The server or local folder connection to deliver to.",
+    )
+    folder = models.CharField("folder", max_length=1000, blank=True, help_text="Relative to the connection's base folder; blank for the base folder itself.")
+    if_exists = models.CharField("if the file exists", max_length=10, choices=IfExists.choices, default=IfExists.FAIL, help_text="Fail (default), overwrite it, or skip this file.")
+    skip_empty = models.BooleanField("do not send empty files", default=False, help_text="Query output without data rows, or a zero-byte file, is not sent.")
+    position = models.PositiveIntegerField("position", default=0, help_text="Deliveries happen in this order.")
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name = "destination"
+
+    def __str__(self) -> str:
+        folder = f" {self.folder}" if self.folder else ""
+        return f"{self.get_kind_display()} {self.connection}{folder}"
+
+    def clean(self) -> None:
+        if self.connection_id and self.connection.kind != self.kind:
+            raise ValidationError({"connection": f"“{self.connection}” is a {self.connection.get_kind_display()} connection, not {self.get_kind_display()}."})
+
+
+class NotificationEvent(models.TextChoices):
+    SUCCESS = "success", "On success"
+    FAILURE = "failure", "On failure"
+
+
+class Notification(models.Model):
+    """An email (or email-to-SMS) sent after a run succeeds or fails."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="notifications", verbose_name="task")
+    event = models.CharField("when", max_length=10, choices=NotificationEvent.choices, help_text="Send after a successful or a failed run.")
+    recipients = models.TextField("to", help_text="Addresses separated by ; , or new lines. A phone-number address (5551234567@gateway) gets a short text.")
+    subject = models.CharField("subject", max_length=500, blank=True, help_text="May use parameters and date patterns. Blank for a default subject.")
+    message = models.TextField("message", blank=True, help_text="May use parameters and date patterns. Blank for a default message.")
+    attach = models.BooleanField("attach files", default=False, help_text="Success mail: attach the output files.")
+    embed = models.BooleanField("embed as table", default=False, help_text="Success mail: show the output as an HTML table (cut at a size cap).")
+    skip_empty = models.BooleanField("not for empty output", default=False, help_text="Success mail: do not send when the output has no data.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "event"], name="notification_one_per_event")]
+        verbose_name = "email notification"
+
+    def __str__(self) -> str:
+        return f"{self.get_event_display()}: {self.recipients}"

@@ -1,0 +1,30 @@
+"""Shared fixtures: the real servers (tests/servers.py), named users, and a few model builders."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission
+
+pytest_plugins = ["tests.servers"]
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return django_user_model.objects.create_superuser("root", "root@example.test", "rootpass")
+
+
+@pytest.fixture
+def staff_runner(django_user_model):
+    """A staff user who may view, change and run tasks and projects."""
+    user = django_user_model.objects.create_user("runner", "runner@example.test", "runnerpass", is_staff=True)
+    codenames = ["view_task", "change_task", "add_task", "run_task", "view_project", "change_project", "add_project", "view_run"]
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.fixture
+def staff_viewer(django_user_model):
+    """A staff user with view rights only."""
+    user = django_user_model.objects.create_user("viewer", "viewer@example.test", "viewerpass", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=["view_task", "view_project", "view_run"]))
+    return user
