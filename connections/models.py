@@ -114,6 +114,10 @@ class Connection(models.Model):
     token = SecretField("token", blank=True, help_text="API or access token. Stored encrypted.")
     verify_tls = models.BooleanField("verify TLS", default=True, help_text="Check the server's certificate. Switch off only for an internal server with a private CA.")
 
+    tested_at = models.DateTimeField("last tested", null=True, blank=True, editable=False, help_text="When “Test connection” last ran.")
+    test_ok = models.BooleanField("last test passed", null=True, editable=False, help_text="Outcome of the last test.")
+    test_message = models.TextField("last test result", blank=True, editable=False, help_text="What the last test reported (never a secret).")
+
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
 

@@ -122,7 +122,6 @@ COURIER_BASE_URL = env.str("COURIER_BASE_URL", default="http://127.0.0.1:8000")
 # count is written to the run log.
 COURIER_FETCH_BATCH = env.int("COURIER_FETCH_BATCH", default=5000)
 COURIER_ROWCOUNT_SECONDS = env.float("COURIER_ROWCOUNT_SECONDS", default=2.0)
-COURIER_PROCESSING_ENABLED = env.bool("COURIER_PROCESSING_ENABLED", default=True)
 
 # The longest a run may take; django-q2's own limits are derived from it so
 # that the broker never redelivers a run that is still working (SPEC §11).

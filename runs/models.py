@@ -178,16 +178,26 @@ class Delivery(models.Model):
         return f"{self.file or self.get_kind_display()} → {self.target}"
 
 
-class SchedulerState(models.Model):
-    """Site-wide scheduler switches that must survive a restart."""
+class SiteState(models.Model):
+    """Site-wide switches that must survive a restart (one row)."""
 
-    paused = models.BooleanField("paused", default=False, help_text="While paused, no schedule fires.")
-    paused_at = models.DateTimeField("paused at", null=True, blank=True)
-    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name="paused by")
+    paused = models.BooleanField("scheduler paused", default=False, help_text="While paused, no schedule fires and no retry starts.")
+    paused_at = models.DateTimeField("paused at", null=True, blank=True, help_text="When the scheduler was paused.")
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="paused by", help_text="Who paused the scheduler.",
+    )
+    processing_enabled = models.BooleanField(
+        "processing scripts allowed", default=True,
+        help_text="Switch off to stop every processing script site-wide; tasks that need one then fail clearly.",
+    )
 
     class Meta:
-        verbose_name = "scheduler state"
+        verbose_name = "site state"
+
+    def __str__(self) -> str:
+        return "Site state"
 
     @classmethod
-    def get(cls) -> SchedulerState:
+    def get(cls) -> SiteState:
         return cls.objects.get_or_create(pk=1)[0]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from runs import lifecycle
 from runs.models import CLAIMABLE, Run, RunStatus, Stage
 from runs.pipeline import delivery, output, source
 from runs.pipeline.context import RunContext, connection_secrets, intended_time, load_parameters, make_workdir
@@ -96,6 +97,7 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
     finally:
         if ctx is not None:
             shutil.rmtree(ctx.workdir, ignore_errors=True)
+    lifecycle.after_run(run, log)
     return run
 
 

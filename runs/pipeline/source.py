@@ -12,7 +12,8 @@ from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import open_writer
 from runs.pipeline.naming import output_file_name
-from tasks.models import CodeLocationKind, CodeRole, SourceKind
+from tasks.code import CodeError, load_text
+from tasks.models import CodeRole, SourceKind
 from tasks.sqltext import SqlError, insert_parameters, prepare
 
 STAGE = "source"
@@ -20,14 +21,13 @@ STAGE = "source"
 
 def source_code(ctx: RunContext) -> str:
     """The query or command text, before parameters."""
-    code = ctx.task.code_locations.filter(role=CodeRole.SOURCE).first()
-    if code is None:
-        raise StageFailure(STAGE, "The task has no query or command.", permanent=True)
-    if code.location != CodeLocationKind.INLINE:
-        raise StageFailure(STAGE, f"Code from {code.get_location_display()} is not supported yet.", permanent=True)
-    if not code.text.strip():
-        raise StageFailure(STAGE, "The task's query is empty.", permanent=True)
-    return code.text
+    try:
+        text = load_text(ctx.task, CodeRole.SOURCE, warn=lambda msg: ctx.log.warning(STAGE, msg))
+    except CodeError as exc:
+        raise StageFailure(STAGE, str(exc), permanent=exc.permanent) from None
+    if not text.strip():
+        raise StageFailure(STAGE, "The task's query or command is empty.", permanent=True)
+    return text
 
 
 def prepared_sql(ctx: RunContext) -> list[str]:
