@@ -177,7 +177,7 @@ def _lex_one(sql: str, i: int, dialect: str) -> tuple[str, int]:
 
 def tokenize(sql: str, dialect: str) -> list[Token]:
     """Split ``sql`` into tokens; joining their texts gives ``sql`` back."""
-    _check_dialect(dialect)
+    dialect = _check_dialect(dialect)
     tokens: list[Token] = []
     index = 0
     while index < len(sql):
@@ -187,9 +187,12 @@ def tokenize(sql: str, dialect: str) -> list[Token]:
     return tokens
 
 
-def _check_dialect(dialect: str) -> None:
+def _check_dialect(dialect: str) -> str:
+    """The dialect to use; a connection saved with none is "other"."""
+    dialect = dialect or "other"
     if dialect not in DIALECTS:
         raise SqlError(f"unknown SQL dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
+    return dialect
 
 
 def _text(tokens: Iterable[Token]) -> str:
@@ -292,7 +295,7 @@ def _without_use(tokens: list[Token]) -> list[Token]:
 
 def prepare(sql: str, dialect: str) -> list[str]:
     """The batches to run, in order, in one session (SPEC 3.6 steps 1 and 2)."""
-    _check_dialect(dialect)
+    dialect = _check_dialect(dialect)
     batches = []
     for batch in _split_batches(tokenize(sql, dialect), sql):
         kept = _without_use(batch)

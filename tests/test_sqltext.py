@@ -19,6 +19,9 @@ NOCOUNT = "SET NOCOUNT ON;\n"
         ("SELECT 1", "postgresql", ["SELECT 1"]),
         ("SELECT 1", "mysql", ["SELECT 1"]),
         ("SELECT 1", "sqlite", ["SELECT 1"]),
+        ("SELECT 1", "", ["SELECT 1"]),  # a connection without a dialect: "other"
+        ("SELECT * FROM #tmp\nGO", "mssql", [NOCOUNT + "SELECT * FROM #tmp"]),
+        ("SELECT 1 # note\nGO", "mysql", ["SELECT 1 # note"]),
         ("", "mssql", []),  # nothing to run: no NOCOUNT either
         ("-- just a note\n/* and this */", "mssql", []),
         # USE is removed, with its semicolon and its line.
@@ -88,7 +91,11 @@ def test_prepare_errors(sql: str, dialect: str, message: str) -> None:
     ("sql", "params", "expected"),
     [
         # The two examples of SPEC section 6.
-        ("DECLARE @d datetime = getdate()", {"@d": "getdate()-1"}, "DECLARE @d datetime = getdate()-1"),
+        (
+            "DECLARE @d datetime = getdate()",
+            {"@d": "getdate()-1"},
+            "DECLARE @d datetime = getdate()-1",
+        ),
         ("SET @d = 1", {"@d": "2"}, "SET @d = 2"),
         ("SET @d = 1;", {"@d": "2"}, "SET @d = 2;"),
         ("DECLARE @d AS int = 1", {"@d": "2"}, "DECLARE @d AS int = 2"),
@@ -116,7 +123,11 @@ def test_prepare_errors(sql: str, dialect: str, message: str) -> None:
             {"@s": "'x'"},
             "DECLARE @s varchar(9) = 'x'\nSELECT @s",
         ),
-        ("DECLARE @d int = 1 -- one\nSELECT 1", {"@d": "7"}, "DECLARE @d int = 7 -- one\nSELECT 1"),
+        (
+            "DECLARE @d int = 1 -- one\nSELECT 1",
+            {"@d": "7"},
+            "DECLARE @d int = 7 -- one\nSELECT 1",
+        ),
         (
             "SET @d = CASE WHEN 1=1 THEN 2 ELSE 3 END\nSELECT @d",
             {"@d": "9"},

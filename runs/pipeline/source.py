@@ -14,7 +14,7 @@ from runs.pipeline.formats import open_writer
 from runs.pipeline.naming import output_file_name
 from tasks.code import CodeError, load_text
 from tasks.models import CodeRole, SourceKind
-from tasks.sqltext import SqlError, insert_parameters, prepare
+from tasks.sqltext import SqlError, render
 
 STAGE = "source"
 
@@ -33,7 +33,7 @@ def source_code(ctx: RunContext) -> str:
 def prepared_sql(ctx: RunContext) -> list[str]:
     conn = ctx.task.source_connection
     try:
-        return prepare(insert_parameters(source_code(ctx), ctx.params), conn.dialect)
+        return render(source_code(ctx), conn.dialect or "other", ctx.params)
     except SqlError as exc:
         raise StageFailure(STAGE, f"The query cannot be prepared: {exc}", permanent=True) from None
 

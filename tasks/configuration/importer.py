@@ -1,0 +1,246 @@
+"""`import_config`: create or update everything by name, all or nothing (SPEC §12).
+
+Objects are matched by name (connections by "Organization/name", tasks by
+name within their project); a field is only written when its value differs,
+so importing the same file twice changes nothing. Every problem is reported
+with its JSON path and the transaction is rolled back.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+
+from connections.models import KIND_FIELDS, SECRET_FIELDS, Connection, ConnectionKind, Dialect, GpgKey, Organization
+from projects.models import IntervalUnit, Project, ProjectParameter
+from tasks.configuration import sections
+from tasks.configuration.reader import ConfigError, Reader
+from tasks.models import Task, TaskParameter
+
+FORMAT_VERSION = 1
+
+
+def assign(obj: models.Model, values: dict) -> bool:
+    """Set the values that differ; secrets are compared in clear text so an unchanged one is not re-encrypted."""
+    changed = False
+    for name, value in values.items():
+        field = obj._meta.get_field(name)
+        if field.is_relation:
+            # Compare ids: reading an unset relation of a new object raises.
+            current, new = getattr(obj, field.attname), value.pk if value is not None else None
+        else:
+            current, new = getattr(obj, name), value
+        if current != new:
+            setattr(obj, name, value)
+            changed = True
+    return changed
+
+
+def save_valid(reader: Reader, obj: models.Model, path: str, *, changed: bool = True, exclude=()) -> None:
+    if not (changed or obj.pk is None):
+        return
+    try:
+        obj.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            for message in messages:
+                reader.error(path if field == "__all__" else f"{path}.{field}", message)
+        return
+    obj.save()
+
+
+class Importer:
+    def __init__(self, reader: Reader) -> None:
+        self.r = reader
+        self.connections: dict[str, Connection] = {}
+        self.gpg_keys: dict[str, GpgKey] = {}
+
+    def run(self, data: dict) -> None:
+        if self.r.obj(data, "$") is None:
+            return
+        if data.get("version") != FORMAT_VERSION:
+            self.r.error("version", f"must be {FORMAT_VERSION}")
+            return
+        for i, org in enumerate(self.r.items(data, "organizations", "$")):
+            self.organization(org, f"organizations[{i}]")
+        for i, key in enumerate(self.r.items(data, "gpg_keys", "$")):
+            self.gpg_key(key, f"gpg_keys[{i}]")
+        self.connections.update({str(c): c for c in Connection.objects.select_related("organization")})
+        self.gpg_keys.update({k.name: k for k in GpgKey.objects.all()})
+        for i, project in enumerate(self.r.items(data, "projects", "$")):
+            self.project(project, f"projects[{i}]")
+
+    def organization(self, data: dict, path: str) -> None:
+        if self.r.obj(data, path) is None:
+            return
+        name = self.r.text(data, "name", path, required=True)
+        contact = self.r.obj(data.get("contact", {}), f"{path}.contact") or {}
+        org = Organization.objects.filter(name=name).first() or Organization(name=name)
+        changed = assign(org, {
+            "description": self.r.text(data, "description", path),
+            "address": self.r.text(data, "address", path),
+            "contact_name": self.r.text(contact, "name", f"{path}.contact"),
+            "contact_email": self.r.text(contact, "email", f"{path}.contact"),
+            "contact_phone": self.r.text(contact, "phone", f"{path}.contact"),
+        })
+        save_valid(self.r, org, path, changed=changed)
+        if org.pk:
+            for i, conn in enumerate(self.r.items(data, "connections", path)):
+                self.connection(org, conn, f"{path}.connections[{i}]")
+
+    def connection(self, org: Organization, data: dict, path: str) -> None:
+        if self.r.obj(data, path) is None:
+            return
+        kind = self.r.choice(data, "kind", path, ConnectionKind.values, what="connection kind")
+        name = self.r.text(data, "name", path, required=True)
+        if kind is None:
+            return
+        conn = Connection.objects.filter(organization=org, name=name).first() or Connection(organization=org, name=name)
+        conn.kind = kind
+        values = {}
+        for field in KIND_FIELDS[kind]:
+            key = {"host": "server"}.get(field, field) if kind == "smb" else ("path" if kind == "folder" else field)
+            value = self._connection_value(data, key, field, path)
+            if field in SECRET_FIELDS and not value:
+                continue  # an export without secrets keeps the stored ones
+            values[field] = value
+        changed = assign(conn, values) or conn.pk is None
+        save_valid(self.r, conn, path, changed=changed, exclude=["organization"])
+
+    def _connection_value(self, data: dict, key: str, field: str, path: str):
+        if field in ("port", "query_timeout", "login_timeout"):
+            return self.r.number(data, key, path, default=None if field == "port" else Connection._meta.get_field(field).default, nullable=field == "port")
+        if field in ("read_only", "tls"):
+            return self.r.flag(data, key, path)
+        if field == "verify_tls":
+            return self.r.flag(data, key, path, default=True)
+        if field == "dialect":
+            return self.r.choice(data, key, path, Dialect.values, default="other", what="dialect")
+        return self.r.text(data, key, path)
+
+    def gpg_key(self, data: dict, path: str) -> None:
+        from connections.clients.gpg import GpgError, inspect_key
+
+        if self.r.obj(data, path) is None:
+            return
+        name = self.r.text(data, "name", path, required=True)
+        text = self.r.text(data, "public_key", path, required=True)
+        key = GpgKey.objects.filter(name=name).first() or GpgKey(name=name)
+        if key.public_key.strip() == text.strip() and key.pk:
+            return
+        try:
+            info = inspect_key(text)
+        except GpgError as exc:
+            self.r.error(f"{path}.public_key", str(exc))
+            return
+        assign(key, {"public_key": text.strip() + "\n", "fingerprint": info.fingerprint,
+                     "user_ids": "\n".join(info.user_ids), "expires_at": info.expires_at})
+        key.save()
+
+    def project(self, data: dict, path: str) -> None:
+        if self.r.obj(data, path) is None:
+            return
+        name = self.r.text(data, "name", path, required=True)
+        owner_name = self.r.text(data, "owner", path, required=True)
+        owner = get_user_model().objects.filter(username=owner_name).first()
+        if owner is None and owner_name:
+            self.r.error(f"{path}.owner", f'no user "{owner_name}"')
+        zone = self.r.text(data, "timezone", path, default="UTC")
+        if zone not in zoneinfo.available_timezones():
+            self.r.error(f"{path}.timezone", f'unknown time zone "{zone}"')
+            zone = "UTC"
+        project = Project.objects.filter(name=name).first() or Project(name=name)
+        values = {"description": self.r.text(data, "description", path), "sequence": self.r.flag(data, "sequence", path),
+                  "timezone": zone, **self.triggers(data, path, zone)}
+        if owner is not None:
+            values["owner"] = owner
+        changed = assign(project, values)
+        if owner is None:
+            return
+        save_valid(self.r, project, path, changed=changed)
+        if project.pk is None:
+            return
+        self.parameters(project.parameters, ProjectParameter, {"project": project}, data, path)
+        for i, task in enumerate(self.r.items(data, "tasks", path)):
+            self.task(project, task, f"{path}.tasks[{i}]")
+
+    def triggers(self, data: dict, path: str, zone: str) -> dict:
+        path = f"{path}.triggers"
+        triggers = self.r.obj(data.get("triggers", {}), path) or {}
+        interval = self.r.obj(triggers.get("interval"), f"{path}.interval", nullable=True)
+        every, unit = None, ""
+        if interval is not None:
+            every = self.r.number(interval, "every", f"{path}.interval", default=None, minimum=1)
+            unit = self.r.choice(interval, "unit", f"{path}.interval", IntervalUnit.values, what="unit") or ""
+        cron = triggers.get("cron") or ""
+        if not isinstance(cron, str):
+            self.r.error(f"{path}.cron", "must be a string or null")
+            cron = ""
+        return {"cron": cron, "interval_every": every, "interval_unit": unit,
+                "once_at": self.r.moment(triggers, "once", path, zone),
+                "start_at": self.r.moment(triggers, "start", path, zone),
+                "end_at": self.r.moment(triggers, "end", path, zone)}
+
+    def parameters(self, manager, model, owner: dict, data: dict, path: str) -> None:
+        existing = {p.key: p for p in manager.all()}
+        seen = set()
+        for i, item in enumerate(self.r.items(data, "parameters", path)):
+            item_path = f"{path}.parameters[{i}]"
+            if self.r.obj(item, item_path) is None:
+                continue
+            key = self.r.text(item, "key", item_path, required=True)
+            value = self.r.text(item, "value", item_path)
+            sensitive = self.r.flag(item, "sensitive", item_path)
+            seen.add(key)
+            param = existing.get(key) or model(key=key, **owner)
+            keep_secret = sensitive and param.pk and param.sensitive and not value
+            if keep_secret or (param.pk and param.sensitive == sensitive and param.clear_value == value and param.position == i):
+                continue
+            param.set_value(value, sensitive)
+            param.position = i
+            save_valid(self.r, param, item_path, exclude=list(owner))
+        for key, param in existing.items():
+            if key not in seen:
+                param.delete()
+
+    def task(self, project: Project, data: dict, path: str) -> None:
+        if self.r.obj(data, path) is None:
+            return
+        name = self.r.text(data, "name", path, required=True)
+        task = Task.objects.filter(project=project, name=name).first() or Task(project=project, name=name)
+        retries = self.r.obj(data.get("retries", {}), f"{path}.retries") or {}
+        values = {
+            "enabled": self.r.flag(data, "enabled", path, default=True),
+            "rank": self.r.number(data, "rank", path, default=None, nullable=True, minimum=-(2**31)),
+            "timeout_minutes": self.r.number(data, "timeout_minutes", path, default=60, minimum=1),
+            "retry_max": self.r.number(retries, "max", f"{path}.retries", default=0),
+            "retry_delay_minutes": self.r.number(retries, "delay_minutes", f"{path}.retries", default=5),
+            "retry_backoff": self.r.number(retries, "backoff", f"{path}.retries", default=1.0, minimum=1, real=True),
+            "retry_on_every_failure": self.r.flag(retries, "on_every_failure", f"{path}.retries"),
+        }
+        section = sections.TaskSections(self.r, self.connections, self.gpg_keys)
+        values.update(section.source(data, path))
+        values.update(section.processing_fields(data, path))
+        values.update(section.output(data, path))
+        changed = assign(task, values)
+        if self.r.errors:
+            return
+        save_valid(self.r, task, path, changed=changed, exclude=["project"])
+        if task.pk is None:
+            return
+        self.parameters(task.parameters, TaskParameter, {"task": task}, data, path)
+        section.save_children(task, data, path)
+
+
+def import_config(data: dict) -> None:
+    """Apply the whole file or nothing; raises ConfigError listing every problem."""
+    reader = Reader()
+    with transaction.atomic():
+        Importer(reader).run(data)
+        if reader.errors:
+            transaction.set_rollback(True)
+    if reader.errors:
+        raise ConfigError(reader.errors)

@@ -1,0 +1,175 @@
+"""Reading a task's source, processing, output, destinations and email sections."""
+
+from __future__ import annotations
+
+from connections.models import Connection, GpgKey
+from tasks.configuration.reader import Reader
+from tasks.models import (
+    SOURCE_CONNECTION_KIND,
+    CodeLocation,
+    CodeLocationKind,
+    CodeRole,
+    Destination,
+    DestinationKind,
+    Encoding,
+    IfExists,
+    LineEnding,
+    Notification,
+    OutputType,
+    Quoting,
+    SourceKind,
+    Task,
+)
+
+FILE_SOURCES = (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB)
+
+
+class TaskSections:
+    def __init__(self, reader: Reader, connections: dict[str, Connection], gpg_keys: dict[str, GpgKey]) -> None:
+        self.r = reader
+        self.connections = connections
+        self.gpg_keys = gpg_keys
+        self.codes: dict[str, dict | None] = {}
+
+    def connection(self, data: dict, path: str, *, kinds=None, nullable: bool = False) -> Connection | None:
+        ref = data.get("connection") if isinstance(data, dict) else None
+        if ref is None and nullable:
+            return None
+        if not isinstance(ref, str) or "/" not in ref:
+            self.r.error(f"{path}.connection", 'must be "Organization/name"')
+            return None
+        conn = self.connections.get(ref)
+        if conn is None:
+            self.r.error(f"{path}.connection", f'no connection "{ref}"')
+        elif kinds and conn.kind not in kinds:
+            self.r.error(f"{path}.connection", f'"{ref}" is a {conn.kind} connection, not {" or ".join(kinds)}')
+            return None
+        return conn
+
+    def code(self, data: dict, path: str) -> dict | None:
+        code = self.r.obj(data.get("code") if isinstance(data, dict) else None, f"{path}.code")
+        if code is None:
+            return None
+        path = f"{path}.code"
+        location = self.r.choice(code, "location", path, CodeLocationKind.values, what="code location")
+        values = {"location": location, "cache": self.r.flag(code, "cache", path), "text": "", "path": "", "url": "", "connection": None}
+        if location == CodeLocationKind.INLINE:
+            values["text"] = self.r.text(code, "text", path, required=True)
+        elif location in ("sftp", "ftp", "smb"):
+            values["connection"] = self.connection(code, path, kinds=[location])
+            values["path"] = self.r.text(code, "path", path, required=True)
+        elif location in ("gitlab", "web"):
+            values["connection"] = self.connection(code, path, kinds=[location], nullable=location == "web")
+            values["url"] = self.r.text(code, "url", path, required=True)
+        return values
+
+    def source(self, data: dict, path: str) -> dict:
+        path = f"{path}.source"
+        src = self.r.obj(data.get("source"), path) or {}
+        kind = self.r.choice(src, "kind", path, SourceKind.values, what="source kind")
+        values = {"source_kind": kind, "source_connection": None, "source_path": "", "source_missing_ok": False,
+                  "source_delimiter": "", "source_stdout_as_file": False, "source_headers": True, "source_fail_on_empty": False}
+        if kind in SOURCE_CONNECTION_KIND:
+            values["source_connection"] = self.connection(src, path, kinds=[SOURCE_CONNECTION_KIND[kind]])
+        if kind in (SourceKind.DATABASE, SourceKind.SSH):
+            self.codes[CodeRole.SOURCE] = self.code(src, path)
+        if kind == SourceKind.DATABASE:
+            values["source_headers"] = self.r.flag(src, "headers", path, default=True)
+            values["source_fail_on_empty"] = self.r.flag(src, "fail_on_empty", path)
+        elif kind in FILE_SOURCES:
+            values["source_path"] = self.r.text(src, "path", path, required=True)
+            values["source_missing_ok"] = self.r.flag(src, "missing_ok", path)
+            values["source_delimiter"] = self.r.text(src, "delimiter", path, default=None) or ""
+        elif kind == SourceKind.SSH:
+            values["source_stdout_as_file"] = self.r.flag(src, "stdout_as_file", path)
+        return values
+
+    def processing_fields(self, data: dict, path: str) -> dict:
+        processing = self.r.obj(data.get("processing"), f"{path}.processing", nullable=True)
+        if processing is None:
+            self.codes[CodeRole.PROCESSING] = None
+            return {"processing_entry": "", "processing_requirements": ""}
+        path = f"{path}.processing"
+        self.codes[CodeRole.PROCESSING] = self.code(processing, path)
+        return {"processing_entry": self.r.text(processing, "entry", path, default=None) or "",
+                "processing_requirements": self.r.text(processing, "requirements", path)}
+
+    def output(self, data: dict, path: str) -> dict:
+        path = f"{path}.output"
+        out = self.r.obj(data.get("output", {}), path) or {}
+        zip_ = self.r.obj(out.get("zip"), f"{path}.zip", nullable=True)
+        gpg = self.r.obj(out.get("gpg"), f"{path}.gpg", nullable=True)
+        values = {
+            "output_type": self.r.choice(out, "type", path, [*OutputType.values, None], default=None, what="type") or "",
+            "output_name": self.r.text(out, "name", path),
+            "output_delimiter": self.r.text(out, "delimiter", path, default=","),
+            "output_headers": self.r.flag(out, "headers", path, default=True),
+            "output_quoting": self.r.choice(out, "quoting", path, Quoting.values, default="minimal", what="quoting") or "minimal",
+            "output_escape_char": self.r.text(out, "escape_char", path, default="\\"),
+            "output_encoding": self.r.choice(out, "encoding", path, Encoding.values, default="utf-8", what="encoding") or "utf-8",
+            "output_line_ending": self.r.choice(out, "line_ending", path, LineEnding.values, default="lf", what="line ending") or "lf",
+            "output_line_suffix": self.r.text(out, "line_suffix", path),
+            "zip_enabled": zip_ is not None,
+            "zip_name": self.r.text(zip_, "name", f"{path}.zip", required=True) if zip_ is not None else "",
+            "gpg_key": None,
+            "gpg_armor": False,
+        }
+        if gpg is not None:
+            key_name = self.r.text(gpg, "key", f"{path}.gpg", required=True)
+            values["gpg_key"] = self.gpg_keys.get(key_name)
+            if key_name and values["gpg_key"] is None:
+                self.r.error(f"{path}.gpg.key", f'no GPG key "{key_name}"')
+            values["gpg_armor"] = self.r.flag(gpg, "armor", f"{path}.gpg")
+        return values
+
+    def save_children(self, task: Task, data: dict, path: str) -> None:
+        from tasks.configuration.importer import assign, save_valid
+
+        for role, values in self.codes.items():
+            existing = task.code_locations.filter(role=role).first()
+            if values is None:
+                if existing:
+                    existing.delete()
+                continue
+            code = existing or CodeLocation(task=task, role=role)
+            save_valid(self.r, code, f"{path}.code", changed=assign(code, values), exclude=["task"])
+        self.destinations(task, data, path, assign, save_valid)
+        self.emails(task, data, path, assign, save_valid)
+
+    def destinations(self, task: Task, data: dict, path: str, assign, save_valid) -> None:
+        existing = list(task.destinations.all())
+        items = self.r.items(data, "destinations", path)
+        for i, item in enumerate(items):
+            item_path = f"{path}.destinations[{i}]"
+            if self.r.obj(item, item_path) is None:
+                continue
+            kind = self.r.choice(item, "kind", item_path, DestinationKind.values, what="destination kind")
+            conn = self.connection(item, item_path, kinds=[kind] if kind else None)
+            values = {"kind": kind, "connection": conn, "folder": self.r.text(item, "folder", item_path),
+                      "if_exists": self.r.choice(item, "if_exists", item_path, IfExists.values, default="fail", what="if_exists value"),
+                      "skip_empty": self.r.flag(item, "skip_empty", item_path), "position": i}
+            if self.r.errors:
+                continue
+            dest = existing[i] if i < len(existing) else Destination(task=task)
+            save_valid(self.r, dest, item_path, changed=assign(dest, values), exclude=["task"])
+        for extra in existing[len(items):]:
+            extra.delete()
+
+    def emails(self, task: Task, data: dict, path: str, assign, save_valid) -> None:
+        path = f"{path}.email"
+        email = self.r.obj(data.get("email", {}), path) or {}
+        for event in ("success", "failure"):
+            item = self.r.obj(email.get(event), f"{path}.{event}", nullable=True)
+            existing = task.notifications.filter(event=event).first()
+            if item is None:
+                if existing:
+                    existing.delete()
+                continue
+            item_path = f"{path}.{event}"
+            values = {"recipients": self.r.text(item, "to", item_path, required=True),
+                      "subject": self.r.text(item, "subject", item_path), "message": self.r.text(item, "message", item_path)}
+            if event == "success":
+                values.update(attach=self.r.flag(item, "attach", item_path), embed=self.r.flag(item, "embed", item_path),
+                              skip_empty=self.r.flag(item, "skip_empty", item_path))
+            notification = existing or Notification(task=task, event=event)
+            save_valid(self.r, notification, item_path, changed=assign(notification, values), exclude=["task"])
