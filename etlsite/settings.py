@@ -7,6 +7,7 @@ REDIS_URL switch to the multi-machine set-up.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -15,9 +16,11 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+environ.Env.read_env(os.environ.get("COURIER_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
 
 VAR_DIR = Path(env.str("COURIER_VAR_DIR", default=str(BASE_DIR / "var")))
+# The embedded default keeps its database, files and work folders here.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -100,6 +103,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The pages' own scripts and the vendored code editor (static/vendor/), served from the project, never a CDN.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # Produced files are kept in Courier's file storage (a local folder by
 # default); any Django storage backend can be configured instead.

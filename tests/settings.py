@@ -4,6 +4,7 @@ import os
 import tempfile
 
 _TMP = tempfile.mkdtemp(prefix="courier-test-")
+os.environ.setdefault("COURIER_ENV_FILE", "/dev/null")  # a developer's .env must not leak into tests
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 # A fixed Fernet key, for tests only.
 os.environ.setdefault("COURIER_SECRET_KEYS", "pJ4z6cQwQ3cHq6Lr8mXo2n1d4x5v7b9k0s2u4w6y8A0=")

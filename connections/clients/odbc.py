@@ -14,7 +14,11 @@ from connections.clients.base import ClientError
 # data errors, a missing driver or data source, refused credentials.
 PERMANENT_STATES = ("42", "22", "23", "28", "IM", "3D", "3F", "0A")
 # "Can't open lib" (driver not installed) comes as 01000.
-PERMANENT_MESSAGES = ("can't open lib", "data source name not found", "password authentication failed", "access denied")
+PERMANENT_MESSAGES = (
+    "can't open lib", "data source name not found", "password authentication failed", "access denied",
+    # sqliteodbc reports every error as HY000: recognise the permanent ones by their text.
+    "syntax error", "incomplete input", "no such table", "no such column",
+)
 
 _SECRET_PAIR = re.compile(r"(?i)\b(pwd|password|uid|user|token)\s*=\s*(\{[^}]*\}|[^;]*)")
 

@@ -82,7 +82,7 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
     if run is None:
         return None
     log = RunLogger(run, echo)
-    log.info(Stage.CLAIM, f"Attempt {run.attempt} of {run.task} started by {run.get_trigger_display().lower()} on {run.worker}.")
+    log.info(Stage.CLAIM, f"Attempt {run.attempt} of {run.task} started ({run.get_trigger_display().lower()} trigger) on {run.worker}.")
     ctx = None
     try:
         ctx = _context(run, log)

@@ -1,0 +1,37 @@
+# Courier: `make run` starts it, `make test` runs the whole suite. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test install install-test demo serve lint clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-test.txt
+	touch $@
+
+install: $(VENV)/.installed
+	scripts/system-packages.sh run
+
+install-test: $(VENV)/.installed-test
+	scripts/system-packages.sh test
+
+demo: install
+	scripts/ensure-env.sh
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py load_demo
+
+run: demo
+	scripts/serve.sh
+
+test: install-test
+	DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

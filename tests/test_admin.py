@@ -1,0 +1,73 @@
+"""The admin shows every model, and a run's page shows its log, files and deliveries."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+
+from runs.pipeline.runner import execute
+from runs.services import create_run
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_admin_list_and_add_page_renders_for_a_superuser(client, superuser):
+    client.force_login(superuser)
+    for model in admin.site._registry:
+        meta = model._meta
+        base = f"/admin/{meta.app_label}/{meta.model_name}/"
+        assert client.get(base).status_code == 200, base
+        if admin.site._registry[model].has_add_permission(_request(superuser)):
+            assert client.get(base + "add/").status_code == 200, base + "add/"
+
+
+def _request(user):
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.user = user
+    return request
+
+
+def test_connection_add_page_shows_the_fields_of_the_chosen_kind(client, superuser):
+    client.force_login(superuser)
+    page = client.get("/admin/connections/connection/add/?kind=sftp").content.decode()
+    assert 'name="host_key"' in page and 'name="password"' in page
+    assert 'name="odbc"' not in page
+
+
+def test_run_page_shows_log_file_and_delivery(client, superuser, sqlite_odbc, tmp_path):
+    source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
+    task = factories.query_task(factories.project(), source, "select 42 as answer", output_name="answer.csv")
+    factories.destination(task, factories.connection("folder", folder=str(tmp_path)))
+    run = create_run(task, "manual")
+    execute(run.pk)
+    record = run.files.get()
+    client.force_login(superuser)
+    page = client.get(f"/admin/runs/run/{run.pk}/change/").content.decode()
+    assert "Succeeded" in page
+    assert "The query returned 1 row." in page
+    assert "answer.csv" in page and record.md5 in page and record.sha256 in page
+    assert "Uploaded answer.csv" in page
+
+
+def test_staff_with_view_rights_see_runs_but_cannot_run_tasks(client, staff_viewer, sqlite_odbc):
+    source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
+    task = factories.query_task(factories.project(), source, "select 1 as one")
+    client.force_login(staff_viewer)
+    assert client.get("/admin/tasks/task/").status_code == 200
+    response = client.post("/admin/tasks/task/", {"action": "run_selected", "_selected_action": [task.pk]})
+    assert task.runs.count() == 0
+    assert response.status_code in (200, 302)
+
+
+def test_staff_with_run_permission_can_run_from_the_admin(client, staff_runner, sqlite_odbc, django_capture_on_commit_callbacks):
+    source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
+    task = factories.query_task(factories.project(), source, "select 1 as one")
+    client.force_login(staff_runner)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post("/admin/tasks/task/", {"action": "run_selected", "_selected_action": [task.pk]})
+    assert response.status_code == 302
+    run = task.runs.get()
+    assert run.status == "queued" and run.started_by == staff_runner
