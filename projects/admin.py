@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from projects.forms import ParameterForm
+from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from projects.models import Project, ProjectParameter
 
 
@@ -30,6 +30,7 @@ class TaskInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ParameterLinesForm
     list_display = ["name", "owner", "sequence", "timezone", "cron", "interval_every", "interval_unit", "once_at"]
     list_filter = ["sequence", "owner"]
     search_fields = ["name", "description", "owner__username"]
@@ -37,11 +38,16 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [ProjectParameterInline, TaskInline]
     fieldsets = [
         (None, {"fields": ["name", "description", "owner", "sequence", "timezone"]}),
+        ("Parameters", {"fields": ["parameter_lines"]}),
         ("Triggers", {
             "description": "Any combination may be active at once; leave a trigger blank to switch it off.",
             "fields": ["cron", ("interval_every", "interval_unit"), "once_at", ("start_at", "end_at")],
         }),
     ]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        save_parameter_lines(form, form.instance.parameters)
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)

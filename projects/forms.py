@@ -37,3 +37,35 @@ class ParameterForm(forms.ModelForm):
         if not keep_secret:
             self.instance.set_value(entered, sensitive)
         super()._post_clean()
+
+
+class ParameterLinesForm(forms.ModelForm):
+    """Adds a box where parameters can be pasted as `key=value` / `key:value` lines."""
+
+    parameter_lines = forms.CharField(
+        label="Add parameters as lines", required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "placeholder": "@day=parse(%Y-%m-%d-1)\nclient:acme"}),
+        help_text="One per line, key=value or key:value (the first = or : separates). "
+        "A key that exists is updated; these values are not sensitive — mark sensitive ones in the rows below.",
+    )
+
+    def clean_parameter_lines(self):
+        from tasks.parameters import ParameterError, parse_lines
+
+        try:
+            return parse_lines(self.cleaned_data["parameter_lines"])
+        except ParameterError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+def save_parameter_lines(form: forms.Form, manager) -> None:
+    """Create or update the owner's parameters from the pasted lines (key match ignores case)."""
+    existing = {p.key.casefold(): p for p in manager.all()}
+    position = max((p.position for p in existing.values()), default=-1)
+    for param in form.cleaned_data.get("parameter_lines") or []:
+        row = existing.get(param.key.casefold())
+        if row is None:
+            position += 1
+            row = manager.model(key=param.key, position=position, **{manager.field.name: manager.instance})
+        row.set_value(param.value, sensitive=False)
+        row.save()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from projects.forms import ParameterForm
+from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from runs import services
 from tasks.models import CodeLocation, Destination, Notification, Task, TaskParameter
 
@@ -47,6 +47,7 @@ def run_selected(modeladmin, request, queryset):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
+    form = ParameterLinesForm
     list_display = ["name", "project", "enabled", "rank", "source_kind", "output_type"]
     list_filter = ["enabled", "source_kind", "output_type", "project"]
     search_fields = ["name", "project__name"]
@@ -55,6 +56,7 @@ class TaskAdmin(admin.ModelAdmin):
     actions = [run_selected]
     fieldsets = [
         (None, {"fields": ["project", "name", "enabled", "rank", "timeout_minutes"]}),
+        ("Parameters", {"fields": ["parameter_lines"]}),
         ("Retries", {"fields": ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]}),
         ("Data source", {"fields": [
             "source_kind", "source_connection", ("source_headers", "source_fail_on_empty"),
@@ -67,6 +69,10 @@ class TaskAdmin(admin.ModelAdmin):
         ]}),
         ("Zip and encryption", {"fields": [("zip_enabled", "zip_name"), ("gpg_key", "gpg_armor")]}),
     ]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        save_parameter_lines(form, form.instance.parameters)
 
     def has_run_permission(self, request):
         return request.user.has_perm("tasks.run_task")
