@@ -119,3 +119,22 @@ def raw_param(pk: int) -> str:
     with db.cursor() as cursor:
         cursor.execute("SELECT value, secret_value FROM projects_projectparameter WHERE id = %s", [pk])
         return " ".join(cursor.fetchone())
+
+
+def test_rotate_secrets_re_encrypts_under_the_first_key(capsys):
+    from django.core.management import call_command
+
+    old_key = os.environ["COURIER_SECRET_KEYS"]
+    conn = factories.connection("sftp", host="h", username="u", password=CANARY)
+    project = factories.project()
+    param = project.parameters.create(key="@pw")
+    param.set_value("param-" + CANARY, sensitive=True)
+    param.save()
+    new_key = Fernet.generate_key().decode()
+    with override_settings(COURIER_SECRET_KEYS=[new_key, old_key]):
+        call_command("rotate_secrets")
+    assert "Re-encrypted 2 secret(s)" in capsys.readouterr().out
+    # Only the new key is needed from now on.
+    with override_settings(COURIER_SECRET_KEYS=[new_key]):
+        assert Connection.objects.get(pk=conn.pk).password == CANARY
+        assert project.parameters.get().clear_value == "param-" + CANARY
