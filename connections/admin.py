@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from connections.clients import ClientError, client_for
+from connections.checks import check_connection
+from connections.checks import host_key_fingerprint as fingerprint_of
 from connections.forms import ConnectionForm, GpgKeyForm, secret_field_names
 from connections.models import KIND_FIELDS, Connection, GpgKey, Organization
-from connections.secrets import SecretError
 
 
 class SuperuserOnly:
@@ -42,27 +42,20 @@ test_connections.short_description = "Test the selected connections"
 
 
 def run_connection_test(conn: Connection) -> tuple[str, bool]:
-    """Really connect; pin the SSH host key on the first success. Returns (message, ok)."""
-    pinned_before = conn.host_key
-    try:
-        result = client_for(conn.kind).test(conn)
-    except (ClientError, SecretError) as exc:
-        return f"{conn}: {exc}", False
-    if conn.host_key != pinned_before:
-        Connection.objects.filter(pk=conn.pk).update(host_key=conn.host_key)
-        result += f" Pinned host key {conn.host_key.split()[0]}."
-    return f"{conn}: {result}", True
+    """Really connect, store the outcome on the connection, pin an SSH host key on the first success."""
+    result = check_connection(conn)
+    return result.message, result.ok
 
 
 @admin.register(Connection)
 class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
     form = ConnectionForm
-    list_display = ["__str__", "kind", "host", "username", "updated_at"]
+    list_display = ["__str__", "kind", "host", "username", "test_ok", "tested_at", "updated_at"]
     list_filter = ["kind", "organization"]
     search_fields = ["name", "organization__name", "host"]
     list_select_related = ["organization"]
     actions = [test_connections]
-    readonly_fields = ["used_by"]
+    readonly_fields = ["used_by", "host_key_fingerprint", "tested_at", "test_ok", "test_message"]
 
     def get_fieldsets(self, request, obj=None):
         kind = obj.kind if obj else request.GET.get("kind")
@@ -73,8 +66,11 @@ class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
         for name in secret_field_names(Connection):
             if name in fields and obj and obj.__dict__.get(name):
                 fields.insert(fields.index(name) + 1, f"clear_{name}")
+        if obj and "host_key" in fields:
+            fields.insert(fields.index("host_key") + 1, "host_key_fingerprint")
         used = [("Used by", {"fields": ["used_by"]})] if obj else []
-        return [general, (f"{dict(Connection._meta.get_field('kind').choices)[kind]} settings", {"fields": fields}), *used]
+        tested = [("Last test", {"fields": ["tested_at", "test_ok", "test_message"]})] if obj else []
+        return [general, (f"{dict(Connection._meta.get_field('kind').choices)[kind]} settings", {"fields": fields}), *tested, *used]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         # Secret inputs and their clear_* boxes are added by the form itself.
@@ -82,6 +78,10 @@ class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
         shown = [f for _, opts in self.get_fieldsets(request, obj) for f in opts["fields"]]
         kwargs["fields"] = [f for f in shown if f not in form_only and f not in self.readonly_fields]
         return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description="host key fingerprint")
+    def host_key_fingerprint(self, obj):
+        return fingerprint_of(obj.host_key) or "Not pinned yet: “Test the selected connections” pins it."
 
     @admin.display(description="tasks using it")
     def used_by(self, obj):

@@ -8,6 +8,7 @@ REDIS_URL switch to the multi-machine set-up.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import environ
@@ -118,10 +119,27 @@ STORAGES = {
 }
 # Each run works in a private folder below this one.
 COURIER_WORK_DIR = Path(env.str("COURIER_WORK_DIR", default=str(VAR_DIR / "work")))
+# Processing scripts: one cached virtual environment per requirement set
+# below this folder; extra pip options (shell syntax), e.g. an internal mirror:
+# "--index-url https://pypi.internal/simple" or "--no-index --find-links /srv/wheels";
+# and extra worker variables scripts must not see (SECRET_KEY, COURIER_SECRET_KEYS,
+# DATABASE_URL, REDIS_URL and EMAIL_URL are always withheld).
+COURIER_VENV_DIR = Path(env.str("COURIER_VENV_DIR", default=str(VAR_DIR / "venvs")))
+COURIER_PIP_OPTIONS = shlex.split(env.str("COURIER_PIP_OPTIONS", default=""))
+COURIER_SCRIPT_ENV_EXCLUDE = env.list("COURIER_SCRIPT_ENV_EXCLUDE", default=[])
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="courier@localhost")
 COURIER_BASE_URL = env.str("COURIER_BASE_URL", default="http://127.0.0.1:8000")
+# A mail server that never answers must not hold a worker (SPEC §11: every blocking call has a limit).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# Success mails: total bytes of attached files, and characters of cell text in an embedded table.
+COURIER_EMAIL_ATTACH_LIMIT = env.int("COURIER_EMAIL_ATTACH_LIMIT", default=10 * 1024 * 1024)
+COURIER_EMAIL_EMBED_LIMIT = env.int("COURIER_EMAIL_EMBED_LIMIT", default=100_000)
+# `manage.py prune_history` defaults: runs and stored files older than this many
+# days are deleted, but the newest N runs and files of every task are always kept.
+COURIER_RETENTION_DAYS = env.int("COURIER_RETENTION_DAYS", default=90)
+COURIER_RETENTION_KEEP = env.int("COURIER_RETENTION_KEEP", default=10)
 
 # Rows fetched from the driver per round trip, and how often the live row
 # count is written to the run log.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
+from projects import scheduling
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from projects.models import Project, ProjectParameter
 
@@ -28,6 +30,40 @@ class TaskInline(admin.TabularInline):
         return False
 
 
+@admin.action(description="Run all: start the enabled tasks now (honouring the sequence)", permissions=["run"])
+def run_all(modeladmin, request, queryset):
+    from runs import services
+
+    for project in queryset:
+        runs = services.run_project(project, user=request.user)
+        modeladmin.message_user(request, f"{project}: {len(runs)} run(s) started.", messages.SUCCESS)
+
+
+@admin.action(description="Enable all tasks of the selected projects", permissions=["change"])
+def enable_all(modeladmin, request, queryset):
+    from runs import services
+
+    changed = sum(services.enable_all(project) for project in queryset)
+    modeladmin.message_user(request, f"Enabled {changed} task(s).", messages.SUCCESS)
+
+
+@admin.action(description="Disable all tasks of the selected projects", permissions=["change"])
+def disable_all(modeladmin, request, queryset):
+    from runs import services
+
+    changed = sum(services.disable_all(project) for project in queryset)
+    modeladmin.message_user(request, f"Disabled {changed} task(s).", messages.SUCCESS)
+
+
+@admin.action(description="Reschedule: rebuild the schedules, cancel pending retries", permissions=["change"])
+def reschedule(modeladmin, request, queryset):
+    from runs import services
+
+    for project in queryset:
+        cancelled = services.reschedule_project(project, user=request.user)
+        modeladmin.message_user(request, f"{project}: schedules rebuilt, {len(cancelled)} pending retry(ies) cancelled.", messages.SUCCESS)
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     form = ParameterLinesForm
@@ -41,9 +77,25 @@ class ProjectAdmin(admin.ModelAdmin):
         ("Parameters", {"fields": ["parameter_lines"]}),
         ("Triggers", {
             "description": "Any combination may be active at once; leave a trigger blank to switch it off.",
-            "fields": ["cron", ("interval_every", "interval_unit"), "once_at", ("start_at", "end_at")],
+            "fields": ["cron", ("interval_every", "interval_unit"), "once_at", ("start_at", "end_at"), "next_fire_times"],
         }),
     ]
+    # Saving a project re-syncs its django-q2 schedules through the signals in projects/scheduling.py.
+    readonly_fields = ["next_fire_times"]
+    actions = [run_all, enable_all, disable_all, reschedule]
+
+    @admin.display(description="next fire times")
+    def next_fire_times(self, obj):
+        if obj is None or obj.pk is None:
+            return "Shown once the project is saved."
+        times = scheduling.preview(obj)
+        warnings = scheduling.schedule_warnings(obj, times=times)
+        lines = format_html_join("", "<li>{}</li>", ((scheduling.describe_fire(fire),) for fire in times)) or "No fire time ahead."
+        notes = format_html_join("", '<li class="warning">⚠ {}</li>', ((warning,) for warning in warnings))
+        return format_html("<ul>{}</ul><ul>{}</ul>", lines, notes) if warnings else format_html("<ul>{}</ul>", lines)
+
+    def has_run_permission(self, request):
+        return request.user.has_perm("tasks.run_task")
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -1,7 +1,7 @@
 """django-q2 entry points: a few lines each, the work lives in the pipeline and services.
 
-django-q2 only delivers; arguments are plain ints so that its scheduler can
-always parse them (SPEC §11).
+django-q2 only delivers; arguments are plain ints and strings so that its
+scheduler can always parse them (SPEC §11).
 """
 
 from __future__ import annotations
@@ -12,3 +12,27 @@ from runs.pipeline.runner import execute
 def execute_run(run_id: int) -> str:
     run = execute(int(run_id))
     return "not claimed" if run is None else run.status
+
+
+def fire_project(project_id: int, trigger_kind: str, intended: str | None = None) -> str:
+    """A project's trigger fired (schedule "courier:project:<id>:<kind>"); `intended` is its fire time."""
+    from runs import firing
+
+    return firing.fire(int(project_id), str(trigger_kind), firing.parse_intended(intended))
+
+
+def start_retry(run_id: int) -> str:
+    """A retry's one-off schedule fired (schedule "courier:retry:<run id>")."""
+    from runs import retries
+
+    return retries.start_retry(int(run_id))
+
+
+def reap() -> str:
+    """Every minute (schedule "courier:reaper"): fail runs whose worker is gone, re-arm lost schedules."""
+    from projects import scheduling
+    from runs import reaper
+
+    reaped = reaper.reap()
+    repaired = scheduling.repair()
+    return f"{len(reaped)} run(s) reaped, {repaired} schedule(s) re-armed"

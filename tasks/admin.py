@@ -42,7 +42,35 @@ class NotificationInline(admin.StackedInline):
 def run_selected(modeladmin, request, queryset):
     for task in queryset.select_related("project"):
         run = services.run_now(task, user=request.user)
-        modeladmin.message_user(request, f"Run {run.pk} of {task} is queued.", messages.SUCCESS)
+        if run.status == "skipped":
+            modeladmin.message_user(request, f"Run {run.pk} of {task} skipped: {run.error}", messages.WARNING)
+        else:
+            modeladmin.message_user(request, f"Run {run.pk} of {task} is queued.", messages.SUCCESS)
+
+
+@admin.action(description="Duplicate the selected tasks (as disabled copies)", permissions=["add"])
+def duplicate_selected(modeladmin, request, queryset):
+    for task in queryset.select_related("project"):
+        copy = services.duplicate_task(task, user=request.user)
+        modeladmin.message_user(request, f"Made the disabled copy “{copy}”.", messages.SUCCESS)
+
+
+@admin.action(description="Cancel the pending retry of the selected tasks", permissions=["run"])
+def cancel_retry_selected(modeladmin, request, queryset):
+    for task in queryset.select_related("project"):
+        try:
+            run = services.cancel_retry(task, user=request.user)
+        except services.ServiceError as exc:
+            modeladmin.message_user(request, str(exc), messages.WARNING)
+        else:
+            modeladmin.message_user(request, f"Cancelled the retry of {task} (run {run.pk}).", messages.SUCCESS)
+
+
+@admin.action(description="Reschedule: rebuild the project schedules, cancel pending retries", permissions=["run"])
+def reschedule_selected(modeladmin, request, queryset):
+    for task in queryset.select_related("project"):
+        cancelled = services.reschedule_task(task, user=request.user)
+        modeladmin.message_user(request, f"Rebuilt the schedules of {task.project}; cancelled {len(cancelled)} pending retry(ies) of {task}.", messages.SUCCESS)
 
 
 @admin.register(Task)
@@ -53,7 +81,7 @@ class TaskAdmin(admin.ModelAdmin):
     search_fields = ["name", "project__name"]
     list_select_related = ["project"]
     inlines = [TaskParameterInline, CodeLocationInline, DestinationInline, NotificationInline]
-    actions = [run_selected]
+    actions = [run_selected, duplicate_selected, cancel_retry_selected, reschedule_selected]
     fieldsets = [
         (None, {"fields": ["project", "name", "enabled", "rank", "timeout_minutes"]}),
         ("Parameters", {"fields": ["parameter_lines"]}),

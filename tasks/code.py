@@ -1,8 +1,28 @@
-"""Loading a task's query, command or script text from its code location."""
+"""Loading a task's query, command or script text from its code location.
+
+Remote locations (SFTP, FTP, SMB, GitLab, web URL) are fetched on every run.
+With the location's cache switched on, each successful fetch is kept on the
+CodeLocation *before* parameters are inserted; when a later fetch fails, the
+kept text is used and `warn` says so. Without a usable copy the failure
+stands, with the fetch's own message.
+"""
 
 from __future__ import annotations
 
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from django.utils import timezone
+
+from connections.clients import ClientError, client_for, http
+from connections.secrets import SecretError
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Task
+
+logger = logging.getLogger(__name__)
+
+FILE_LOCATIONS = (CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB)
 
 
 class CodeError(Exception):
@@ -18,7 +38,14 @@ def code_location(task: Task, role: str) -> CodeLocation | None:
     return next((c for c in task.code_locations.all() if c.role == role), None)
 
 
-def load_text(task: Task, role: str = CodeRole.SOURCE, warn=None) -> str:
+def describe(code: CodeLocation) -> str:
+    """Where the code comes from, for messages (never with a secret)."""
+    if code.location in FILE_LOCATIONS:
+        return f"{code.path} on {code.connection}"
+    return http.shown(code.url) + (f" ({code.path})" if code.path else "")
+
+
+def load_text(task: Task, role: str = CodeRole.SOURCE, warn: Callable[[str], None] | None = None) -> str:
     """The code's text before parameters are inserted. `warn(message)` reports a fallback to the cache."""
     code = code_location(task, role)
     if code is None:
@@ -26,4 +53,73 @@ def load_text(task: Task, role: str = CodeRole.SOURCE, warn=None) -> str:
         raise CodeError(f"The task has no {what}.")
     if code.location == CodeLocationKind.INLINE:
         return code.text
-    raise CodeError(f"Code from {code.get_location_display()} is not supported yet.")
+    try:
+        text = fetch_text(code)
+    except CodeError as exc:
+        return _cached_text(code, exc, warn)
+    if code.cache:
+        _keep(code, text)
+    return text
+
+
+def fetch_text(code: CodeLocation) -> str:
+    """Fetch a remote location's text now (no cache involved)."""
+    data = _fetch_bytes(code)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CodeError(
+            f"The code at {describe(code)} is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start}).",
+            permanent=True,
+        ) from None
+
+
+def _fetch_bytes(code: CodeLocation) -> bytes:
+    conn = code.connection
+    try:
+        if code.location in FILE_LOCATIONS:
+            return _fetch_file(code)
+        if code.location == CodeLocationKind.GITLAB:
+            if conn is None or conn.kind != "gitlab":
+                raise CodeError("A GitLab code location needs a GitLab connection.")
+            return http.fetch_gitlab(conn, code.url, code.path)
+        if code.location == CodeLocationKind.WEB:
+            if conn is not None and conn.kind != "web":
+                raise CodeError(f"“{conn}” is a {conn.get_kind_display()} connection; a web URL needs a web connection or none.")
+            return http.fetch_web(code.url, conn)
+    except ClientError as exc:
+        raise CodeError(str(exc), permanent=exc.permanent) from None
+    except SecretError as exc:
+        raise CodeError(f"A secret of {conn} cannot be read: {exc}") from None
+    raise CodeError(f"Unknown code location “{code.location}”.")
+
+
+def _fetch_file(code: CodeLocation) -> bytes:
+    conn = code.connection
+    if conn is None or conn.kind != code.location:
+        raise CodeError(f"A {code.get_location_display()} code location needs a {code.get_location_display()} connection.")
+    if not code.path:
+        raise CodeError(f"The {code.get_location_display()} code location has no path.")
+    with tempfile.TemporaryDirectory(prefix="courier-code-") as folder, client_for(conn.kind).session(conn) as client:
+        local = Path(folder) / "code"
+        client.download(code.path, local)
+        return local.read_bytes()
+
+
+def _keep(code: CodeLocation, text: str) -> None:
+    now = timezone.now()
+    CodeLocation.objects.filter(pk=code.pk).update(cached_text=text, cached_at=now)
+    code.cached_text, code.cached_at = text, now
+
+
+def _cached_text(code: CodeLocation, error: CodeError, warn: Callable[[str], None] | None) -> str:
+    if not code.cache:
+        raise error
+    if code.cached_at is None:
+        raise CodeError(f"{error} There is no cached copy to fall back on yet.", permanent=error.permanent)
+    message = (
+        f"Could not fetch the code from {describe(code)}: {error} "
+        f"Using the cached copy from {timezone.localtime(code.cached_at):%Y-%m-%d %H:%M %Z}."
+    )
+    (warn or logger.warning)(message)
+    return code.cached_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.servers", "tests.processing_support"]
 
 
 @pytest.fixture

@@ -11,6 +11,11 @@ _MODULES = {
     "database": "connections.clients.odbc",
     "sftp": "connections.clients.sftp",
     "folder": "connections.clients.folder",
+    "ftp": "connections.clients.ftp",
+    "smb": "connections.clients.smb",
+    "ssh": "connections.clients.ssh",
+    "gitlab": "connections.clients.http",
+    "web": "connections.clients.http",
 }
 
 

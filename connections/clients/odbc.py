@@ -20,6 +20,16 @@ PERMANENT_MESSAGES = (
     "syntax error", "incomplete input", "no such table", "no such column",
 )
 
+MARIADB_MULTI_STATEMENTS = 67108864  # 1 << 26
+
+# SQLSTATEs and server messages that mean "stopped by the query timeout":
+# ODBC's own (HYT00/HYT01), PostgreSQL's statement_timeout (57014) and
+# MariaDB's max_statement_time (HY018 with error 1969).
+TIMEOUT_STATES = ("HYT00", "HYT01", "57014")
+TIMEOUT_MESSAGES = ("statement timeout", "max_statement_time exceeded", "timeout expired")
+# MariaDB's CONN_TIMEOUT ends a silent handshake with errno 110 (ETIMEDOUT).
+LOGIN_TIMEOUT_MESSAGES = ("system error: 110",)
+
 _SECRET_PAIR = re.compile(r"(?i)\b(pwd|password|uid|user|token)\s*=\s*(\{[^}]*\}|[^;]*)")
 
 
@@ -32,44 +42,81 @@ def _has_option(odbc: str, name: str) -> bool:
     return re.search(rf"(?i)(^|;)\s*{name}\s*=", odbc) is not None
 
 
-def streaming_odbc(odbc: str, dialect: str, batch: int) -> str:
-    """Add the options that stop a driver from buffering a whole result set in memory.
+def streaming_odbc(odbc: str, dialect: str, batch: int, login_timeout: int = 0) -> str:
+    """Add the driver options Courier relies on; the connection string's own setting always wins.
 
-    psqlodbc holds every row unless told to use a cursor (measured: 430 MB for
-    1M rows by default, ~30 MB with UseDeclareFetch). The connection string's
-    own setting wins.
+    Mainly streaming: psqlodbc holds every row unless told to use a cursor
+    (measured: 430 MB for 1M rows by default, ~30 MB with UseDeclareFetch).
+    For MariaDB also its own login timeout and several statements per batch.
     """
     extra = ""
     if dialect == "postgresql" and not _has_option(odbc, "UseDeclareFetch"):
         extra = f"UseDeclareFetch=1;Fetch={batch};"
-    elif dialect == "mysql" and not _has_option(odbc, "NO_CACHE"):
-        extra = "NO_CACHE=1;FORWARDONLY=1;"
+    elif dialect == "mysql":
+        # The driver ignores ODBC's login timeout (a silent server hung it for
+        # good, measured with 3.1.15); its own CONN_TIMEOUT is honoured.
+        if login_timeout and not _has_option(odbc, "CONN_TIMEOUT"):
+            extra += f"CONN_TIMEOUT={login_timeout};"
+        if not _has_option(odbc, "NO_CACHE"):
+            extra += "NO_CACHE=1;FORWARDONLY=1;"
+        # A batch may hold several statements (an INSERT before the SELECT);
+        # MariaDB's driver runs only one unless the client allows more
+        # (CLIENT_MULTI_STATEMENTS; its MULTI_STATEMENTS=1 keyword had no
+        # effect in 3.1.15). A connection string with its own OPTION keeps it.
+        if not _has_option(odbc, "OPTION"):
+            extra += f"OPTION={MARIADB_MULTI_STATEMENTS};"
     if not extra:
         return odbc
     return f"{odbc.rstrip().rstrip(';')};{extra}"
 
 
-def map_error(exc: pyodbc.Error, label: str, doing: str) -> ClientError:
+def _state_and_message(exc: pyodbc.Error) -> tuple[str, str]:
     state = exc.args[0] if len(exc.args) > 1 else ""
     message = str(exc.args[1] if len(exc.args) > 1 else exc)
-    message = redact_odbc(re.sub(r"\s*\(SQL\w+\)", "", message)).strip()
+    message = re.sub(r"\s*\(SQL\w+\)", "", message)
+    # Drivers repeat the state at the front ("[57014] ERROR: ..."); it is shown once already.
+    message = re.sub(rf"^\s*\[{re.escape(state)}\]\s*", "", message) if state else message
+    return state, redact_odbc(" ".join(message.split()))
+
+
+def is_timeout(exc: pyodbc.Error) -> bool:
+    state, message = _state_and_message(exc)
+    return state in TIMEOUT_STATES or any(m in message.lower() for m in TIMEOUT_MESSAGES)
+
+
+def _is_login_timeout(exc: pyodbc.Error) -> bool:
+    return is_timeout(exc) or any(m in _state_and_message(exc)[1] for m in LOGIN_TIMEOUT_MESSAGES)
+
+
+def map_error(exc: pyodbc.Error, label: str, doing: str) -> ClientError:
+    state, message = _state_and_message(exc)
     permanent = state[:2] in PERMANENT_STATES or any(m in message.lower() for m in PERMANENT_MESSAGES)
     if state in ("HYT00", "HYT01"):
         permanent = False
     return ClientError(f"{doing} on {label} failed [{state}]: {message}", permanent=permanent)
 
 
+def timeout_error(exc: pyodbc.Error, label: str, doing: str, limit: str) -> ClientError:
+    """A query or login stopped by its time limit: the message names the limit (a retry may fare better)."""
+    state, message = _state_and_message(exc)
+    return ClientError(f"{doing} on {label} was stopped by the {limit} [{state}]: {message}", permanent=False)
+
+
 @contextmanager
 def connect(conn, *, batch: int = 5000):
     label = str(conn)
-    odbc = streaming_odbc(conn.odbc, conn.dialect, batch)
+    odbc = streaming_odbc(conn.odbc, conn.dialect, batch, conn.login_timeout)
     try:
         cnxn = pyodbc.connect(odbc, timeout=conn.login_timeout or 0, autocommit=True)
     except pyodbc.Error as exc:
+        if conn.login_timeout and _is_login_timeout(exc):
+            raise timeout_error(exc, label, "Connecting", f"login timeout of {conn.login_timeout} s") from None
         raise map_error(exc, label, "Connecting") from None
     try:
         if conn.query_timeout:
             _apply_query_timeout(cnxn, conn)
+        if conn.read_only:
+            _apply_read_only(cnxn, conn)
         yield cnxn
     finally:
         cnxn.close()
@@ -96,6 +143,39 @@ def _apply_query_timeout(cnxn, conn) -> None:
         raise map_error(exc, str(conn), f"Setting the query timeout of {seconds} s") from None
 
 
+# "Read only" is enforced by the server where it can be: the session refuses
+# writes, whatever the SQL looks like. Elsewhere (SQL Server, other) the ODBC
+# access mode is only a hint to the driver; a read-only login is the real guard.
+READ_ONLY_SQL = {
+    "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+    "mysql": "SET SESSION TRANSACTION READ ONLY",
+    "sqlite": "PRAGMA query_only = 1",
+}
+SQL_MODE_READ_ONLY = 1
+READ_ONLY_MESSAGES = ("read-only transaction", "read only transaction", "readonly database")
+
+
+def _apply_read_only(cnxn, conn) -> None:
+    statement = READ_ONLY_SQL.get(conn.dialect)
+    try:
+        if statement:
+            cnxn.execute(statement)
+        else:
+            cnxn.set_attr(pyodbc.SQL_ATTR_ACCESS_MODE, SQL_MODE_READ_ONLY)
+    except pyodbc.Error as exc:
+        raise map_error(exc, str(conn), "Making the session read only") from None
+
+
+def _query_error(exc: pyodbc.Error, conn, doing: str) -> ClientError:
+    label = str(conn)
+    if conn.query_timeout and is_timeout(exc):
+        return timeout_error(exc, label, doing, f"query timeout of {conn.query_timeout} s set on the connection")
+    state, message = _state_and_message(exc)
+    if conn.read_only and any(m in message.lower() for m in READ_ONLY_MESSAGES):
+        return ClientError(f"{doing} on {label} tried to change data, but the connection is read only [{state}]: {message}", permanent=True)
+    return map_error(exc, label, doing)
+
+
 RowSink = Callable[[list[str], Iterator[list[tuple]]], None]
 
 
@@ -105,7 +185,6 @@ def run_query(conn, batches: list[str], sink: RowSink, *, batch: int = 5000) -> 
     Row-count-only results (INSERT/UPDATE, NOCOUNT OFF) before it are skipped.
     Returns whether a result set was found.
     """
-    label = str(conn)
     exported = False
     with connect(conn, batch=batch) as cnxn:
         cursor = cnxn.cursor()
@@ -115,7 +194,7 @@ def run_query(conn, batches: list[str], sink: RowSink, *, batch: int = 5000) -> 
                 cursor.execute(sql)
                 exported = _export_results(cursor, sink, batch, exported)
             except pyodbc.Error as exc:
-                raise map_error(exc, label, doing) from None
+                raise _query_error(exc, conn, doing) from None
     return exported
 
 

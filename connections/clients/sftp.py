@@ -10,6 +10,7 @@ from pathlib import Path
 import paramiko
 
 from connections.clients.base import ClientError, IfExists, UploadResult, join_remote, temporary_name
+from connections.clients.remote import Entry, RemoteNotFound
 from connections.clients.ssh_transport import open_ssh
 
 # paramiko's default 32 KiB requests leave the link idle between round trips;
@@ -31,6 +32,17 @@ class SftpClient:
             return sorted(self.sftp.listdir(self.path(folder)))
         except OSError as exc:
             raise self._error("list", self.path(folder), exc) from None
+
+    def entries(self, folder: str = "") -> list[Entry]:
+        """Names in a folder with whether each is a folder (for wildcard matching)."""
+        path = self.path(folder) or "."
+        try:
+            attrs = self.sftp.listdir_attr(path)
+        except FileNotFoundError:
+            raise RemoteNotFound(f"{path} does not exist on {self.label}.") from None
+        except OSError as exc:
+            raise self._error("list", path, exc) from None
+        return sorted(Entry(a.filename, stat.S_ISDIR(a.st_mode or 0)) for a in attrs)
 
     def download(self, remote: str, local: Path) -> None:
         path = self.path(remote)

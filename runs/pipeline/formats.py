@@ -1,97 +1,354 @@
-"""Writers that turn rows into an output file, batch by batch."""
+"""Writers that turn rows into an output file, batch by batch.
+
+Every writer is opened with the column names, takes `write(rows)` for each
+batch the source streams, counts data rows (the header excluded) and is
+closed once. Nothing is held in memory beyond one batch.
+
+Decisions (pinned by tests/test_output_formats.py):
+
+- Values are written as the source gave them: strings are never trimmed,
+  quotes in them are never stripped. Decimals are written in fixed-point
+  notation with the scale the driver reported (`0.00`, never `0E-2`), bytes
+  as hexadecimal, everything else as its Python text (`str`).
+- NULL is an empty field — nothing between the delimiters, in every quoting
+  mode — so a NULL stays distinguishable from an empty string when quoting
+  all fields (`,""` is an empty string, `,,` is NULL).
+- Quoting *minimal* quotes a field holding the delimiter, a double quote, CR
+  or LF (the stdlib csv writer of Python 3.11 misses a lone CR when lines end
+  in LF, which is why this module formats fields itself). *Non-numeric* leaves
+  int, float and Decimal unquoted; bool counts as text. *None* never quotes:
+  the escape character is put before a delimiter, CR, LF or itself; without an
+  escape character such a value fails the run, naming row and column, rather
+  than silently shifting the vendor's columns.
+- The characters appended to each line go before the line ending, and are
+  not special inside values.
+- An unencodable character fails the run naming the row, the column and the
+  character (U+ code point), never the value.
+- JSON lines are UTF-8 with LF, one object per row, whatever the text options
+  say (that is what the format defines); numbers stay numbers.
+- Excel is a real .xlsx written in openpyxl's write-only (streaming) mode.
+  Strings stay strings: a value such as `=1+1` or `#N/A` is text, not a
+  formula or error. A value Excel cannot hold (control characters, more than
+  32,767 characters, more than 1,048,576 rows) fails the run naming where.
+"""
 
 from __future__ import annotations
 
-import csv
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 
 from runs.pipeline.errors import StageFailure
 from tasks.models import OutputType, Quoting, Task
 
+STAGE = "output"
 EXTENSIONS = {OutputType.CSV: ".csv", OutputType.TEXT: ".txt", OutputType.XLSX: ".xlsx", OutputType.JSONL: ".jsonl"}
-QUOTING = {
-    Quoting.MINIMAL: csv.QUOTE_MINIMAL,
-    Quoting.ALL: csv.QUOTE_ALL,
-    Quoting.NONNUMERIC: csv.QUOTE_NONNUMERIC,
-    Quoting.NONE: csv.QUOTE_NONE,
-}
+ENDINGS = {"lf": "\n", "crlf": "\r\n"}
+
+
+class Unwritable(ValueError):
+    """One value that cannot be written; the writer adds where it is."""
 
 
 def field_delimiter(text: str) -> str:
-    """The delimiter as typed in a form: `\\t` means tab."""
+    """The delimiter as typed in a form: `\\t` (or `tab`) means tab."""
     value = {"\\t": "\t", "tab": "\t"}.get(text.strip().lower(), text)
     if len(value) != 1:
-        raise StageFailure("output", f"The delimiter “{text}” must be a single character (or \\t for tab).", permanent=True)
+        raise StageFailure(STAGE, f"The delimiter “{text}” must be a single character (or \\t for tab).", permanent=True)
+    if value in '"\r\n':
+        raise StageFailure(STAGE, f"The delimiter {value!r} cannot be used: it would break the lines or the quoting.", permanent=True)
     return value
 
 
-def _cell(value):
-    # NULL is an empty field; everything else is written as the driver gave it.
-    return "" if value is None else value
+def cell_text(value) -> str:
+    """The text of one value, as the source gave it; NULL is empty."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if value is None:
+        return ""
+    if kind is Decimal:
+        return format(value, "f")
+    if kind in (bytes, bytearray, memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def is_number(value) -> bool:
+    return type(value) in (int, float, Decimal)
+
+
+def _where(columns: Sequence[str], row: int | None, index: int) -> str:
+    place = "the header" if row is None else f"row {row}"
+    column = columns[index] if index < len(columns) and columns[index] else f"#{index + 1}"
+    return f"{place}, column “{column}”"
+
+
+# --------------------------------------------------------------------------
+# CSV and delimited text
+# --------------------------------------------------------------------------
+
+def field_formatter(delimiter: str, quoting: str, escape: str) -> Callable[[object], str]:
+    """A function turning one value into its field text under the chosen quoting."""
+    special = re.compile("[" + re.escape(delimiter + '"\r\n') + "]").search
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
+    if quoting == Quoting.ALL:
+        return lambda v: "" if v is None else quoted(cell_text(v))
+    if quoting == Quoting.NONNUMERIC:
+        return lambda v: "" if v is None else (cell_text(v) if is_number(v) else quoted(cell_text(v)))
+    if quoting == Quoting.NONE:
+        return _unquoted_formatter(delimiter, escape)
+
+    def minimal(value, _str=str) -> str:
+        # The common case (a string needing no quotes) takes two cheap steps; this runs once per cell.
+        text = value if type(value) is _str else cell_text(value)
+        return quoted(text) if special(text) else text
+
+    return minimal
+
+
+def _unquoted_formatter(delimiter: str, escape: str) -> Callable[[object], str]:
+    if not escape:
+        clash = re.compile("[" + re.escape(delimiter + "\r\n") + "]")
+
+        def refuse(value) -> str:
+            text = cell_text(value)
+            found = clash.search(text)
+            if found:
+                what = "the delimiter" if found.group() == delimiter else "a line break"
+                raise Unwritable(f"holds {what}, and quoting is “none” without an escape character")
+            return text
+
+        return refuse
+    needs_escape = re.compile("[" + re.escape(delimiter + escape + "\r\n") + "]")
+    return lambda v: needs_escape.sub(lambda m: escape + m.group(), cell_text(v))
 
 
 class DelimitedWriter:
-    """CSV and delimited text, streamed to disk."""
+    """CSV and delimited text, streamed to disk one batch at a time."""
 
     def __init__(self, task: Task, path: Path, columns: list[str]) -> None:
         self.path = path
-        self.columns = columns
+        self.columns = list(columns)
         self.rows = 0
-        delimiter = "," if task.output_type == OutputType.CSV else field_delimiter(task.output_delimiter)
-        ending = "\r\n" if task.output_line_ending == "crlf" else "\n"
-        self._file = open(path, "w", encoding=task.output_encoding, newline="", errors="strict")  # noqa: SIM115
-        options = {
-            "delimiter": delimiter,
-            "quoting": QUOTING[task.output_quoting],
-            "lineterminator": task.output_line_suffix + ending,
-        }
-        if task.output_quoting == Quoting.NONE:
-            options["escapechar"] = task.output_escape_char or "\\"
-        self._writer = csv.writer(self._file, **options)
-        self._encoding = task.output_encoding
-        if task.source_headers and task.output_headers and columns:
-            self._write([columns], header=True)
+        delimiter = "," if task.output_type in (OutputType.CSV, "") else field_delimiter(task.output_delimiter)
+        escape = task.output_escape_char if task.output_quoting == Quoting.NONE else ""
+        if escape and escape in (delimiter, '"', "\r", "\n"):
+            raise StageFailure(STAGE, f"The escape character {escape!r} cannot also be the delimiter, a quote or a line break.", permanent=True)
+        self._field = field_formatter(delimiter, task.output_quoting, escape)
+        self._delimiter = delimiter
+        self._end = task.output_line_suffix + ENDINGS.get(task.output_line_ending, "\n")
+        self._encoding = task.output_encoding or "utf-8"
+        try:
+            self._end.encode(self._encoding)
+        except UnicodeEncodeError:
+            raise StageFailure(STAGE, f"The characters appended to each line ({task.output_line_suffix!r}) cannot be written in {self._encoding}.", permanent=True) from None
+        self._file = open(path, "w", encoding=self._encoding, errors="strict", newline="")  # noqa: SIM115
+        if task.source_headers and task.output_headers and self.columns:
+            # Column names are text whatever the quoting: str() keeps them quoted under "non-numeric".
+            self._emit([[str(c) for c in self.columns]], header=True)
 
-    def write(self, rows: list[tuple]) -> None:
-        self._write([[_cell(v) for v in row] for row in rows])
+    def write(self, rows: Iterable[Sequence]) -> None:
+        rows = rows if isinstance(rows, list) else list(rows)
+        self._emit(rows, header=False)
         self.rows += len(rows)
 
-    def _write(self, rows: list, header: bool = False) -> None:
+    def _emit(self, rows: list, header: bool) -> None:
+        field, join, end = self._field, self._delimiter.join, self._end
         try:
-            self._writer.writerows(rows)
+            text = "".join([join(map(field, row)) + end for row in rows])
+        except Unwritable:
+            raise self._locate(rows, header, self._field) from None
+        try:
+            self._file.write(text)
         except UnicodeEncodeError:
-            raise self._encoding_failure(rows, header) from None
-        except csv.Error as exc:
-            raise StageFailure("output", f"Row {self.rows + 1} cannot be written: {exc}.", permanent=True) from None
+            raise self._locate(rows, header, self._encodable) from None
 
-    def _encoding_failure(self, rows: list, header: bool) -> StageFailure:
+    def _encodable(self, value) -> str:
+        text = cell_text(value)
+        try:
+            text.encode(self._encoding)
+        except UnicodeEncodeError as exc:
+            char = exc.object[exc.start]
+            raise Unwritable(f"holds the character {char!r} (U+{ord(char):04X}), which {self._encoding} cannot encode") from None
+        return text
+
+    def _locate(self, rows: list, header: bool, check: Callable[[object], str]) -> StageFailure:
+        """The slow path, only after a failure: find the exact cell and say what is wrong with it."""
         for offset, row in enumerate(rows):
             for index, value in enumerate(row):
                 try:
-                    str(value).encode(self._encoding)
-                except UnicodeEncodeError as exc:
-                    where = "the header" if header else f"row {self.rows + offset + 1}"
-                    column = self.columns[index] if index < len(self.columns) else index + 1
-                    char = exc.object[exc.start]
-                    return StageFailure(
-                        "output",
-                        f"The character {char!r} (U+{ord(char):04X}) in {where}, column “{column}” "
-                        f"cannot be written in {self._encoding}.",
-                        permanent=True,
-                    )
-        return StageFailure("output", f"The output cannot be written in {self._encoding}.", permanent=True)
+                    check(value)
+                except Unwritable as exc:
+                    where = _where(self.columns, None if header else self.rows + offset + 1, index)
+                    return StageFailure(STAGE, f"The value in {where} cannot be written: it {exc}.", permanent=True)
+        return StageFailure(STAGE, f"A line cannot be written in {self._encoding}.", permanent=True)
 
     def close(self) -> None:
         self._file.close()
 
 
-WRITERS = {OutputType.CSV: DelimitedWriter, OutputType.TEXT: DelimitedWriter}
+# --------------------------------------------------------------------------
+# JSON lines
+# --------------------------------------------------------------------------
+
+def json_value(value) -> str:
+    """One JSON value; numbers keep their digits, dates are ISO 8601 strings."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind in (float, Decimal):
+        finite = math.isfinite(value) if kind is float else value.is_finite()
+        return (repr(value) if kind is float else format(value, "f")) if finite else json.dumps(str(value))
+    if kind in (datetime, date, time):
+        return json.dumps(value.isoformat())
+    return json.dumps(cell_text(value), ensure_ascii=False)
+
+
+def unique_keys(columns: Sequence[str]) -> list[str]:
+    """Column names as object keys; a repeated name gets _2, _3 so no value is lost."""
+    seen: set[str] = set()
+    keys = []
+    for index, name in enumerate(columns):
+        key = str(name) or f"column_{index + 1}"
+        candidate, n = key, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{key}_{n}"
+        seen.add(candidate)
+        keys.append(candidate)
+    return keys
+
+
+class JsonLinesWriter:
+    def __init__(self, task: Task, path: Path, columns: list[str]) -> None:
+        self.path = path
+        self.columns = list(columns)
+        self.rows = 0
+        self._keys = [json.dumps(k, ensure_ascii=False) + ":" for k in unique_keys(self.columns)]
+        self._file = open(path, "w", encoding="utf-8", errors="strict", newline="")  # noqa: SIM115
+
+    def write(self, rows: Iterable[Sequence]) -> None:
+        rows = rows if isinstance(rows, list) else list(rows)
+        keys = self._keys
+        try:
+            text = "".join(["{" + ",".join([k + json_value(v) for k, v in zip(keys, row)]) + "}\n" for row in rows])
+            self._file.write(text)
+        except UnicodeEncodeError:
+            # Only lone surrogates from a broken driver get here: UTF-8 encodes everything else.
+            raise StageFailure(STAGE, f"Rows {self.rows + 1}–{self.rows + len(rows)} hold text that is not valid Unicode.", permanent=True) from None
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# --------------------------------------------------------------------------
+# Excel
+# --------------------------------------------------------------------------
+
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384
+EXCEL_MAX_TEXT = 32_767
+_SHEET_FORBIDDEN = re.compile(r"[\\/?*\[\]:]")
+
+
+def sheet_title(path: Path) -> str:
+    return _SHEET_FORBIDDEN.sub("_", path.stem)[:31].strip("'") or "Data"
+
+
+class XlsxWriter:
+    """A real .xlsx in openpyxl's write-only mode: rows go to disk as they come."""
+
+    def __init__(self, task: Task, path: Path, columns: list[str]) -> None:
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        self._cell_class, self._illegal = WriteOnlyCell, ILLEGAL_CHARACTERS_RE
+        self.path = path
+        self.columns = list(columns)
+        self.rows = 0
+        if len(self.columns) > EXCEL_MAX_COLUMNS:
+            raise StageFailure(STAGE, f"The result has {len(self.columns)} columns; an Excel sheet holds at most {EXCEL_MAX_COLUMNS}.", permanent=True)
+        self._book = Workbook(write_only=True)
+        self._sheet = self._book.create_sheet(sheet_title(path))
+        self._lines = 0
+        if task.source_headers and task.output_headers and self.columns:
+            self._append([str(c) for c in self.columns], None)
+
+    def write(self, rows: Iterable[Sequence]) -> None:
+        for row in rows:
+            self._append(row, self.rows + 1)
+            self.rows += 1
+
+    def _append(self, row: Sequence, number: int | None) -> None:
+        if self._lines >= EXCEL_MAX_ROWS:
+            raise StageFailure(STAGE, f"Row {number} does not fit: an Excel sheet holds at most {EXCEL_MAX_ROWS:,} rows (header included).", permanent=True)
+        cells = []
+        for index, value in enumerate(row):
+            try:
+                cells.append(self._value(value))
+            except Unwritable as exc:
+                raise StageFailure(STAGE, f"The value in {_where(self.columns, number, index)} cannot be written to Excel: it {exc}.", permanent=True) from None
+        self._sheet.append(cells)
+        self._lines += 1
+
+    def _value(self, value):
+        kind = type(value)
+        if kind is str:
+            return self._text(value)
+        if kind in (datetime, time) and value.tzinfo is not None:
+            # Excel has no time zones; the text keeps the offset the source gave.
+            return self._text(str(value))
+        if kind in (bytes, bytearray, memoryview):
+            return self._text(cell_text(value))
+        if value is None or kind in (int, float, Decimal, bool, datetime, date, time):
+            return value
+        return self._text(str(value))
+
+    def _text(self, text: str):
+        if len(text) > EXCEL_MAX_TEXT:
+            raise Unwritable(f"is {len(text):,} characters long; an Excel cell holds at most {EXCEL_MAX_TEXT:,}")
+        found = self._illegal.search(text)
+        if found:
+            raise Unwritable(f"holds the control character U+{ord(found.group()):04X}, which Excel files cannot contain")
+        if text[:1] in ("=", "#"):
+            # openpyxl would turn "=…" into a formula and "#N/A" into an error value.
+            cell = self._cell_class(self._sheet, text)
+            cell.data_type = "s"
+            return cell
+        return text
+
+    def close(self) -> None:
+        # Saving a write-only book twice is an error; an empty book still needs its sheet.
+        if getattr(self, "_book", None) is not None:
+            book, self._book = self._book, None
+            book.save(self.path)
+
+
+WRITERS = {OutputType.CSV: DelimitedWriter, OutputType.TEXT: DelimitedWriter, OutputType.XLSX: XlsxWriter, OutputType.JSONL: JsonLinesWriter}
 
 
 def open_writer(task: Task, path: Path, columns: list[str]):
+    """The writer for the task's output type (blank means CSV) — for query results and re-written files."""
     output_type = task.output_type or OutputType.CSV
     try:
         writer_class = WRITERS[output_type]
     except KeyError:
-        raise StageFailure("output", f"Output type “{output_type}” is not supported for query results yet.", permanent=True) from None
+        raise StageFailure(
+            STAGE, "The output type “Keep as is” passes files through unchanged; a query result needs CSV, text, Excel or JSON lines.",
+            permanent=True,
+        ) from None
     return writer_class(task, path, columns)

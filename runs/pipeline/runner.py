@@ -13,10 +13,12 @@ from django.utils import timezone
 
 from runs import lifecycle
 from runs.models import CLAIMABLE, Run, RunStatus, Stage
-from runs.pipeline import delivery, output, source
+from runs.pipeline import delivery, output, processing, source
 from runs.pipeline.context import RunContext, connection_secrets, intended_time, load_parameters, make_workdir
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.log import RunLogger
+from runs.reaper import Heartbeat
+from runs.redeliver import redeliver
 from tasks.models import Task
 from tasks.parameters import ParameterError
 
@@ -66,7 +68,11 @@ def _context(run: Run, log: RunLogger) -> RunContext:
 
 
 def _stages(ctx: RunContext) -> None:
+    if redeliver(ctx):
+        # A retry after a delivery failure sends the stored files that did not arrive (runs/redeliver.py).
+        return
     source.run(ctx)
+    processing.run(ctx)
     files = output.run(ctx)
     uploads = delivery.pending_uploads(ctx, files)
     local = {record.pk: local.path for record, local in zip(files, ctx.files, strict=True)}
@@ -84,6 +90,7 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
     log = RunLogger(run, echo)
     log.info(Stage.CLAIM, f"Attempt {run.attempt} of {run.task} started ({run.get_trigger_display().lower()} trigger) on {run.worker}.")
     ctx = None
+    beat = Heartbeat.start(run.pk)  # lets the reaper tell a busy run from a dead worker
     try:
         ctx = _context(run, log)
         _stages(ctx)
@@ -95,6 +102,7 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
     else:
         _succeed(run, log, ctx)
     finally:
+        beat.stop()
         if ctx is not None:
             shutil.rmtree(ctx.workdir, ignore_errors=True)
     lifecycle.after_run(run, log)

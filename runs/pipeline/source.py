@@ -12,7 +12,9 @@ from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import open_writer
 from runs.pipeline.naming import output_file_name
-from tasks.code import CodeError, load_text
+from runs.pipeline.source_files import run_files
+from runs.pipeline.source_ssh import run_ssh
+from tasks.code import CodeError, code_location, load_text
 from tasks.models import CodeRole, SourceKind
 from tasks.sqltext import SqlError, render
 
@@ -80,7 +82,25 @@ def _stream(ctx: RunContext, writer, row_batches) -> None:
             last = time.monotonic()
 
 
-RUNNERS = {SourceKind.DATABASE: run_database}
+def run_command(ctx: RunContext) -> None:
+    run_ssh(ctx, source_code(ctx))
+
+
+def run_python(ctx: RunContext) -> None:
+    """No data source: the processing stage's script makes the data."""
+    if code_location(ctx.task, CodeRole.PROCESSING) is None:
+        raise StageFailure(STAGE, "A Python-script-only task needs a processing script, and this one has none.", permanent=True)
+    ctx.log.info(STAGE, "No data source: the processing script makes the data.")
+
+
+RUNNERS = {
+    SourceKind.DATABASE: run_database,
+    SourceKind.SFTP: run_files,
+    SourceKind.FTP: run_files,
+    SourceKind.SMB: run_files,
+    SourceKind.SSH: run_command,
+    SourceKind.PYTHON: run_python,
+}
 
 
 def run(ctx: RunContext) -> None:

@@ -29,7 +29,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from None
         if not wait:
             run = services.run_now(task, trigger=Trigger.MANUAL)
-            self._report(run, json, f"Run {run.pk} of {task} is queued.")
+            self._report(run, json, f"Run {run.pk} of {task} is {run.status}.")
+            if run.status == RunStatus.SKIPPED:  # at most one active run per task (SPEC §4)
+                raise CommandError(f"Run {run.pk} of {task} skipped: {run.error}", returncode=1)
             return
         run = services.create_run(task, Trigger.MANUAL)
         # With --json, stdout carries only the JSON object; the log goes to stderr.

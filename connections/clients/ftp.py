@@ -1,0 +1,198 @@
+"""FTP and explicit FTPS: test, list, download and atomic upload over ftplib.
+
+Every transfer is binary (TYPE I), so files arrive byte for byte. FTPS runs
+AUTH TLS on the control connection and protects the data channel (PROT P);
+the TLS context is capped at TLS 1.2 because ftplib's data channel breaks on
+TLS 1.3 (SHUTDOWN_WHILE_IN_INIT when the transfer closes; TESTING.md §3).
+The server's certificate is verified against the system's trusted CAs (or the
+bundle named by SSL_CERT_FILE) unless the connection switches that off.
+"""
+
+from __future__ import annotations
+
+import ftplib
+import posixpath
+import socket
+import ssl
+from contextlib import contextmanager
+from pathlib import Path
+
+from connections.clients.base import ClientError, IfExists, UploadResult, join_remote, temporary_name
+from connections.clients.remote import Entry, RemoteNotFound
+
+# ftplib applies one timeout to the control socket and to every data socket.
+TIMEOUT = 60
+BLOCK = 1024 * 1024
+# Replies that mean the server does not know a command (MLSD, SIZE).
+UNKNOWN_COMMAND = ("500", "501", "502", "504")
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class FtpClient:
+    def __init__(self, conn, ftp: ftplib.FTP) -> None:
+        self.conn = conn
+        self.ftp = ftp
+        self.label = str(conn)
+
+    def path(self, *parts: str) -> str:
+        return join_remote(self.conn.folder, *parts)
+
+    def entries(self, folder: str = "") -> list[Entry]:
+        path = self.path(folder) or "."
+        try:
+            found = [Entry(name, facts.get("type") == "dir") for name, facts in self.ftp.mlsd(path, facts=["type"])
+                     if facts.get("type") not in ("cdir", "pdir")]
+        except ftplib.error_perm as exc:
+            if not str(exc).startswith(UNKNOWN_COMMAND):
+                raise self._error("list", path, exc) from None
+            found = self._entries_without_mlsd(path)
+        except (OSError, EOFError, ftplib.Error) as exc:
+            raise self._error("list", path, exc) from None
+        return sorted(found)
+
+    def _entries_without_mlsd(self, path: str) -> list[Entry]:
+        # Old servers: NLST gives names only; SIZE answers for regular files only.
+        try:
+            names = [posixpath.basename(n.rstrip("/")) for n in self.ftp.nlst(path)]
+            self.ftp.voidcmd("TYPE I")
+        except (OSError, EOFError, ftplib.Error) as exc:
+            raise self._error("list", path, exc) from None
+        return [Entry(n, self._size(posixpath.join(path, n)) is None) for n in names if n not in (".", "..")]
+
+    def list(self, folder: str = "") -> list[str]:
+        return [entry.name for entry in self.entries(folder)]
+
+    def _size(self, path: str) -> int | None:
+        try:
+            return self.ftp.size(path)
+        except ftplib.error_perm:
+            return None
+
+    def download(self, remote: str, local: Path) -> None:
+        path = self.path(remote)
+        try:
+            self.ftp.voidcmd("TYPE I")
+            expected = self._size(path)
+            with open(local, "wb") as out:
+                self.ftp.retrbinary(f"RETR {path}", out.write, blocksize=BLOCK)
+        except (OSError, EOFError, ftplib.Error, ValueError) as exc:
+            raise self._error("download", path, exc) from None
+        received = local.stat().st_size
+        if expected is not None and received != expected:
+            raise ClientError(f"Download of {path} from {self.label} ended at {received} of {expected} bytes.")
+
+    def upload(self, local: Path, folder: str, name: str, if_exists: IfExists = IfExists.FAIL) -> UploadResult:
+        target_dir = self.path(folder)
+        final = join_remote(target_dir, name)
+        exists = name in self.list(folder)
+        if exists and if_exists == IfExists.SKIP:
+            return UploadResult(final, skipped=True)
+        if exists and if_exists == IfExists.FAIL:
+            raise ClientError(f"{final} already exists on {self.label}; the task is set to fail rather than overwrite.", permanent=True)
+        temp = join_remote(target_dir, temporary_name(name))
+        try:
+            self._put(local, temp)
+            self._move_into_place(temp, final, folder, name, if_exists)
+        except (OSError, EOFError, ftplib.Error, ValueError) as exc:
+            self._remove_quietly(temp)
+            raise self._error("upload", final, exc) from None
+        except BaseException:
+            self._remove_quietly(temp)
+            raise
+        return UploadResult(final)
+
+    def _put(self, local: Path, remote: str) -> None:
+        self.ftp.voidcmd("TYPE I")
+        with open(local, "rb") as src:
+            self.ftp.storbinary(f"STOR {remote}", src, blocksize=BLOCK)
+        size, written = local.stat().st_size, self._size(remote)
+        if written is not None and written != size:
+            raise ClientError(f"Upload of {remote} to {self.label} ended at {written} of {size} bytes.")
+
+    def _move_into_place(self, temp: str, final: str, folder: str, name: str, if_exists: IfExists) -> None:
+        # FTP has no "rename unless the target exists": look once more right
+        # before the rename, which leaves only a moment for another writer.
+        if if_exists != IfExists.OVERWRITE and name in self.list(folder):
+            raise ClientError(f"{final} appeared on {self.label} during the upload; not overwriting it.", permanent=True)
+        try:
+            self.ftp.rename(temp, final)
+        except ftplib.error_perm:
+            if if_exists != IfExists.OVERWRITE:
+                raise
+            # Some servers (IIS) refuse to rename onto an existing file.
+            self.ftp.delete(final)
+            self.ftp.rename(temp, final)
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            self.ftp.delete(path)
+        except Exception:  # noqa: BLE001 - cleanup after a failure must not hide that failure
+            pass
+
+    def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
+        if isinstance(exc, ftplib.error_perm):
+            reply = str(exc)
+            if reply.startswith("550"):
+                return RemoteNotFound(f"Cannot {verb} {path} on {self.label}: {reply}")
+            return ClientError(f"Cannot {verb} {path} on {self.label}: {reply}", permanent=True)
+        if isinstance(exc, (socket.timeout, TimeoutError)):
+            return ClientError(f"Cannot {verb} {path} on {self.label}: no answer within {TIMEOUT} s.")
+        reason = str(exc) or type(exc).__name__
+        return ClientError(f"Cannot {verb} {path} on {self.label}: {reason}")
+
+
+def _connect(conn) -> ftplib.FTP:
+    label, port = str(conn), conn.effective_port
+    ftp = ftplib.FTP_TLS(context=tls_context(conn.verify_tls), timeout=TIMEOUT) if conn.tls else ftplib.FTP(timeout=TIMEOUT)
+    try:
+        ftp.connect(conn.host, port, timeout=TIMEOUT)
+        ftp.login(conn.username or "anonymous", conn.password or "")
+        if conn.tls:
+            ftp.prot_p()
+    except ssl.SSLCertVerificationError as exc:
+        ftp.close()
+        raise ClientError(f"The TLS certificate of {conn.host}:{port} ({label}) is not trusted: {exc.verify_message}.", permanent=True) from None
+    except ftplib.error_perm as exc:
+        ftp.close()
+        if str(exc).startswith("530"):
+            raise ClientError(f"Login to {conn.host}:{port} as {conn.username or 'anonymous'} was refused ({label}): {exc}", permanent=True) from None
+        raise ClientError(f"{conn.host}:{port} ({label}) refused the session: {exc}", permanent=True) from None
+    except (socket.timeout, TimeoutError):
+        ftp.close()
+        raise ClientError(f"Timed out connecting to {conn.host}:{port} ({label}).") from None
+    except (OSError, EOFError, ftplib.Error) as exc:
+        ftp.close()
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise ClientError(f"Cannot connect to {conn.host}:{port} ({label}): {reason}.") from None
+    return ftp
+
+
+@contextmanager
+def session(conn, **_):
+    ftp = _connect(conn)
+    try:
+        yield FtpClient(conn, ftp)
+    finally:
+        try:
+            ftp.quit()
+        except Exception:  # noqa: BLE001 - the server may already have gone; close the socket anyway
+            ftp.close()
+
+
+def test(conn) -> str:
+    """Connect, log in (with TLS for FTPS) and list the base folder."""
+    with session(conn) as client:
+        entries = client.list()
+        security = f", {client.ftp.sock.version()}" if conn.tls else ""
+    return (
+        f"Connected to {conn.host}:{conn.effective_port} as {conn.username or 'anonymous'}{security}; "
+        f"{len(entries)} entries in “{conn.folder or '.'}”."
+    )

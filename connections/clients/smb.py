@@ -1,0 +1,211 @@
+"""SMB (2/3) file shares: test, list, download and atomic upload over smbprotocol's smbclient.
+
+Each session gets its own connection cache, closed at the end, so two tasks
+on one worker never share (or tear down) each other's SMB connection; the
+port and the cache go with every call.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+# smbprotocol notices a dead server only through its keep-alive echo, sent
+# after this many idle seconds (default 600) and given as long again to be
+# answered. Read when a connection is made, so it must be set before that.
+os.environ.setdefault("SMB_EXPERIMENTAL_TRANSPORT_RECEIVE_TIMEOUT", "60")
+
+import smbclient  # noqa: E402
+from smbclient._io import SMBFileTransaction, SMBRawIO, set_info  # noqa: E402
+from smbprotocol._text import to_text  # noqa: E402
+from smbprotocol.file_info import FileRenameInformation  # noqa: E402
+from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask  # noqa: E402
+from smbprotocol import exceptions as smb_errors  # noqa: E402
+from smbprotocol.header import NtStatus  # noqa: E402
+
+from connections.clients.base import ClientError, IfExists, UploadResult, join_remote, temporary_name  # noqa: E402
+from connections.clients.remote import Entry, RemoteNotFound  # noqa: E402
+
+CONNECT_TIMEOUT = 20
+BLOCK = 1024 * 1024
+NOT_FOUND = (smb_errors.ObjectNameNotFound, smb_errors.ObjectPathNotFound, smb_errors.NoSuchFile)
+
+
+class SmbClient:
+    def __init__(self, conn, cache: dict) -> None:
+        self.conn = conn
+        self.label = str(conn)
+        self.options = {
+            "port": conn.effective_port,
+            "connection_cache": cache,
+            "connection_timeout": CONNECT_TIMEOUT,
+            "username": _login_name(conn),
+            "password": conn.password or None,
+        }
+
+    def path(self, *parts: str) -> str:
+        return join_remote(self.conn.folder.replace("\\", "/"), *parts)
+
+    @staticmethod
+    def inside(path: str) -> str:
+        """A path within the share as SMB writes it: a\\b\\c."""
+        return "\\".join(p for p in path.replace("\\", "/").split("/") if p)
+
+    def unc(self, path: str) -> str:
+        return "\\".join(filter(None, [rf"\\{self.conn.host}\{self.conn.share}", self.inside(path)]))
+
+    def entries(self, folder: str = "") -> list[Entry]:
+        path = self.path(folder)
+        try:
+            found = [Entry(e.name, e.is_dir()) for e in smbclient.scandir(self.unc(path), **self.options)]
+        except Exception as exc:  # noqa: BLE001 - every smbprotocol failure becomes a ClientError
+            raise self._error("list", path, exc) from None
+        return sorted(found)
+
+    def list(self, folder: str = "") -> list[str]:
+        return [entry.name for entry in self.entries(folder)]
+
+    def download(self, remote: str, local: Path) -> None:
+        path = self.path(remote)
+        try:
+            with smbclient.open_file(self.unc(path), mode="rb", **self.options) as src, open(local, "wb") as out:
+                while chunk := src.read(BLOCK):
+                    out.write(chunk)
+            expected = smbclient.stat(self.unc(path), **self.options).st_size
+        except Exception as exc:  # noqa: BLE001
+            raise self._error("download", path, exc) from None
+        received = local.stat().st_size
+        if received != expected:
+            raise ClientError(f"Download of {path} from {self.label} ended at {received} of {expected} bytes.")
+
+    def exists(self, path: str) -> bool:
+        try:
+            smbclient.stat(self.unc(path), **self.options)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            error = self._error("check", path, exc)
+            if isinstance(error, RemoteNotFound):
+                return False
+            raise error from None
+
+    def upload(self, local: Path, folder: str, name: str, if_exists: IfExists = IfExists.FAIL) -> UploadResult:
+        target_dir = self.path(folder)
+        final = join_remote(target_dir, name)
+        if self.exists(final):
+            if if_exists == IfExists.SKIP:
+                return UploadResult(final, skipped=True)
+            if if_exists == IfExists.FAIL:
+                raise ClientError(f"{final} already exists on {self.label}; the task is set to fail rather than overwrite.", permanent=True)
+        temp = join_remote(target_dir, temporary_name(name))
+        try:
+            self._put(local, temp)
+            self._rename(temp, final, replace=if_exists == IfExists.OVERWRITE)
+        except ClientError:
+            self._remove_quietly(temp)
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._remove_quietly(temp)
+            raise self._error("upload", final, exc) from None
+        return UploadResult(final)
+
+    def _put(self, local: Path, remote: str) -> None:
+        with open(local, "rb") as src, smbclient.open_file(self.unc(remote), mode="wb", **self.options) as dst:
+            while chunk := src.read(BLOCK):
+                dst.write(chunk)
+        size, written = local.stat().st_size, smbclient.stat(self.unc(remote), **self.options).st_size
+        if written != size:
+            raise ClientError(f"Upload of {remote} to {self.label} ended at {written} of {size} bytes.")
+
+    def _rename(self, temp: str, final: str, *, replace: bool) -> None:
+        """One server-side rename; without `replace` an existing target is refused (no race with "fail").
+
+        Not smbclient.rename/replace: they first open the target for
+        FILE_EXECUTE, which Samba denies on an existing file without an x
+        bit (a vendor's 0644 file), so an overwrite would fail.
+        """
+        options = dict(self.options, mode="r", share_access="rwd", create_options=CreateOptions.FILE_OPEN_REPARSE_POINT)
+        with SMBRawIO(self.unc(temp), desired_access=FilePipePrinterAccessMask.DELETE, **options) as source:
+            with SMBFileTransaction(source) as transaction:
+                rename = FileRenameInformation()
+                rename["replace_if_exists"] = replace
+                rename["file_name"] = to_text(self.inside(final))
+                set_info(transaction, rename)
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            smbclient.remove(self.unc(path), **self.options)
+        except Exception:  # noqa: BLE001 - cleanup after a failure must not hide that failure
+            pass
+
+    def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
+        return _map_error(exc, f"Cannot {verb} {path or 'the base folder'} on {self.label}")
+
+
+def _login_name(conn) -> str:
+    return f"{conn.domain}\\{conn.username}" if conn.domain else conn.username
+
+
+def _map_error(exc: BaseException, doing: str) -> ClientError:
+    # smbclient's SMBOSError carries an errno but is not FileNotFoundError & co.
+    code = exc.errno if isinstance(exc, OSError) else None
+    if isinstance(exc, smb_errors.BadNetworkName) or getattr(exc, "ntstatus", None) == NtStatus.STATUS_BAD_NETWORK_NAME:
+        return ClientError(f"{doing}: the share does not exist.", permanent=True)
+    if isinstance(exc, NOT_FOUND) or code == errno.ENOENT:
+        return RemoteNotFound(f"{doing}: it does not exist.")
+    if isinstance(exc, smb_errors.ObjectNameCollision) or code == errno.EEXIST:
+        return ClientError(f"{doing}: the name is already taken.", permanent=True)
+    if isinstance(exc, smb_errors.AccessDenied) or code == errno.EACCES:
+        return ClientError(f"{doing}: access denied.", permanent=True)
+    if isinstance(exc, (smb_errors.LogonFailure, smb_errors.WrongPassword, smb_errors.SMBAuthenticationError)):
+        return ClientError(f"{doing}: the login was refused (wrong user name or password).", permanent=True)
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return ClientError(f"{doing}: no answer in time.")
+    if isinstance(exc, OSError) and exc.strerror:
+        return ClientError(f"{doing}: {exc.strerror}.")
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return ClientError(f"{doing}: {message}")
+
+
+@contextmanager
+def session(conn, **_):
+    cache: dict = {}
+    port = conn.effective_port
+    try:
+        smbclient.register_session(
+            conn.host, username=_login_name(conn), password=conn.password or None, port=port,
+            connection_timeout=CONNECT_TIMEOUT, connection_cache=cache,
+        )
+    except Exception as exc:  # noqa: BLE001
+        smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
+        raise _map_error(exc, f"Cannot connect to {conn.host}:{port} ({conn})") from None
+    try:
+        client = SmbClient(conn, cache)
+        _check_share(client)
+        yield client
+    finally:
+        smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
+
+
+def _check_share(client: SmbClient) -> None:
+    # A missing share comes back from smbclient as a plain "not found" (after
+    # a DFS lookup), which a wildcard search would read as "no match".
+    try:
+        smbclient.stat(client.unc(""), **client.options)
+    except Exception as exc:  # noqa: BLE001
+        error = _map_error(exc, f"Cannot open the share {client.conn.share} on {client.conn.host} ({client.label})")
+        if isinstance(error, RemoteNotFound):
+            raise ClientError(f"The share “{client.conn.share}” does not exist on {client.conn.host} ({client.label}).", permanent=True) from None
+        raise error from None
+
+
+def test(conn) -> str:
+    """Connect, log in, open the share and list the base folder."""
+    with session(conn) as client:
+        entries = client.list()
+    return (
+        f"Connected to \\\\{conn.host}\\{conn.share} (port {conn.effective_port}) as {_login_name(conn)}; "
+        f"{len(entries)} entries in “{conn.folder or '.'}”."
+    )

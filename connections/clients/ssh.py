@@ -1,0 +1,103 @@
+"""SSH: run one command on a remote host, streaming its output; test a login.
+
+The host key must match the one pinned on the connection (the first
+successful test pins it; see ssh_transport.py). The command's exit status is
+returned; stdout and stderr arrive line by line through callbacks, and stdout
+can also be copied byte for byte into a file.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable
+from typing import BinaryIO
+
+import paramiko
+
+from connections.clients.base import ClientError
+from connections.clients.ssh_transport import CHANNEL_TIMEOUT, open_ssh
+
+CHUNK = 64 * 1024
+# How long one wait for output lasts before the deadline and `idle` are looked at again.
+POLL_SECONDS = 0.5
+
+LineSink = Callable[[str], None]
+
+
+class _Lines:
+    """Turns chunks of bytes into text lines for the log (invalid UTF-8 shown as �)."""
+
+    def __init__(self, sink: LineSink) -> None:
+        self.sink = sink
+        self.pending = b""
+
+    def feed(self, data: bytes) -> None:
+        *complete, self.pending = (self.pending + data).split(b"\n")
+        for line in complete:
+            self.sink(line.rstrip(b"\r").decode("utf-8", errors="replace"))
+
+    def close(self) -> None:
+        if self.pending:
+            self.sink(self.pending.rstrip(b"\r").decode("utf-8", errors="replace"))
+            self.pending = b""
+
+
+def run_command(
+    conn,
+    command: str,
+    *,
+    on_stdout: LineSink,
+    on_stderr: LineSink,
+    stdout_file: BinaryIO | None = None,
+    timeout: float,
+    idle: Callable[[], None] | None = None,
+) -> int:
+    """Run `command` and return its exit status; stopped with a ClientError after `timeout` seconds."""
+    client = open_ssh(conn)
+    try:
+        try:
+            channel = client.get_transport().open_session(timeout=CHANNEL_TIMEOUT)
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError) as exc:
+            raise ClientError(f"{conn} accepted the login but could not start the command: {exc}") from None
+        return _pump(channel, _Lines(on_stdout), _Lines(on_stderr), stdout_file, time.monotonic() + timeout, idle, timeout, str(conn))
+    finally:
+        client.close()
+
+
+def _pump(channel, out: _Lines, err: _Lines, stdout_file, deadline: float, idle, timeout: float, label: str) -> int:
+    while True:
+        got = False
+        while channel.recv_ready():
+            data = channel.recv(CHUNK)
+            got = True
+            out.feed(data)
+            if stdout_file is not None:
+                stdout_file.write(data)
+        while channel.recv_stderr_ready():
+            got = True
+            err.feed(channel.recv_stderr(CHUNK))
+        if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+            break
+        if time.monotonic() > deadline:
+            channel.close()
+            raise ClientError(f"The command on {label} was stopped: it ran longer than the limit of {timeout:.0f} s.")
+        if idle is not None:
+            idle()
+        if not got:
+            # The channel's file descriptor becomes readable on stdout, stderr or close.
+            select.select([channel], [], [], POLL_SECONDS)
+    out.close()
+    err.close()
+    return channel.recv_exit_status()
+
+
+def test(conn) -> str:
+    """Log in (pinning the host key on the first success) without running anything."""
+    client = open_ssh(conn, pin_unknown=True)
+    try:
+        key = client.get_transport().get_remote_server_key()
+    finally:
+        client.close()
+    return f"Logged in to {conn.host}:{conn.effective_port} as {conn.username}; host key {key.get_name()} {key.fingerprint}."

@@ -1,0 +1,64 @@
+"""The New/Edit Project form of the pages: fields, triggers and parameters (validated by Project.clean)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.db import transaction
+from django.forms.models import inlineformset_factory
+
+from projects.forms import ParameterForm
+from projects.models import Project, ProjectParameter
+
+GENERAL = ["name", "description", "owner", "sequence", "timezone"]
+TRIGGERS = ["cron", "interval_every", "interval_unit", "once_at", "start_at", "end_at"]
+
+
+class ProjectForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = GENERAL + TRIGGERS
+        widgets = {
+            "name": forms.TextInput(attrs={"class": "vTextField"}),
+            "description": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
+            "cron": forms.TextInput(attrs={"class": "vTextField", "placeholder": "0 6 * * 1-5", "spellcheck": "false"}),
+            "once_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            "start_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            "end_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = self.fields["owner"].queryset.filter(is_active=True).order_by("username")
+        for name in ("once_at", "start_at", "end_at"):
+            self.fields[name].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+
+    def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
+        return [("General", [self[n] for n in GENERAL]), ("Triggers", [self[n] for n in TRIGGERS])]
+
+
+# An own list of fields (see tasks/forms.py ParameterFormSet): the formset appends "project" to it.
+ProjectParameterFormSet = inlineformset_factory(
+    Project, ProjectParameter, form=ParameterForm, fields=["key", "entered_value", "sensitive", "position"], extra=1, can_delete=True,
+)
+
+
+class ProjectEditor:
+    """The project form and its parameter rows, saved together."""
+
+    def __init__(self, data=None, *, instance: Project):
+        self.form = ProjectForm(data, instance=instance)
+        self.parameters = ProjectParameterFormSet(data, instance=instance, prefix="param")
+
+    def is_valid(self) -> bool:
+        return all([self.form.is_valid(), self.parameters.is_valid()])
+
+    @transaction.atomic
+    def save(self) -> Project:
+        project = self.form.save()
+        self.parameters.instance = project
+        self.parameters.save()
+        return project
+
+    def changed(self) -> list[str]:
+        labels = [str(self.form.fields[n].label) for n in self.form.changed_data]
+        return labels + (["parameters"] if self.parameters.has_changed() else [])

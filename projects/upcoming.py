@@ -1,0 +1,70 @@
+"""When projects fire next, for the lists, the details and the run plan.
+
+The fire times come from projects/scheduling.py (the same maths that arms
+the django-q2 schedules, daylight saving included); this module only merges
+a project's triggers and remembers results for one page. No query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from projects import scheduling
+from projects.models import Project
+
+MAX_PER_TRIGGER = 1500  # a per-minute trigger fires 1,440 times a day; the plan stops there
+
+
+def _trigger_until(project: Project, kind: str, after: datetime, until: datetime | None, count: int) -> list[datetime]:
+    """One trigger's fire times up to `until`: asked for in growing batches, so a daily trigger costs a few, not `count`."""
+    batch = count if until is None else min(count, 2)
+    while True:
+        times = [fire.at for fire in scheduling.trigger_times(project, kind, after, batch)]
+        if until is None or len(times) < batch or times[-1] > until or batch >= count:
+            return [at for at in times if until is None or at <= until]
+        batch = min(count, batch * 4)
+
+
+def fire_times(project: Project, after: datetime, *, until: datetime | None = None, count: int = 5) -> list[datetime]:
+    """The project's next fire times over all triggers (at most `count`, none after `until`)."""
+    times = {at for kind in scheduling.active_kinds(project) for at in _trigger_until(project, kind, after, until, count)}
+    return sorted(times, key=lambda at: at.timestamp())[:count]
+
+
+def next_run_lookup(now: datetime | None = None) -> Callable[[Project], datetime | None]:
+    """project → its next fire time, remembered per project for one page."""
+    now = now or timezone.now()
+    memo: dict[int, datetime | None] = {}
+
+    def lookup(project: Project) -> datetime | None:
+        if project.pk not in memo:
+            times = fire_times(project, now, count=1)
+            memo[project.pk] = times[0] if times else None
+        return memo[project.pk]
+
+    return lookup
+
+
+def hours_plan(projects: list[tuple[Project, list[str]]], start: datetime, hours: int = 24) -> list[tuple[datetime, Project, list[str]]]:
+    """Every firing from `start` for `hours` hours, in time order: (when, project, its enabled task names)."""
+    end = start + timedelta(hours=hours)
+    firings = [
+        (at, project, names)
+        for project, names in projects
+        for at in fire_times(project, start, until=end, count=MAX_PER_TRIGGER)
+    ]
+    return sorted(firings, key=lambda firing: firing[0].timestamp())
+
+
+def runs_per_hour(firings: list[tuple[datetime, Project, list[str]]], start: datetime, hours: int = 24) -> list[list[str]]:
+    """For each hour from `start`: the "project/task" names that start in it (one entry per run)."""
+    plan: list[list[str]] = [[] for _ in range(hours)]
+    for at, project, names in firings:
+        # A one-off whose time passed unfired goes at the scheduler's next pass: this hour.
+        index = max(0, int((at - start).total_seconds() // 3600))
+        if index < hours:
+            plan[index].extend(f"{project.name}/{name}" for name in names)
+    return plan

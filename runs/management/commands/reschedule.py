@@ -1,0 +1,34 @@
+"""manage.py reschedule [--all | --project NAME | --task NAME]"""
+
+from __future__ import annotations
+
+from runs import services
+from runs.management.commandline import CourierCommand
+
+
+class Command(CourierCommand):
+    help = ("Rebuild schedules from the projects' triggers: of one project or task (cancelling its pending retries), "
+            "or --all (every project, the reaper, and the schedules of pending retries, which are kept).")
+
+    def add_arguments(self, parser):
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--all", action="store_true", help="Every project, the reaper, and pending retries (kept).")
+        which.add_argument("--project", metavar="NAME", help="One project (name or id).")
+        which.add_argument("--task", metavar="NAME", help="The project of one task (“project/task” or id); cancels that task's retries.")
+
+    def handle(self, all: bool, project: str | None, task: str | None, **options):
+        if all:
+            armed = services.reschedule_all()
+            self.stdout.write(f"Rebuilt every schedule: {armed} trigger schedule(s) armed, the reaper in place, pending retries kept.")
+        elif project:
+            target = self.project(project)
+            cancelled = services.reschedule_project(target)
+            self.stdout.write(f"Rebuilt the schedules of {target.name}; cancelled {_retries(cancelled)}.")
+        else:
+            target = self.task(task)
+            cancelled = services.reschedule_task(target)
+            self.stdout.write(f"Rebuilt the schedules of {target.project.name}; cancelled {_retries(cancelled)} of {target}.")
+
+
+def _retries(cancelled: list) -> str:
+    return f"{len(cancelled)} pending retr{'y' if len(cancelled) == 1 else 'ies'}"

@@ -1,0 +1,68 @@
+"""manage.py scheduler pause|resume|status"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from django_q.models import Schedule
+
+from projects import scheduling
+from projects.models import Project
+from runs import services
+from runs.management.commandline import CourierCommand
+from runs.models import Run, RunStatus, SiteState
+
+
+class Command(CourierCommand):
+    help = "Pause or resume every schedule and retry (kept across restarts), or show the next fire times of each project."
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["pause", "resume", "status"], help="pause, resume or status")
+
+    def handle(self, action: str, **options):
+        if action == "pause":
+            services.pause_scheduler()
+            self.stdout.write("Scheduler paused: no schedule starts a task and no retry starts until `manage.py scheduler resume`.")
+        elif action == "resume":
+            services.resume_scheduler()
+            self.stdout.write("Scheduler resumed.")
+        else:
+            self._status()
+
+    def _status(self) -> None:
+        site, now = SiteState.get(), timezone.now()
+        if site.paused:
+            since = f" since {timezone.localtime(site.paused_at):%Y-%m-%d %H:%M %Z}" if site.paused_at else ""
+            self.stdout.write(f"Scheduler: PAUSED{since}" + (f" by {site.paused_by}" if site.paused_by else "") + ".")
+        else:
+            self.stdout.write("Scheduler: active (not paused).")
+        reaper = Schedule.objects.filter(name=scheduling.REAPER_NAME).first()
+        self.stdout.write(
+            f"Reaper: every minute, next {timezone.localtime(reaper.next_run):%Y-%m-%d %H:%M:%S %Z}." if reaper
+            else "Reaper: MISSING — run `manage.py reschedule --all` to create its schedule."
+        )
+        for project in Project.objects.order_by("name"):
+            self._project(project, now)
+        pending = Run.objects.filter(status=RunStatus.RETRY_SCHEDULED).count()
+        self.stdout.write(f"Pending retries: {pending}.")
+        orphans = len(scheduling.orphans())
+        self.stdout.write(f"Orphaned schedule entries: {orphans}" + (" (see `manage.py orphans`)." if orphans else "."))
+
+    def _project(self, project: Project, now) -> None:
+        kinds = scheduling.active_kinds(project)
+        self.stdout.write(f"\n{project.name} ({project.timezone}{', sequence' if project.sequence else ''}): "
+                          + (", ".join(_trigger_text(project, kind) for kind in kinds) if kinds else "no active trigger"))
+        times = scheduling.preview(project, now)
+        for fire in times:
+            self.stdout.write(f"  {scheduling.describe_fire(fire)}")
+        if kinds and not times:
+            self.stdout.write("  no fire time ahead")
+        for warning in scheduling.schedule_warnings(project, now, times):
+            self.stdout.write(f"  warning: {warning}")
+
+
+def _trigger_text(project: Project, kind: str) -> str:
+    if kind == "cron":
+        return f"cron “{project.cron}”"
+    if kind == "interval":
+        return f"every {project.interval_every} {project.interval_unit}"
+    return f"once at {project.once_at.astimezone(scheduling.zone_of(project)):%Y-%m-%d %H:%M %Z}"

@@ -1,0 +1,98 @@
+"""Runs whose worker is gone: a heartbeat while a run works, and the reaper that notices its silence.
+
+While a run works, a thread of its worker writes `heartbeat_at` every
+COURIER_HEARTBEAT_SECONDS, also while the main thread is blocked in a driver
+call. A worker killed outright (SIGKILL, a machine restart, django-q2's
+timeout guard) stops beating; the reaper, a django-q2 schedule every minute
+and `manage.py reap_runs`, marks a running run that has been silent for
+COURIER_REAP_AFTER_SECONDS as failed ("worker lost") and gives it the same
+follow-up as any failure: retry policy, sequence, failure mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, connections
+from django.db.models import Q
+from django.utils import timezone
+
+from runs import lifecycle
+from runs.models import Run, RunStatus, Stage
+from runs.pipeline.log import RunLogger
+
+logger = logging.getLogger(__name__)
+
+
+def heartbeat_every() -> float:
+    return float(getattr(settings, "COURIER_HEARTBEAT_SECONDS", 15))
+
+
+def reap_after() -> timedelta:
+    return timedelta(seconds=float(getattr(settings, "COURIER_REAP_AFTER_SECONDS", 150)))
+
+
+class Heartbeat:
+    """Writes the run's sign of life from a side thread until stopped."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, run_id: int) -> Heartbeat:
+        beat = cls(run_id)
+        # Inside an open transaction (a test, or a caller's atomic block) the
+        # claimed row is not committed, so another connection cannot see it.
+        if not connection.in_atomic_block:
+            beat._thread = threading.Thread(target=beat._loop, name=f"heartbeat-run-{run_id}", daemon=True)
+            beat._thread.start()
+        return beat
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(heartbeat_every()):
+                try:
+                    Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+                except Exception:  # noqa: BLE001 - a database hiccup must not end the beat for good
+                    logger.exception("Heartbeat of run %s could not be written", self.run_id)
+        finally:
+            connections.close_all()  # this thread's own connections only
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def stale_runs(now: datetime | None = None, stale_after: timedelta | None = None):
+    cutoff = (now or timezone.now()) - (stale_after or reap_after())
+    silent = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    return Run.objects.filter(silent, status=RunStatus.RUNNING).select_related("task__project")
+
+
+def reap(now: datetime | None = None, stale_after: timedelta | None = None) -> list[Run]:
+    """Mark silent running runs failed ("worker lost") and apply the retry policy; returns them."""
+    now = now or timezone.now()
+    reaped = []
+    for run in stale_runs(now, stale_after):
+        seen = run.heartbeat_at or run.started_at
+        message = (f"Worker lost: {run.worker or 'its worker'} gave no sign of life since "
+                   f"{timezone.localtime(seen):%Y-%m-%d %H:%M:%S %Z}; the run was stopped without finishing.")
+        # Only if nothing changed since we looked: a late heartbeat or finish wins.
+        changed = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at).update(
+            status=RunStatus.FAILED, finished_at=now, error=message, error_stage=Stage.FINISH, permanent=False,
+        )
+        if not changed:
+            continue
+        run.refresh_from_db()
+        log = RunLogger(run)
+        log.error(Stage.FINISH, message)
+        lifecycle.after_run(run, log)
+        reaped.append(run)
+        logger.warning("Run %s of %s: %s", run.pk, run.task, message)
+    return reaped

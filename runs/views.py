@@ -1,0 +1,222 @@
+"""Run pages: the live log endpoint, the Dashboard and the Scheduler tools.
+
+Views stay thin: permission check, one query or service call, render or redirect.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from projects.models import Project
+from projects.upcoming import fire_times, hours_plan, runs_per_hour
+from runs import reaper, services
+from runs.models import FINISHED, DeliveryStatus, Run, RunFile, RunStatus, SiteState
+from runs.resend import ResendError, resend_file
+from tasks import charts
+from tasks.models import Task
+from tasks.pages import action_history, record, render_page, require, require_superuser
+from tasks.queries import task_rows
+
+LOG_BATCH = 500  # lines per poll; the page asks again at once while `more` is true
+DASHBOARD_ROWS = 50
+PLAN_HOURS = 24
+
+
+# --------------------------------------------------------------------------
+# Live log
+# --------------------------------------------------------------------------
+
+
+def run_log(request: HttpRequest, pk: int) -> JsonResponse:
+    """Log lines of a run after the id `after`, and the run's status, as JSON for the live log."""
+    require(request, "tasks.view_task")
+    run = get_object_or_404(Run.objects.only("id", "status", "rows"), pk=pk)
+    try:
+        after = max(0, int(request.GET.get("after", "0") or 0))
+    except ValueError:
+        return JsonResponse({"error": "“after” must be a log line id (a whole number)."}, status=400)
+    lines = list(run.log_lines.filter(id__gt=after).order_by("id").values("id", "at", "stage", "level", "message")[:LOG_BATCH])
+    return JsonResponse({
+        "run": run.pk,
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "finished": run.status in FINISHED,
+        "rows": run.rows,
+        "more": len(lines) == LOG_BATCH,
+        "lines": [{**line, "at": timezone.localtime(line["at"]).strftime("%H:%M:%S")} for line in lines],
+    })
+
+
+# --------------------------------------------------------------------------
+# Resend a stored file (Task Details → Files)
+# --------------------------------------------------------------------------
+
+
+@require_POST
+def file_resend(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send a stored file to its task's current destinations again (runs/resend.py records it)."""
+    require(request, "tasks.run_task")
+    record_file = get_object_or_404(RunFile.objects.select_related("run__task__project"), pk=pk)
+    try:
+        deliveries = resend_file(record_file, request.user)
+    except ResendError as exc:
+        messages.error(request, str(exc))
+    else:
+        failed = [d for d in deliveries if d.status == DeliveryStatus.FAILED]
+        outcome = "; ".join(f"{d.target}: {d.get_status_display().lower()}" for d in deliveries)
+        (messages.error if failed else messages.success)(request, f"Resent {record_file.name}: {outcome}.")
+    return redirect(reverse("courier:task_detail", args=[record_file.run.task_id]) + "#files")
+
+
+# --------------------------------------------------------------------------
+# Dashboard
+# --------------------------------------------------------------------------
+
+
+def _scheduled_projects() -> list[tuple[Project, list[str]]]:
+    """Projects with a trigger and at least one enabled task, with those tasks' names (two queries)."""
+    has_trigger = ~Q(cron="") | Q(interval_every__isnull=False) | Q(once_at__isnull=False)
+    projects = {p.pk: p for p in Project.objects.filter(has_trigger).filter(tasks__enabled=True).distinct()}
+    names: dict[int, list[str]] = {pk: [] for pk in projects}
+    enabled = Task.objects.filter(enabled=True, project__in=projects.keys()).order_by("rank", "name")
+    for project_id, name in enabled.values_list("project_id", "name"):
+        names[project_id].append(name)
+    return [(projects[pk], names[pk]) for pk in projects]
+
+
+def _next_runs(firings: list, scheduled: list[tuple[Project, list[str]]], now, count: int = 10) -> list[dict]:
+    """The next `count` firings: from the 24-hour plan, and past it only when the plan has too few."""
+    upcoming = [{"at": at, "project": project, "tasks": names} for at, project, names in firings[:count]]
+    if len(upcoming) < count:
+        planned = {entry["project"].pk for entry in upcoming}
+        for project, names in scheduled:
+            times = [] if project.pk in planned else fire_times(project, now, count=1)
+            upcoming += [{"at": times[0], "project": project, "tasks": names}] if times else []
+    return sorted(upcoming, key=lambda entry: entry["at"].timestamp())[:count]
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    require(request, "tasks.view_task")
+    now = timezone.now()
+    errored = task_rows().filter(last_status=RunStatus.FAILED).order_by("project__name", "name")
+    running = Run.objects.filter(status=RunStatus.RUNNING).select_related("task__project").order_by("started_at")
+    scheduled = _scheduled_projects()
+    start = now.replace(minute=0, second=0, microsecond=0)
+    firings = hours_plan(scheduled, start, PLAN_HOURS)
+    plan = runs_per_hour(firings, start, PLAN_HOURS)
+    return render_page(
+        request, "courier/dashboard.html", title="Dashboard", crumbs=[("Dashboard", None)],
+        errored=list(errored[:DASHBOARD_ROWS]), errored_count=errored.count(),
+        running=list(running[:DASHBOARD_ROWS]), next_runs=_next_runs([f for f in firings if f[0] > now], scheduled, now),
+        plan_chart=charts.hourly_plan_chart(start, plan), plan_total=sum(len(h) for h in plan),
+        plan_hours=[(start + timedelta(hours=i), names) for i, names in enumerate(plan) if names],
+        orphans=services.orphaned_schedules(), site=SiteState.get(),
+        can_run=request.user.has_perm("tasks.run_task"),
+    )
+
+
+@require_POST
+def run_errored(request: HttpRequest) -> HttpResponse:
+    """“Run all errored”: a manual run of every task whose latest run failed."""
+    require(request, "tasks.run_task")
+    tasks = list(task_rows().filter(last_status=RunStatus.FAILED))
+    for task in tasks:
+        run = services.run_now(task, user=request.user)
+        record(request, task, f"Started run {run.pk} by hand (run all errored).")
+    messages.success(request, f"Started {len(tasks)} errored task(s)." if tasks else "No task is in error.")
+    return redirect("courier:dashboard")
+
+
+# --------------------------------------------------------------------------
+# Scheduler tools (superusers)
+# --------------------------------------------------------------------------
+
+
+def _stuck_runs():
+    return Run.objects.filter(status=RunStatus.RUNNING).select_related("task__project").order_by("heartbeat_at")
+
+
+def scheduler_tools(request: HttpRequest) -> HttpResponse:
+    require_superuser(request)
+    site = SiteState.get()
+    stale_before = timezone.now() - reaper.reap_after()
+    running = list(_stuck_runs()[:DASHBOARD_ROWS])
+    return render_page(
+        request, "courier/scheduler.html", title="Scheduler tools", crumbs=[("Scheduler tools", None)],
+        site=site, orphans=services.orphaned_schedules(), running=running, stale_before=stale_before,
+        counts=Run.objects.aggregate(running=Count("id", filter=Q(status=RunStatus.RUNNING)),
+                                     retries=Count("id", filter=Q(status=RunStatus.RETRY_SCHEDULED))),
+        history=action_history(site),
+    )
+
+
+def _pause(request: HttpRequest) -> str:
+    services.pause_scheduler(user=request.user)
+    return "Paused the scheduler: no schedule fires and no retry starts until it is resumed."
+
+
+def _resume(request: HttpRequest) -> str:
+    services.resume_scheduler(user=request.user)
+    return "Resumed the scheduler."
+
+
+def _reschedule_all(request: HttpRequest) -> str:
+    count = services.reschedule_all()
+    return f"Rebuilt every schedule from the projects' triggers ({count} schedule entries)."
+
+
+def _delete_orphans(request: HttpRequest) -> str:
+    count = services.delete_orphans()
+    return f"Deleted {count} orphaned schedule entr{'y' if count == 1 else 'ies'}."
+
+
+def _reset_stuck(request: HttpRequest) -> str:
+    runs = services.reap_runs()
+    return f"Marked {len(runs)} stuck run(s) as failed (worker lost)."
+
+
+SCHEDULER_ACTIONS = {
+    "pause": _pause,
+    "resume": _resume,
+    "reschedule-all": _reschedule_all,
+    "delete-orphans": _delete_orphans,
+    "reset-stuck": _reset_stuck,
+}
+
+
+@require_POST
+def scheduler_action(request: HttpRequest, action: str) -> HttpResponse:
+    require_superuser(request)
+    handler = SCHEDULER_ACTIONS.get(action)
+    if handler is None:
+        messages.error(request, f"Unknown scheduler action “{action}”.")
+    else:
+        message = handler(request)
+        record(request, SiteState.get(), message)
+        messages.success(request, message)
+    return redirect("courier:scheduler")
+
+
+# --------------------------------------------------------------------------
+# Output file history: download a stored file
+# --------------------------------------------------------------------------
+
+
+@require_GET
+def download_run_file(request: HttpRequest, pk: int) -> FileResponse:
+    """Stream a stored output file exactly as it was delivered (Task Details → file history)."""
+    require(request, "runs.view_run")
+    record = get_object_or_404(RunFile, pk=pk)
+    try:
+        handle = record.stored.open("rb")
+    except (FileNotFoundError, ValueError):
+        raise Http404(f"The stored copy of {record.name} is gone (pruned or removed).") from None
+    return FileResponse(handle, as_attachment=True, filename=record.name)

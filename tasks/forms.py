@@ -1,0 +1,415 @@
+"""The New/Edit Task form: one page whose sections follow the SPEC (3.3–3.9).
+
+Several Django forms are edited together (`TaskEditor`): the task itself, its
+query/command and its processing script (each a code location), its
+parameters and destinations (formsets) and its two emails. Fields that do not
+apply to the chosen source, code location, output type or email are hidden in
+the browser (static/courier/task_form.js reads the `data-show-*` attributes
+that `Row` carries); the server validates with the models' own clean().
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.forms.models import inlineformset_factory
+from django.forms.utils import ErrorDict
+
+from connections.models import Connection, ConnectionKind, GpgKey
+from projects.forms import ParameterForm
+from tasks.models import (
+    CodeLocation,
+    CodeLocationKind,
+    CodeRole,
+    Destination,
+    Notification,
+    NotificationEvent,
+    OutputType,
+    SourceKind,
+    Task,
+    TaskParameter,
+)
+
+FILE_SOURCES = [SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB]
+CODE_SOURCES = [SourceKind.DATABASE, SourceKind.SSH]
+TEXT_OUTPUTS = [OutputType.CSV, OutputType.TEXT]
+REMOTE_FILE_LOCATIONS = [CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB]
+URL_LOCATIONS = [CodeLocationKind.GITLAB, CodeLocationKind.WEB]
+RECIPIENT_SPLIT = re.compile(r"[;,\n]")
+
+
+class KindSelect(forms.Select):
+    """A connection select whose options carry their kind, so the page can hide the wrong ones."""
+
+    def __init__(self, *args, kind_from: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        if kind_from:
+            self.attrs["data-kind-from"] = kind_from
+
+    def create_option(self, name, value, *args, **kwargs):
+        option = super().create_option(name, value, *args, **kwargs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-kind"] = instance.kind
+        return option
+
+
+class ConnectionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Connection) -> str:
+        return f"{obj} ({obj.get_kind_display()})"
+
+
+def connections(*kinds: str):
+    # Only names and kinds are needed; secrets are never loaded into a choice list.
+    return Connection.objects.filter(kind__in=kinds).select_related("organization").only(
+        "id", "name", "kind", "organization__name"
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One field on the page, and when it is shown (controller field name and values)."""
+
+    field: forms.BoundField
+    show_field: str = ""
+    show_values: str = ""
+
+
+def rows(form: forms.BaseForm, names: list[str], show: dict[str, tuple[str, list[str]]]) -> list[Row]:
+    found = []
+    for name in names:
+        controller, values = show.get(name, ("", []))
+        found.append(Row(form[name], form.add_prefix(controller) if controller else "", " ".join(values)))
+    return found
+
+
+# --------------------------------------------------------------------------
+# The task
+# --------------------------------------------------------------------------
+
+TASK_SHOW = {
+    "source_connection": ("source_kind", [*CODE_SOURCES, *FILE_SOURCES]),
+    "source_headers": ("source_kind", [SourceKind.DATABASE]),
+    "source_fail_on_empty": ("source_kind", [SourceKind.DATABASE]),
+    "source_path": ("source_kind", FILE_SOURCES),
+    "source_missing_ok": ("source_kind", FILE_SOURCES),
+    "source_delimiter": ("source_kind", FILE_SOURCES),
+    "source_stdout_as_file": ("source_kind", [SourceKind.SSH]),
+    "output_delimiter": ("output_type", [OutputType.TEXT]),
+    "output_headers": ("output_type", [*TEXT_OUTPUTS, OutputType.XLSX]),
+    "output_quoting": ("output_type", TEXT_OUTPUTS),
+    "output_escape_char": ("output_type", TEXT_OUTPUTS),
+    "output_encoding": ("output_type", [*TEXT_OUTPUTS, OutputType.JSONL]),
+    "output_line_ending": ("output_type", [*TEXT_OUTPUTS, OutputType.JSONL]),
+    "output_line_suffix": ("output_type", [*TEXT_OUTPUTS, OutputType.JSONL]),
+    "zip_name": ("zip_enabled", ["on"]),
+    "gpg_armor": ("gpg_key", ["*"]),
+    "processing_entry": ("use_script", ["on"]),
+    "processing_requirements": ("use_script", ["on"]),
+}
+GENERAL = ["project", "name", "enabled", "rank", "timeout_minutes"]
+RETRIES = ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]
+SOURCE = ["source_kind", "source_connection", "source_headers", "source_fail_on_empty", "source_path",
+          "source_missing_ok", "source_delimiter", "source_stdout_as_file"]
+PROCESSING = ["use_script", "processing_entry", "processing_requirements"]
+OUTPUT = ["output_type", "output_name", "output_delimiter", "output_headers", "output_quoting", "output_escape_char",
+          "output_encoding", "output_line_ending", "output_line_suffix"]
+PACKAGING = ["zip_enabled", "zip_name", "gpg_key", "gpg_armor"]
+
+
+class TaskForm(forms.ModelForm):
+    use_script = forms.BooleanField(
+        label="Run a processing script", required=False,
+        help_text="After the source, run a Python script on the files (always on for a script-only task).",
+    )
+    source_connection = ConnectionChoiceField(
+        queryset=connections(*SourceKind.values), required=False, label="Source connection",
+        widget=KindSelect(kind_from="source_kind"), help_text=Task._meta.get_field("source_connection").help_text,
+    )
+
+    class Meta:
+        model = Task
+        fields = [f for f in GENERAL + RETRIES + SOURCE + PROCESSING + OUTPUT + PACKAGING if f != "use_script"]
+        widgets = {
+            "processing_requirements": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
+            "name": forms.TextInput(attrs={"class": "vTextField"}),
+            "source_path": forms.TextInput(attrs={"class": "vTextField"}),
+            "output_name": forms.TextInput(attrs={"class": "vTextField"}),
+            "zip_name": forms.TextInput(attrs={"class": "vTextField"}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = self.fields["project"].queryset.only("id", "name")
+        self.fields["gpg_key"].queryset = GpgKey.objects.only("id", "name")
+        has_script = any(c.role == CodeRole.PROCESSING for c in self.instance.code_locations.all()) if self.instance.pk else False
+        self.initial.setdefault("use_script", has_script)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("source_kind") == SourceKind.PYTHON:
+            cleaned["use_script"] = True
+            # The select is hidden for a script-only task; a value left in it from before is no choice.
+            cleaned["source_connection"] = None
+            self.instance.source_connection = None
+        return cleaned
+
+    def sections(self) -> dict[str, list[Row]]:
+        """The page's sections by name; the template lays them out in SPEC order."""
+        parts = {"general": GENERAL, "retries": RETRIES, "source": SOURCE, "processing": PROCESSING,
+                 "output": OUTPUT, "packaging": PACKAGING}
+        return {name: rows(self, names, TASK_SHOW) for name, names in parts.items()}
+
+
+# --------------------------------------------------------------------------
+# Code locations: the query/command and the processing script
+# --------------------------------------------------------------------------
+
+CODE_SHOW = {
+    "text": ("location", [CodeLocationKind.INLINE]),
+    "connection": ("location", [*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS]),
+    "path": ("location", [*REMOTE_FILE_LOCATIONS, CodeLocationKind.GITLAB]),
+    "url": ("location", URL_LOCATIONS),
+    "cache": ("location", [*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS]),
+}
+CODE_FIELDS = ["location", "text", "connection", "path", "url", "cache"]
+
+
+class CodeForm(forms.ModelForm):
+    connection = ConnectionChoiceField(
+        queryset=connections(*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS), required=False, label="Connection",
+        widget=KindSelect(), help_text=CodeLocation._meta.get_field("connection").help_text,
+    )
+
+    class Meta:
+        model = CodeLocation
+        fields = CODE_FIELDS
+        widgets = {
+            "text": forms.Textarea(attrs={"rows": 12, "class": "code-editor", "spellcheck": "false"}),
+            "path": forms.TextInput(attrs={"class": "vTextField"}),
+            "url": forms.TextInput(attrs={"class": "vTextField"}),
+        }
+
+    def __init__(self, *args, role: str, editor_mode: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.role = role
+        self.fields["connection"].widget.attrs["data-kind-from"] = self.add_prefix("location")
+        self.fields["text"].widget.attrs["data-mode"] = editor_mode
+        self.fields["text"].label = "Query or command" if role == CodeRole.SOURCE else "Script"
+
+    def clean(self):
+        cleaned = super().clean()
+        location, conn = cleaned.get("location"), cleaned.get("connection")
+        errors = {}
+        if location == CodeLocationKind.INLINE:
+            if not (cleaned.get("text") or "").strip():
+                errors["text"] = "Write the code here, or choose where it is kept."
+            cleaned["connection"] = None
+        elif location:
+            label = CodeLocationKind(location).label
+            if conn is None and location != CodeLocationKind.WEB:
+                errors["connection"] = f"Code kept on {label} needs a {label} connection."
+            elif conn is not None and conn.kind != location:
+                errors["connection"] = f"“{conn}” is a {conn.get_kind_display()} connection, not {label}."
+            if location in REMOTE_FILE_LOCATIONS and not cleaned.get("path"):
+                errors["path"] = f"Give the path of the file on the {label} server."
+            if location in URL_LOCATIONS and not re.match(r"https?://", cleaned.get("url") or ""):
+                errors["url"] = "Give an http:// or https:// URL."
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
+
+    def rows(self) -> list[Row]:
+        return rows(self, CODE_FIELDS, CODE_SHOW)
+
+
+# --------------------------------------------------------------------------
+# Parameters, destinations, emails
+# --------------------------------------------------------------------------
+
+# An explicit, own list of fields: the inline formset appends its foreign key to the form's field list,
+# and without one it would append "task" to the list shared with the projects' parameter forms.
+PARAMETER_FIELDS = ["key", "entered_value", "sensitive", "position"]
+ParameterFormSet = inlineformset_factory(Task, TaskParameter, form=ParameterForm, fields=list(PARAMETER_FIELDS), extra=1, can_delete=True)
+
+
+class DestinationForm(forms.ModelForm):
+    connection = ConnectionChoiceField(
+        queryset=connections(ConnectionKind.SFTP, ConnectionKind.FTP, ConnectionKind.SMB, ConnectionKind.FOLDER),
+        label="Connection", widget=KindSelect(),
+    )
+
+    class Meta:
+        model = Destination
+        fields = ["kind", "connection", "folder", "if_exists", "skip_empty", "position"]
+        widgets = {"position": forms.NumberInput(attrs={"class": "vIntegerField"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["connection"].widget.attrs["data-kind-from"] = self.add_prefix("kind")
+
+
+DestinationFormSet = inlineformset_factory(Task, Destination, form=DestinationForm, extra=1, can_delete=True)
+
+
+def check_recipients(value: str) -> str:
+    addresses = [a.strip() for a in RECIPIENT_SPLIT.split(value) if a.strip()]
+    if not addresses:
+        raise ValidationError("Give at least one address.")
+    bad = []
+    for address in addresses:
+        try:
+            validate_email(address)
+        except ValidationError:
+            bad.append(address)
+    if bad:
+        raise ValidationError(f"Not an email address: {', '.join(bad)}.")
+    return value.strip()
+
+
+class NotificationForm(forms.ModelForm):
+    send = forms.BooleanField(label="Send this email", required=False)
+
+    class Meta:
+        model = Notification
+        fields = ["recipients", "subject", "message", "attach", "embed", "skip_empty"]
+        widgets = {
+            "recipients": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
+            "subject": forms.TextInput(attrs={"class": "vTextField"}),
+            "message": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
+        }
+
+    def __init__(self, *args, event: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.event = event
+        self.initial.setdefault("send", bool(self.instance.pk))
+        self.fields["recipients"].required = False  # only when sending; see clean_recipients
+        if event == NotificationEvent.FAILURE:
+            for name in ("attach", "embed", "skip_empty"):
+                del self.fields[name]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("send") and "recipients" in cleaned:
+            try:
+                cleaned["recipients"] = check_recipients(cleaned["recipients"])
+            except ValidationError as exc:
+                self.add_error("recipients", exc)
+        return cleaned
+
+    def rows(self) -> list[Row]:
+        names = [n for n in ["send", "recipients", "subject", "message", "attach", "embed", "skip_empty"] if n in self.fields]
+        return rows(self, names, {n: ("send", ["on"]) for n in names if n != "send"})
+
+
+# --------------------------------------------------------------------------
+# All of it together
+# --------------------------------------------------------------------------
+
+
+class TaskEditor:
+    """Binds, validates and saves every part of the task page in one transaction."""
+
+    def __init__(self, data=None, *, instance: Task):
+        self.task = instance
+        self.form = TaskForm(data, instance=instance)
+        codes = {c.role: c for c in instance.code_locations.all()} if instance.pk else {}
+        query_mode = "text/x-sh" if instance.source_kind == SourceKind.SSH else "text/x-sql"
+        self.query = CodeForm(data, prefix="query", instance=codes.get(CodeRole.SOURCE), role=CodeRole.SOURCE, editor_mode=query_mode)
+        self.script = CodeForm(data, prefix="script", instance=codes.get(CodeRole.PROCESSING), role=CodeRole.PROCESSING,
+                               editor_mode="text/x-python")
+        self.parameters = ParameterFormSet(data, instance=instance, prefix="param")
+        self.destinations = DestinationFormSet(data, instance=instance, prefix="dest")
+        notes = {n.event: n for n in instance.notifications.all()} if instance.pk else {}
+        self.emails = {
+            event: NotificationForm(data, prefix=event, instance=notes.get(event), event=event)
+            for event in (NotificationEvent.SUCCESS, NotificationEvent.FAILURE)
+        }
+        self._share_choices()
+
+    def _share_choices(self) -> None:
+        """Every destination row offers the same connections: load the list once, not once per row."""
+        choices = None
+        for form in [*self.destinations.forms, self.destinations.empty_form]:
+            field = form.fields["connection"]
+            if choices is None:
+                choices = list(field.choices)
+            field.choices = choices
+
+    # -- validation --------------------------------------------------------
+
+    def _needs_query(self) -> bool:
+        return self.form.cleaned_data.get("source_kind") in CODE_SOURCES
+
+    def _needs_script(self) -> bool:
+        return bool(self.form.cleaned_data.get("use_script"))
+
+    def _emails_valid(self) -> bool:
+        return all(f.is_valid() for f in self.emails.values())
+
+    @staticmethod
+    def _skip(form: forms.BaseForm) -> bool:
+        """A part that does not apply is neither validated nor saved, and shows no errors."""
+        form._errors, form.cleaned_data = ErrorDict(), {}
+        return True
+
+    def is_valid(self) -> bool:
+        valid = self.form.is_valid()
+        if valid:
+            valid &= self.query.is_valid() if self._needs_query() else self._skip(self.query)
+            valid &= self.script.is_valid() if self._needs_script() else self._skip(self.script)
+        else:
+            # Which parts apply is not known while the task's own fields are wrong.
+            self._skip(self.query)
+            self._skip(self.script)
+        valid &= self.parameters.is_valid()
+        valid &= self.destinations.is_valid()
+        valid &= self._emails_valid()
+        return bool(valid)
+
+    @property
+    def has_errors(self) -> bool:
+        return self.form.is_bound and not self.is_valid()
+
+    # -- saving ------------------------------------------------------------
+
+    def _save_code(self, code_form: CodeForm, wanted: bool, role: str) -> None:
+        if wanted:
+            code = code_form.save(commit=False)
+            code.task, code.role = self.task, role
+            code.save()
+        elif code_form.instance.pk:
+            code_form.instance.delete()
+
+    def _save_email(self, form: NotificationForm) -> None:
+        if form.cleaned_data.get("send"):
+            note = form.save(commit=False)
+            note.task, note.event = self.task, form.event
+            note.save()
+        elif form.instance.pk:
+            form.instance.delete()
+
+    @transaction.atomic
+    def save(self) -> Task:
+        self.task = self.form.save()
+        self._save_code(self.query, self._needs_query(), CodeRole.SOURCE)
+        self._save_code(self.script, self._needs_script(), CodeRole.PROCESSING)
+        for formset in (self.parameters, self.destinations):
+            formset.instance = self.task
+            formset.save()
+        for form in self.emails.values():
+            self._save_email(form)
+        return self.task
+
+    def changed(self) -> list[str]:
+        """Labels of what changed, for the admin log."""
+        labels = [str(self.form.fields[n].label) for n in self.form.changed_data]
+        parts = {"query": self.query, "script": self.script, **self.emails}
+        labels += [f"{name} email" if name in self.emails else name for name, f in parts.items() if f.has_changed()]
+        labels += [name for name, fs in (("parameters", self.parameters), ("destinations", self.destinations)) if fs.has_changed()]
+        return labels

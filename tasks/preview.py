@@ -1,0 +1,107 @@
+"""What a run of a task would do, shown before it runs: the exact SQL and the output file names.
+
+One function for the Task Details page and `manage.py preview_task`, so the
+two can never disagree. Sensitive parameter values are masked here, once.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from runs.pipeline.context import load_parameters
+from runs.pipeline.errors import StageFailure
+from runs.pipeline.naming import encrypted_name, output_file_name, renamed, zip_file_name
+from tasks import sqltext
+from tasks.code import CodeError, code_location, load_text
+from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
+from tasks.parameters import Param, ParameterError, mask
+
+
+@dataclass
+class Preview:
+    at: datetime
+    sql: str | None = None  # the prepared SQL with parameters, sensitive values masked
+    sql_note: str = ""  # why there is no SQL, or where it came from
+    file_names: list[str] = field(default_factory=list)
+    name_note: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+def _intended(task: Task, at: datetime | None) -> datetime:
+    zone = zoneinfo.ZoneInfo(task.project.timezone)
+    return (at or timezone.now()).astimezone(zone)
+
+
+def _query_text(task: Task, fetch: bool) -> tuple[str | None, str]:
+    """The query before parameters, and a note on where it came from.
+
+    A page view never fetches remote code (it would be slow and could fail
+    the page); it shows the cached copy when there is one. The command may
+    fetch (`fetch=True`).
+    """
+    code = code_location(task, CodeRole.SOURCE)
+    if code is None:
+        return None, "The task has no query yet."
+    if code.location == CodeLocationKind.INLINE or fetch:
+        return load_text(task, CodeRole.SOURCE), ""
+    if code.cached_text:
+        return code.cached_text, f"From the copy cached at {code.cached_at:%Y-%m-%d %H:%M}; the run fetches it from {code.get_location_display()} again."
+    return None, f"The query is fetched from {code.get_location_display()} when the task runs."
+
+
+def sql_preview(task: Task, params: list[Param], fetch: bool = False) -> tuple[str | None, str]:
+    """(masked SQL, note) for a database task."""
+    text, note = _query_text(task, fetch)
+    if text is None:
+        return None, note
+    dialect = task.source_connection.dialect if task.source_connection_id else "other"
+    return mask(sqltext.preview(text, dialect, params), params), note
+
+
+def _made_name(task: Task, params: list[Param], at: datetime) -> str | None:
+    """The name of the file the task makes, or None when files keep their source names."""
+    table_output = task.source_kind == SourceKind.DATABASE or (task.source_kind == SourceKind.SSH and task.source_stdout_as_file)
+    if table_output:
+        return output_file_name(task, params, at)
+    if task.output_name:
+        return renamed(task, "", params, at)
+    return None
+
+
+def file_name_preview(task: Task, params: list[Param], at: datetime) -> tuple[list[str], str]:
+    """(names of the delivered files, note) as a run intended at `at` would make them."""
+    name = _made_name(task, params, at)
+    names, note = ([name], "") if name else ([], "Files keep the names they have at the source.")
+    if task.gpg_key_id:
+        names = [encrypted_name(n, task.gpg_armor) for n in names]
+        note = note and f"{note} Each is encrypted (.{'asc' if task.gpg_armor else 'gpg'} added)."
+    if task.zip_enabled:
+        inner = ", ".join(names) if names else "the files"
+        names, note = [zip_file_name(task, params, at)], f"One zip archive holding {inner}."
+    return [mask(n, params) for n in names], note
+
+
+def preview(task: Task, at: datetime | None = None, *, fetch: bool = False) -> Preview:
+    """Everything the preview shows; problems are collected as messages, never raised."""
+    result = Preview(at=_intended(task, at))
+    try:
+        params = load_parameters(task, result.at)
+    except ParameterError as exc:
+        result.errors.append(f"The parameters cannot be read: {exc}")
+        return result
+    if task.source_kind == SourceKind.DATABASE:
+        try:
+            result.sql, result.sql_note = sql_preview(task, params, fetch)
+        except (sqltext.SqlError, CodeError) as exc:
+            result.errors.append(mask(f"The SQL cannot be prepared: {exc}", params))
+    else:
+        result.sql_note = "Not a database task."
+    try:
+        result.file_names, result.name_note = file_name_preview(task, params, result.at)
+    except StageFailure as exc:
+        result.errors.append(mask(exc.message, params))
+    return result

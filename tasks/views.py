@@ -1,0 +1,249 @@
+"""Task pages: All Tasks, My Tasks, Task Details with its controls, New/Edit/Delete Task.
+
+Views stay thin: they check a permission, call a query or a service, and
+render or redirect. Every state change is a POST (CSRF-checked by the admin
+wrapper) and is written to the admin log.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_tables2 import LazyPaginator, RequestConfig
+
+from projects.models import Project
+from projects.upcoming import next_run_lookup
+from runs import services
+from runs.models import RunFile, RunStatus
+from tasks import charts
+from tasks.clouds import name_cloud
+from tasks.filters import MyTaskFilter, TaskFilter
+from tasks.forms import TaskEditor
+from tasks.models import Task
+from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
+from tasks.preview import preview
+from tasks.queries import task_rows
+from tasks.summary import summary
+from tasks.tables import FileTable, RunTable, TaskTable
+
+LIST_PAGE_SIZE = 25
+HISTORY_PAGE_SIZE = 15
+
+
+def detail_queryset() -> QuerySet[Task]:
+    """A task with everything its summary and preview read, in a fixed number of queries."""
+    return Task.objects.select_related("project__owner", "source_connection__organization", "gpg_key").prefetch_related(
+        "parameters", "project__parameters", "code_locations__connection__organization",
+        "destinations__connection__organization", "notifications",
+    )
+
+
+# --------------------------------------------------------------------------
+# Lists
+# --------------------------------------------------------------------------
+
+
+def task_list(request: HttpRequest) -> HttpResponse:
+    return _task_list(request, mine=False)
+
+
+def my_tasks(request: HttpRequest) -> HttpResponse:
+    return _task_list(request, mine=True)
+
+
+def _task_list(request: HttpRequest, *, mine: bool) -> HttpResponse:
+    require(request, "tasks.view_task")
+    base = task_rows()
+    if mine:
+        base = base.filter(project__owner=request.user)
+    filter_class = MyTaskFilter if mine else TaskFilter
+    filterset = filter_class(request.GET, queryset=base, request=request)
+    table = TaskTable(filterset.qs, next_run=next_run_lookup())
+    RequestConfig(request, paginate={"per_page": LIST_PAGE_SIZE}).configure(table)
+    clouds = [] if mine else [
+        name_cloud("Owners", filter_class, request.GET, base, param="owner", key="project__owner_id",
+                   label="project__owner__username", request=request),
+    ]
+    clouds.append(name_cloud("Projects", filter_class, request.GET, base, param="project", key="project_id",
+                             label="project__name", request=request))
+    title = "My tasks" if mine else "All tasks"
+    return render_page(request, "courier/task_list.html", title=title, crumbs=[(title, None)],
+                       table=table, filter=filterset, clouds=clouds, mine=mine)
+
+
+# --------------------------------------------------------------------------
+# Details
+# --------------------------------------------------------------------------
+
+
+def _controls(request: HttpRequest, states: set[str]) -> dict:
+    """What the user may do, and what the task's active runs allow (Cancel Retry waits while it runs)."""
+    user = request.user
+    running = RunStatus.RUNNING in states
+    return {
+        "can_run": user.has_perm("tasks.run_task"),
+        "can_change": user.has_perm("tasks.change_task"),
+        "can_add": user.has_perm("tasks.add_task"),
+        "can_delete": user.has_perm("tasks.delete_task"),
+        "running": running,
+        "retry_pending": RunStatus.RETRY_SCHEDULED in states,
+        "can_cancel_retry": user.has_perm("tasks.run_task") and RunStatus.RETRY_SCHEDULED in states and not running,
+    }
+
+
+def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTable]:
+    # Both ordered by id only and lazily paginated: no COUNT(*) over the history.
+    runs = RunTable(task.runs.select_related("started_by").order_by("-id"), prefix="runs-")
+    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), prefix="files-")
+    for table in (runs, files):
+        RequestConfig(request, paginate={"per_page": HISTORY_PAGE_SIZE, "paginator_class": LazyPaginator}).configure(table)
+    return runs, files
+
+
+def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    require(request, "tasks.view_task")
+    task = get_object_or_404(detail_queryset(), pk=pk)
+    active = RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED
+    states = set(task.runs.filter(status__in=active).values_list("status", flat=True))
+    latest = task.runs.order_by("-id").only("id", "status").first()
+    finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
+    durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])
+    run_table, file_table = _history_tables(request, task)
+    return render_page(
+        request, "courier/task_detail.html", title=task.name,
+        crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
+                (task.name, None)],
+        task=task, summary=summary(task), preview=preview(task), controls=_controls(request, states),
+        latest_run=latest, run_table=run_table, file_table=file_table, chart=charts.duration_chart(durations),
+        history=action_history(task),
+    )
+
+
+# --------------------------------------------------------------------------
+# Controls (POST only)
+# --------------------------------------------------------------------------
+
+
+def _run(request: HttpRequest, task: Task) -> str:
+    require(request, "tasks.run_task")
+    run = services.run_now(task, user=request.user)
+    return f"Started run {run.pk} by hand."
+
+
+def _reschedule(request: HttpRequest, task: Task) -> str:
+    require(request, "tasks.change_task")
+    cancelled = services.reschedule_task(task, user=request.user)
+    retries = f"cancelled {len(cancelled)} pending retr{'y' if len(cancelled) == 1 else 'ies'} of this task"
+    return f"Rebuilt the schedules of project {task.project.name} from its triggers; {retries}."
+
+
+def _cancel_retry(request: HttpRequest, task: Task) -> str:
+    require(request, "tasks.run_task")
+    run = services.cancel_retry(task, user=request.user)
+    return f"Cancelled the retry (run {run.pk})."
+
+
+def _set_enabled(enabled: bool):
+    def action(request: HttpRequest, task: Task) -> str:
+        require(request, "tasks.change_task")
+        Task.objects.filter(pk=task.pk).update(enabled=enabled)
+        return "Enabled." if enabled else "Disabled."
+
+    return action
+
+
+ACTIONS = {
+    "run": _run,
+    "reschedule": _reschedule,
+    "cancel-retry": _cancel_retry,
+    "enable": _set_enabled(True),
+    "disable": _set_enabled(False),
+}
+
+
+@require_POST
+def task_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
+    if action == "duplicate":
+        return _duplicate(request, task)
+    handler = ACTIONS.get(action)
+    if handler is None:
+        messages.error(request, f"Unknown action “{action}”.")
+        return redirect("courier:task_detail", pk=task.pk)
+    try:
+        message = handler(request, task)
+    except services.ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        record(request, task, message)
+        messages.success(request, message)
+    return redirect("courier:task_detail", pk=task.pk)
+
+
+def _duplicate(request: HttpRequest, task: Task) -> HttpResponse:
+    require(request, "tasks.add_task")
+    copy = services.duplicate_task(task, user=request.user)
+    record_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
+    record(request, task, f"Duplicated as {copy.name}.")
+    messages.success(request, f"Made the disabled copy “{copy.name}”.")
+    return redirect("courier:task_detail", pk=copy.pk)
+
+
+# --------------------------------------------------------------------------
+# New, edit, delete
+# --------------------------------------------------------------------------
+
+
+def _editor_page(request: HttpRequest, editor: TaskEditor, title: str, crumbs) -> HttpResponse:
+    return render_page(request, "courier/task_form.html", title=title, crumbs=crumbs, editor=editor)
+
+
+def task_new(request: HttpRequest, project_pk: int) -> HttpResponse:
+    require(request, "tasks.add_task")
+    project = get_object_or_404(Project, pk=project_pk)
+    editor = TaskEditor(request.POST or None, instance=Task(project=project))
+    if request.method == "POST" and editor.is_valid():
+        task = editor.save()
+        record_addition(request, task)
+        messages.success(request, f"Added the task “{task.name}”.")
+        return redirect("courier:task_detail", pk=task.pk)
+    crumbs = [(project.name, reverse("courier:project_detail", args=[project.pk])), ("New task", None)]
+    return _editor_page(request, editor, f"New task in {project.name}", crumbs)
+
+
+def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    require(request, "tasks.change_task")
+    task = get_object_or_404(detail_queryset(), pk=pk)
+    editor = TaskEditor(request.POST or None, instance=task)
+    if request.method == "POST" and editor.is_valid():
+        changed = editor.changed()
+        editor.save()
+        record(request, task, f"Changed {', '.join(changed)}." if changed else "Saved without changes.")
+        messages.success(request, f"Saved the task “{task.name}”.")
+        return redirect("courier:task_detail", pk=task.pk)
+    crumbs = [(task.project.name, reverse("courier:project_detail", args=[task.project_id])),
+              (task.name, reverse("courier:task_detail", args=[task.pk])), ("Edit", None)]
+    return _editor_page(request, editor, f"Edit task {task.name}", crumbs)
+
+
+def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    require(request, "tasks.delete_task")
+    task = get_object_or_404(Task.objects.select_related("project"), pk=pk)
+    if request.method == "POST":
+        project_pk, name = task.project_id, task.name
+        record_deletion(request, task)
+        task.delete()
+        messages.success(request, f"Deleted the task “{name}” and its history.")
+        return redirect("courier:project_detail", pk=project_pk)
+    return render_page(
+        request, "courier/confirm_delete.html", title=f"Delete task {task.name}?",
+        crumbs=[(task.project.name, reverse("courier:project_detail", args=[task.project_id])),
+                (task.name, reverse("courier:task_detail", args=[task.pk])), ("Delete", None)],
+        object=task, what="task", consequences=["its parameters, code, destinations and emails",
+                                                "its whole run history, log lines and the records of its files"],
+        cancel_url=reverse("courier:task_detail", args=[task.pk]),
+    )

@@ -1,0 +1,75 @@
+"""Helpers for the output, delivery, mail and history tests: a real SQLite source and a run to the end."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyodbc
+
+from connections.models import Connection
+from runs.models import Run, Trigger
+from runs.pipeline.runner import execute
+from runs.services import create_run
+from tasks.models import Destination, Task
+from tests import factories
+
+ORDERS = [
+    "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer VARCHAR(50), amount VARCHAR(10), note VARCHAR(100))",
+    "INSERT INTO orders VALUES (1, 'Ann', '10.50', 'plain')",
+    "INSERT INTO orders VALUES (2, 'Bob, Jr.', '20.00', 'has \"quotes\"')",
+    "INSERT INTO orders VALUES (3, 'Zoë', '0.10', NULL)",
+]
+ORDERS_SQL = "select id, customer, amount, note from orders order by id"
+ORDERS_CSV = (
+    b"id,customer,amount,note\n"
+    b"1,Ann,10.50,plain\n"
+    b'2,"Bob, Jr.",20.00,"has ""quotes"""\n'
+    b"3,Zo\xc3\xab,0.10,\n"
+)
+
+
+def sqlite_source(db, statements: list[str] = ORDERS, name: str = "sqlite") -> Connection:
+    """Run `statements` in the test's SQLite database and return a Courier connection to it."""
+    cnxn = pyodbc.connect(db.odbc)
+    for sql in statements:
+        cnxn.execute(sql)
+    cnxn.commit()
+    cnxn.close()
+    return factories.connection("database", name=name, dialect=db.dialect, odbc=db.odbc, query_timeout=60)
+
+
+def orders_task(db, name: str = "orders", sql: str = ORDERS_SQL, **fields) -> Task:
+    return factories.query_task(factories.project(), sqlite_source(db), sql, name=name, **fields)
+
+
+def folder_destination(task: Task, base: Path, folder: str = "", name: str | None = None, **fields) -> Destination:
+    base.mkdir(parents=True, exist_ok=True)
+    conn = Connection.objects.filter(kind="folder", folder=str(base)).first()
+    if conn is None:
+        conn = factories.connection("folder", name=name or f"folder-{base.name}", folder=str(base))
+    return factories.destination(task, conn, folder=folder, **fields)
+
+
+def run_task(task: Task, **fields) -> Run:
+    run = create_run(task, fields.pop("trigger", Trigger.MANUAL), **fields)
+    assert execute(run.pk) is not None
+    run.refresh_from_db()
+    return run
+
+
+def retry(run: Run) -> Run:
+    """The next attempt of a failed run, executed now (as the retry schedule would)."""
+    return run_task(run.task, trigger=Trigger.RETRY, retry_of=run, attempt=run.attempt + 1, intended_at=run.intended_at)
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def log_text(run: Run) -> str:
+    return "\n".join(run.log_lines.values_list("message", flat=True))

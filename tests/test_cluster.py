@@ -1,0 +1,201 @@
+"""Several machines: PostgreSQL as the database, Redis as the broker, real `qcluster` processes.
+
+Each cluster is its own `manage.py qcluster` process under tests.settings_pg,
+as on a machine of its own; the helper steps (tests/cluster_helper.py) and
+the commands run in further processes. The pytest process itself only reads
+the shared PostgreSQL database to wait for results.
+
+Select with `pytest -m cluster`; they also run in the normal suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.servers_common import shared_tmp, stop_process
+
+pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parent.parent
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+N_FIRINGS = 60
+
+
+@dataclass
+class PgSite:
+    env: dict
+    var: Path
+    database: str
+    clusters: list[tuple[subprocess.Popen, Path]] = field(default_factory=list)
+
+    def manage(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        # --skip-checks: the system checks are tested elsewhere and cost a second per process.
+        return subprocess.run([sys.executable, "manage.py", *args, "--skip-checks"], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def step(self, *args: str) -> dict:
+        done = subprocess.run([sys.executable, "-m", "tests.cluster_helper", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def start_cluster(self, name: str) -> subprocess.Popen:
+        log = self.var / f"cluster-{name}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "manage.py", "qcluster", "--skip-checks"], cwd=ROOT, env=self.env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        self.clusters.append((proc, log))
+        return proc
+
+    def stop_clusters(self) -> None:
+        for proc, _ in self.clusters:
+            stop_process(proc, signal.SIGTERM, timeout=30)
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(dbname=self.database, autocommit=True, **PG) as conn:
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 45) -> object:
+    """Poll until `condition` returns something truthy; fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"gave up waiting {timeout:.0f} s for {what}")
+
+
+@pytest.fixture(scope="module")
+def pg_site() -> Iterator[PgSite]:
+    psycopg = pytest.importorskip("psycopg", reason="psycopg (requirements.txt) is needed for PostgreSQL")
+    redis = pytest.importorskip("redis")
+    try:
+        admin = psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **PG)
+        redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2).ping()
+    except (psycopg.Error, redis.RedisError) as exc:
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and Redis on 127.0.0.1:6379 are needed: {exc}")
+    # Unique names: test sessions may run side by side on one machine.
+    database = queue = f"courier_q_{secrets.token_hex(4)}"
+    admin.execute(f"CREATE DATABASE {database}")
+    # A throwaway database need not wait for the disk at each commit (the runs write many small rows).
+    admin.execute(f"ALTER DATABASE {database} SET synchronous_commit = off")
+    var = shared_tmp("courier-q-")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings_pg", "COURIER_TEST_PG_DB": database,
+           "COURIER_TEST_Q_NAME": queue, "COURIER_TEST_VAR_DIR": str(var), "PYTHONUNBUFFERED": "1"}
+    site = PgSite(env=env, var=var, database=database)
+    try:
+        migrated = site.manage("migrate", "--noinput", timeout=120)
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        yield site
+    finally:
+        site.stop_clusters()
+        admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin.close()
+        keys = redis.Redis(host="127.0.0.1", port=6379)
+        for key in keys.scan_iter(f"django_q:{queue}:*"):
+            keys.delete(key)
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def run_counts(site: PgSite, prefix: str) -> dict[str, int]:
+    rows = site.query(
+        "SELECT r.status, count(*) FROM runs_run r JOIN tasks_task t ON t.id = r.task_id "
+        "JOIN projects_project p ON p.id = t.project_id WHERE p.name LIKE %s GROUP BY r.status", f"{prefix}-%")
+    return dict(rows)
+
+
+def schedules_fired_by(log: Path) -> int:
+    return len(re.findall(r"created task \S+ from schedule \[courier:project:", log.read_text(errors="replace")))
+
+
+def test_two_clusters_turn_n_schedule_firings_into_exactly_n_runs(pg_site, sqlite_odbc):
+    setup = pg_site.step("setup_firing", "many", str(N_FIRINGS), sqlite_odbc.odbc)
+    assert setup["schedules"] == N_FIRINGS  # every one due now: both clusters' first scheduler pass races for them
+    pg_site.start_cluster("a")
+    pg_site.start_cluster("b")
+    try:
+        wait_for(lambda: run_counts(pg_site, "many").get("succeeded", 0) >= N_FIRINGS, f"{N_FIRINGS} succeeded runs", timeout=90)
+    finally:
+        pg_site.stop_clusters()  # after a clean stop nothing else is in flight
+
+    counts = pg_site.step("counts", "many", setup["due"])
+    assert counts["runs"] == counts["intended_due"] == N_FIRINGS
+    assert counts["by_status"] == {"succeeded": N_FIRINGS}
+    assert counts["tasks_with_runs"] == N_FIRINGS and counts["max_per_task"] == 1
+    assert counts["fire_tasks"] == N_FIRINGS
+    # One-offs are booked as fired and gone; cron and interval rows re-armed for their next time.
+    assert counts["once_fired"] == N_FIRINGS // 3
+    assert counts["armed_future"] == N_FIRINGS - N_FIRINGS // 3 and counts["left_due"] == 0
+    fired = [schedules_fired_by(log) for _, log in pg_site.clusters]
+    assert sum(fired) == N_FIRINGS, fired
+    executed = [len(worker_pids(log) & {int(w.rsplit(":", 1)[1]) for w in counts["workers"]}) for _, log in pg_site.clusters]
+    assert all(executed), f"workers per cluster that executed runs: {executed}"
+    print(f"\nschedules fired per cluster: {fired}; workers that executed runs per cluster: {executed}")
+
+
+def worker_pids(log: Path) -> set[int]:
+    return {int(pid) for pid in re.findall(r"ready for work at (\d+)", log.read_text(errors="replace"))}
+
+
+def test_worker_killed_mid_run_is_reaped_as_worker_lost_and_retried(pg_site, pg_odbc):
+    slow = pg_site.step("setup_slow", pg_odbc.odbc)  # its run is queued for the cluster
+    pg_site.clusters.clear()
+    pg_site.start_cluster("k")
+    try:
+        worker = wait_for(lambda: _running_with_heartbeat(pg_site, slow["run"]), "the run to be running and beating")
+        os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
+        # The next attempt need not sleep.
+        pg_site.query("UPDATE tasks_codelocation SET text = 'select 1 as n' WHERE task_id = %s", slow["task"])
+        wait_for(lambda: pg_site.query(
+            "SELECT 1 FROM runs_run WHERE id = %s AND heartbeat_at < now() - interval '5 seconds'", slow["run"]),
+            "the killed run's heartbeat to go stale")
+
+        reaped = pg_site.manage("reap_runs")
+        # (On a very slow machine the cluster's own reaper schedule may get there first.)
+        assert reaped.returncode == 0, reaped.stderr
+        state = pg_site.step("retry_now", str(slow["task"]))
+        failed, retry = state["runs"]
+        assert failed["id"] == slow["run"] and failed["status"] == "failed"
+        assert failed["error"].startswith(f"Worker lost: {worker} gave no sign of life")
+        assert (retry["status"], retry["attempt"], retry["retry_of"]) == ("retry_scheduled", 2, failed["id"])
+        assert retry["schedule"] == {"name": f"courier:retry:{retry['id']}", "func": "runs.jobs.start_retry", "args": f"({retry['id']},)"}
+        wait_for(lambda: pg_site.query("SELECT 1 FROM runs_run WHERE id = %s AND status = 'succeeded'", retry["id"]),
+                 "the retry to succeed")
+    finally:
+        pg_site.stop_clusters()
+
+
+def _running_with_heartbeat(site: PgSite, run_id: int) -> str | None:
+    """The run's worker once it runs and its heartbeat has moved on while the query sleeps."""
+    rows = site.query("SELECT worker FROM runs_run WHERE id = %s AND status = 'running' "
+                      "AND heartbeat_at > started_at + interval '1 second'", run_id)
+    return rows[0][0] if rows else None
+
+
+def test_pause_survives_a_restart(pg_site, sqlite_odbc):
+    assert pg_site.manage("scheduler", "pause").returncode == 0
+    try:
+        # Every later step is a new process, as after a restart of every machine.
+        status = pg_site.manage("scheduler", "status")
+        assert status.stdout.startswith("Scheduler: PAUSED since "), status.stdout + status.stderr
+        result = pg_site.step("fire_while_paused", sqlite_odbc.odbc)
+    finally:
+        pg_site.manage("scheduler", "resume")
+    assert result == {"paused": "paused: nothing started", "runs_while_paused": 0, "runs_after_resume": 1}
