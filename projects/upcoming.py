@@ -18,19 +18,36 @@ from projects.models import Project
 MAX_PER_TRIGGER = 1500  # a per-minute trigger fires 1,440 times a day; the plan stops there
 
 
-def _trigger_until(project: Project, kind: str, after: datetime, until: datetime | None, count: int) -> list[datetime]:
+Memo = dict[tuple, list[datetime]]
+
+
+def _times(project: Project, kind: str, after: datetime, count: int, memo: Memo | None) -> list[datetime]:
+    # Many projects share a cron expression ("0 6 * * *"): its times depend only on these fields.
+    key = (project.cron, project.timezone, project.start_at, project.end_at, after, count) if kind == "cron" else None
+    if memo is not None and key in memo:
+        return memo[key]
+    times = [fire.at for fire in scheduling.trigger_times(project, kind, after, count)]
+    if memo is not None and key is not None:
+        memo[key] = times
+    return times
+
+
+def _trigger_until(project: Project, kind: str, after: datetime, until: datetime | None, count: int, memo: Memo | None) -> list[datetime]:
     """One trigger's fire times up to `until`: asked for in growing batches, so a daily trigger costs a few, not `count`."""
     batch = count if until is None else min(count, 2)
     while True:
-        times = [fire.at for fire in scheduling.trigger_times(project, kind, after, batch)]
+        times = _times(project, kind, after, batch, memo)
         if until is None or len(times) < batch or times[-1] > until or batch >= count:
             return [at for at in times if until is None or at <= until]
         batch = min(count, batch * 4)
 
 
-def fire_times(project: Project, after: datetime, *, until: datetime | None = None, count: int = 5) -> list[datetime]:
-    """The project's next fire times over all triggers (at most `count`, none after `until`)."""
-    times = {at for kind in scheduling.active_kinds(project) for at in _trigger_until(project, kind, after, until, count)}
+def fire_times(project: Project, after: datetime, *, until: datetime | None = None, count: int = 5, memo: Memo | None = None) -> list[datetime]:
+    """The project's next fire times over all triggers (at most `count`, none after `until`).
+
+    Pass one `memo` dict for many projects at once (the run plan): cron times are then computed once per expression.
+    """
+    times = {at for kind in scheduling.active_kinds(project) for at in _trigger_until(project, kind, after, until, count, memo)}
     return sorted(times, key=lambda at: at.timestamp())[:count]
 
 
@@ -51,10 +68,11 @@ def next_run_lookup(now: datetime | None = None) -> Callable[[Project], datetime
 def hours_plan(projects: list[tuple[Project, list[str]]], start: datetime, hours: int = 24) -> list[tuple[datetime, Project, list[str]]]:
     """Every firing from `start` for `hours` hours, in time order: (when, project, its enabled task names)."""
     end = start + timedelta(hours=hours)
+    memo: Memo = {}
     firings = [
         (at, project, names)
         for project, names in projects
-        for at in fire_times(project, start, until=end, count=MAX_PER_TRIGGER)
+        for at in fire_times(project, start, until=end, count=MAX_PER_TRIGGER, memo=memo)
     ]
     return sorted(firings, key=lambda firing: firing[0].timestamp())
 

@@ -107,7 +107,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     require(request, "tasks.view_task")
     now = timezone.now()
     errored = task_rows().filter(last_status=RunStatus.FAILED).order_by("project__name", "name")
-    running = Run.objects.filter(status=RunStatus.RUNNING).select_related("task__project").order_by("started_at")
+    running = _running_runs()
     scheduled = _scheduled_projects()
     start = now.replace(minute=0, second=0, microsecond=0)
     firings = hours_plan(scheduled, start, PLAN_HOURS)
@@ -140,20 +140,23 @@ def run_errored(request: HttpRequest) -> HttpResponse:
 # --------------------------------------------------------------------------
 
 
-def _stuck_runs():
-    return Run.objects.filter(status=RunStatus.RUNNING).select_related("task__project").order_by("heartbeat_at")
+def _running_runs(order: str = "started_at"):
+    # Prefetched, not joined: a join lets SQLite's planner walk every run of every task instead of the
+    # few running ones on the status index (measured: 0.5 s at 1,000,000 runs).
+    return Run.objects.filter(status=RunStatus.RUNNING).prefetch_related("task__project").order_by(order)
 
 
 def scheduler_tools(request: HttpRequest) -> HttpResponse:
     require_superuser(request)
     site = SiteState.get()
     stale_before = timezone.now() - reaper.reap_after()
-    running = list(_stuck_runs()[:DASHBOARD_ROWS])
+    running = list(_running_runs("heartbeat_at")[:DASHBOARD_ROWS])
     return render_page(
         request, "courier/scheduler.html", title="Scheduler tools", crumbs=[("Scheduler tools", None)],
         site=site, orphans=services.orphaned_schedules(), running=running, stale_before=stale_before,
-        counts=Run.objects.aggregate(running=Count("id", filter=Q(status=RunStatus.RUNNING)),
-                                     retries=Count("id", filter=Q(status=RunStatus.RETRY_SCHEDULED))),
+        counts=Run.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.RETRY_SCHEDULED]).aggregate(  # on the status index
+            running=Count("id", filter=Q(status=RunStatus.RUNNING)), retries=Count("id", filter=Q(status=RunStatus.RETRY_SCHEDULED)),
+        ),
         history=action_history(site),
     )
 
