@@ -117,7 +117,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         errored=list(errored[:DASHBOARD_ROWS]), errored_count=errored.count(),
         running=list(running[:DASHBOARD_ROWS]), next_runs=_next_runs([f for f in firings if f[0] > now], scheduled, now),
         plan_chart=charts.hourly_plan_chart(start, plan), plan_total=sum(len(h) for h in plan),
-        plan_hours=[(start + timedelta(hours=i), names) for i, names in enumerate(plan) if names],
+        plan_hours=[(start + timedelta(hours=i), len(names), charts.tally(names)) for i, names in enumerate(plan) if names],
         orphans=services.orphaned_schedules(), site=SiteState.get(),
         can_run=request.user.has_perm("tasks.run_task"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -57,6 +58,11 @@ def duration_chart(runs: list[dict]) -> Chart:
     return chart
 
 
+def tally(names: list[str]) -> list[str]:
+    """["a", "b", "a"] → ["a ×2", "b"]: a task that fires several times in an hour is named once."""
+    return [f"{name} ×{count}" if count > 1 else name for name, count in Counter(names).items()]
+
+
 def hourly_plan_chart(start: datetime, hours: list[list[str]]) -> Chart:
     """Bars of runs per hour from `start`; hours[i] lists the task names planned in hour i."""
     counts = [len(names) for names in hours]
@@ -64,7 +70,8 @@ def hourly_plan_chart(start: datetime, hours: list[list[str]]) -> Chart:
     chart = Chart(top_label=f"{max(counts, default=0)} runs")
     for i, (names, (x, y, w, h)) in enumerate(zip(hours, _bars(counts, slot), strict=True)):
         hour = start + timedelta(hours=i)
-        shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+        named = tally(names)
+        shown = ", ".join(named[:12]) + (f" and {len(named) - 12} more" if len(named) > 12 else "")
         title = f"{hour:%H:00}: {len(names)} run(s)" + (f": {shown}" if names else "")
         label = f"{hour:%H}" if i % 3 == 0 else ""
         chart.bars.append(Bar(x, y, w, h, "plan" if names else "plan-empty", title, label))
