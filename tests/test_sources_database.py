@@ -127,14 +127,30 @@ def test_a_query_past_its_timeout_is_stopped(fixture, sql, request):
     assert run.permanent is False
 
 
-def test_live_row_count_and_batches(pg_odbc, settings):
+@pytest.mark.django_db(transaction=True)
+def test_live_row_count_while_the_query_runs(pg_odbc, settings):
+    """The count is logged on a clock, also while the server has not sent the first row yet."""
+    settings.COURIER_FETCH_BATCH = 100
+    settings.COURIER_ROWCOUNT_SECONDS = 0.25
+    sql = "SELECT n, pg_sleep(CASE WHEN n = 1 THEN 1.5 ELSE 0 END) AS pause FROM generate_series(1, 300) AS n"
+    run = run_query(database(pg_odbc), sql)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    messages = list(run.log_lines.values_list("message", flat=True))
+    counts = [int(m.split()[2]) for m in messages if m.startswith("Query running:")]
+    assert counts.count(0) >= 2, messages  # the first row takes 1.5 s; the clock ticks every 0.25 s
+    assert counts == sorted(counts)
+    assert "The query returned 300 rows." in messages
+    assert csv_of(run).splitlines()[-1] == "300,"
+
+
+def test_live_row_count_between_batches_inside_a_transaction(pg_odbc, settings):
     settings.COURIER_FETCH_BATCH = 100
     settings.COURIER_ROWCOUNT_SECONDS = 0  # every batch, so the test needs no clock
     run = run_query(database(pg_odbc), "SELECT n FROM generate_series(1, 1000) AS n")
     assert run.status == RunStatus.SUCCEEDED, run.error
-    counts = [int(m.split()[0]) for m in run.log_lines.values_list("message", flat=True) if m.endswith("rows so far.")]
+    messages = run.log_lines.values_list("message", flat=True)
+    counts = [int(m.split()[2]) for m in messages if m.startswith("Query running:")]
     assert counts == list(range(100, 1001, 100))
-    assert csv_of(run).splitlines()[-1] == "1000"
 
 
 MEMORY_PROBE = """

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from django.conf import settings
+from django.db import connection as db_connection
 
 from connections.clients import ClientError
 from connections.clients import odbc
@@ -48,15 +50,19 @@ def run_database(ctx: RunContext) -> None:
     path.parent.mkdir(exist_ok=True)
     ctx.log.info(STAGE, f"Running the query on {conn} ({len(batches)} batch{'es' if len(batches) > 1 else ''}).")
     writer_box = []
+    counter = LiveRowCount(ctx, settings.COURIER_ROWCOUNT_SECONDS)
 
     def sink(columns, row_batches):
         writer = open_writer(ctx.task, path, columns)
         writer_box.append(writer)
         ctx.log.info(STAGE, f"Result columns: {', '.join(columns)}.")
-        _stream(ctx, writer, row_batches)
+        for rows in row_batches:
+            writer.write(rows)
+            counter.update(writer.rows)
 
     try:
-        found = odbc.run_query(conn, batches, sink, batch=settings.COURIER_FETCH_BATCH)
+        with counter:
+            found = odbc.run_query(conn, batches, sink, batch=settings.COURIER_FETCH_BATCH)
     except ClientError as exc:
         raise StageFailure(STAGE, str(exc), permanent=exc.permanent) from None
     finally:
@@ -72,14 +78,51 @@ def run_database(ctx: RunContext) -> None:
     ctx.files.append(LocalFile(path=path, name=name, rows=rows))
 
 
-def _stream(ctx: RunContext, writer, row_batches) -> None:
-    every = settings.COURIER_ROWCOUNT_SECONDS
-    last = time.monotonic()
-    for rows in row_batches:
-        writer.write(rows)
-        if time.monotonic() - last >= every:
-            ctx.log.info(STAGE, f"{writer.rows} rows so far.")
-            last = time.monotonic()
+class LiveRowCount:
+    """Writes the row count to the run log every few seconds while the query runs.
+
+    A thread of its own, so the count also appears while the server is still
+    working on the first rows and the fetch loop is blocked in the driver.
+    Inside a database transaction (a caller's atomic block) another
+    connection could not write the log, so the count is then written between
+    batches instead.
+    """
+
+    def __init__(self, ctx: RunContext, every: float) -> None:
+        self.ctx = ctx
+        self.every = every
+        self.rows = 0
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> LiveRowCount:
+        if not db_connection.in_atomic_block:
+            self._thread = threading.Thread(target=self._loop, name="courier-rowcount", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def update(self, rows: int) -> None:
+        self.rows = rows
+        if self._thread is None and time.monotonic() - self._last >= self.every:
+            self._write()
+            self._last = time.monotonic()
+
+    def _write(self) -> None:
+        self.ctx.log.info(STAGE, f"Query running: {self.rows} rows so far.")
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                self._write()
+        finally:
+            # This thread opened its own database connection to write the log.
+            db_connection.close()
 
 
 def run_command(ctx: RunContext) -> None:
