@@ -35,6 +35,7 @@ class OrganizationAdmin(SuperuserOnly, admin.ModelAdmin):
 def test_connections(modeladmin, request, queryset):
     for conn in queryset.select_related("organization"):
         message, ok = run_connection_test(conn)
+        modeladmin.log_change(request, conn, f"Tested: {'passed' if ok else 'failed'}. {message}")
         modeladmin.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
 
 

@@ -36,22 +36,31 @@ def run_all(modeladmin, request, queryset):
 
     for project in queryset:
         runs = services.run_project(project, user=request.user)
+        modeladmin.log_change(request, project, f"Started the enabled tasks by hand ({len(runs)} run(s)).")
         modeladmin.message_user(request, f"{project}: {len(runs)} run(s) started.", messages.SUCCESS)
 
 
-@admin.action(description="Enable all tasks of the selected projects", permissions=["change"])
+@admin.action(description="Enable all tasks of the selected projects", permissions=["change_tasks"])
 def enable_all(modeladmin, request, queryset):
     from runs import services
 
-    changed = sum(services.enable_all(project) for project in queryset)
+    changed = 0
+    for project in queryset:
+        count = services.enable_all(project)
+        modeladmin.log_change(request, project, f"Enabled all tasks ({count} changed).")
+        changed += count
     modeladmin.message_user(request, f"Enabled {changed} task(s).", messages.SUCCESS)
 
 
-@admin.action(description="Disable all tasks of the selected projects", permissions=["change"])
+@admin.action(description="Disable all tasks of the selected projects", permissions=["change_tasks"])
 def disable_all(modeladmin, request, queryset):
     from runs import services
 
-    changed = sum(services.disable_all(project) for project in queryset)
+    changed = 0
+    for project in queryset:
+        count = services.disable_all(project)
+        modeladmin.log_change(request, project, f"Disabled all tasks ({count} changed).")
+        changed += count
     modeladmin.message_user(request, f"Disabled {changed} task(s).", messages.SUCCESS)
 
 
@@ -61,6 +70,7 @@ def reschedule(modeladmin, request, queryset):
 
     for project in queryset:
         cancelled = services.reschedule_project(project, user=request.user)
+        modeladmin.log_change(request, project, f"Rebuilt the schedules; cancelled {len(cancelled)} pending retry(ies).")
         modeladmin.message_user(request, f"{project}: schedules rebuilt, {len(cancelled)} pending retry(ies) cancelled.", messages.SUCCESS)
 
 
@@ -96,6 +106,10 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def has_run_permission(self, request):
         return request.user.has_perm("tasks.run_task")
+
+    def has_change_tasks_permission(self, request):
+        # Enabling or disabling tasks changes tasks: the same right as on the project page.
+        return request.user.has_perm("tasks.change_task")
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -18,9 +18,14 @@ class ParameterForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # A value typed as sensitive must not come back in the page when the
+        # form is shown again with errors.
+        typed_sensitive = self.is_bound and self.data.get(self.add_prefix("sensitive")) in ("on", "true", "1", True)
         if self.instance.pk and self.instance.sensitive:
             self.fields["entered_value"].widget = forms.PasswordInput(render_value=False, attrs={"placeholder": "unchanged"})
             self.fields["entered_value"].help_text = KEEP_HINT
+        elif typed_sensitive:
+            self.fields["entered_value"].widget = forms.PasswordInput(render_value=False, attrs={"placeholder": "type it again"})
         else:
             self.initial["entered_value"] = self.instance.value
 

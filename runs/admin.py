@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 
+from connections.admin import SuperuserOnly
 from runs.models import Delivery, Run, RunFile, RunLog
 
 
@@ -58,4 +60,65 @@ class RunAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+# --------------------------------------------------------------------------
+# Scheduler internals and the audit trail: superusers only (SPEC §7, §8)
+# --------------------------------------------------------------------------
+
+
+class SuperusersAnd:
+    """Adds “superuser” to whatever an admin class allows (django-q2's own refusals, e.g. adding results, stay)."""
+
+    def _superuser(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return self._superuser(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._superuser(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return self._superuser(request) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return self._superuser(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._superuser(request) and super().has_delete_permission(request, obj)
+
+
+def _superusers_only_for_django_q() -> None:
+    """django-q2's own schedule, result and queue lists are scheduler tools: superusers only, as Courier's."""
+    for model, model_admin in list(admin.site._registry.items()):
+        if model._meta.app_label == "django_q" and not isinstance(model_admin, SuperusersAnd):
+            base = type(model_admin)
+            admin.site.unregister(model)
+            admin.site.register(model, type(base.__name__, (SuperusersAnd, base), {"__module__": __name__}))
+
+
+_superusers_only_for_django_q()
+
+
+@admin.register(LogEntry)
+class AuditTrailAdmin(SuperuserOnly, admin.ModelAdmin):
+    """Every manual action and change, with who and when (runs/audit.py), read only."""
+
+    list_display = ["action_time", "user", "content_type", "object_repr", "action_flag", "change_message"]
+    list_filter = ["action_flag", "content_type"]
+    search_fields = ["object_repr", "change_message", "user__username"]
+    list_select_related = ["user", "content_type"]
+    date_hierarchy = "action_time"
+    show_full_result_count = False
+    readonly_fields = ["action_time", "user", "content_type", "object_id", "object_repr", "action_flag", "change_message"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

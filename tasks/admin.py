@@ -42,6 +42,7 @@ class NotificationInline(admin.StackedInline):
 def run_selected(modeladmin, request, queryset):
     for task in queryset.select_related("project"):
         run = services.run_now(task, user=request.user)
+        modeladmin.log_change(request, task, f"Started run {run.pk} by hand ({run.status}).")
         if run.status == "skipped":
             modeladmin.message_user(request, f"Run {run.pk} of {task} skipped: {run.error}", messages.WARNING)
         else:
@@ -52,6 +53,8 @@ def run_selected(modeladmin, request, queryset):
 def duplicate_selected(modeladmin, request, queryset):
     for task in queryset.select_related("project"):
         copy = services.duplicate_task(task, user=request.user)
+        modeladmin.log_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
+        modeladmin.log_change(request, task, f"Duplicated as {copy.name}.")
         modeladmin.message_user(request, f"Made the disabled copy “{copy}”.", messages.SUCCESS)
 
 
@@ -63,13 +66,15 @@ def cancel_retry_selected(modeladmin, request, queryset):
         except services.ServiceError as exc:
             modeladmin.message_user(request, str(exc), messages.WARNING)
         else:
+            modeladmin.log_change(request, task, f"Cancelled the retry (run {run.pk}).")
             modeladmin.message_user(request, f"Cancelled the retry of {task} (run {run.pk}).", messages.SUCCESS)
 
 
-@admin.action(description="Reschedule: rebuild the project schedules, cancel pending retries", permissions=["run"])
+@admin.action(description="Reschedule: rebuild the project schedules, cancel pending retries", permissions=["change"])
 def reschedule_selected(modeladmin, request, queryset):
     for task in queryset.select_related("project"):
         cancelled = services.reschedule_task(task, user=request.user)
+        modeladmin.log_change(request, task, f"Rebuilt the schedules of {task.project.name}; cancelled {len(cancelled)} pending retry(ies).")
         modeladmin.message_user(request, f"Rebuilt the schedules of {task.project}; cancelled {len(cancelled)} pending retry(ies) of {task}.", messages.SUCCESS)
 
 

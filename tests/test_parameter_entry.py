@@ -69,3 +69,16 @@ def test_task_parameters_override_project_parameters_in_names_and_sql(sqlite_odb
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     assert (tmp_path / "task-client_kept_2026.csv").exists()
+
+
+def test_a_typed_sensitive_value_is_not_echoed_when_the_form_has_errors(client, superuser):
+    project = factories.project()
+    client.force_login(superuser)
+    form = project_form(project, "")
+    form.update({"cron": "not a cron", "parameters-TOTAL_FORMS": "1", "parameters-0-key": "@pw",
+                 "parameters-0-entered_value": "Typed-Canary-991", "parameters-0-sensitive": "on", "parameters-0-position": "0"})
+    response = client.post(f"/admin/projects/project/{project.pk}/change/", form)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "a cron trigger needs five" in page
+    assert "Typed-Canary-991" not in page

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from connections.checks import check_connection
 from connections.models import Connection
+from runs import audit
 
 
 def find_connection(name: str) -> Connection:
@@ -40,7 +41,10 @@ class Command(BaseCommand):
             return
         failed = 0
         for conn in targets:
+            pinned = conn.host_key
             result = check_connection(conn)
+            if conn.host_key != pinned:
+                audit.record_command(conn, f"Pinned the server's host key ({conn.host_key.split()[0]}) on a successful test")
             failed += not result.ok
             self.stdout.write(f"{'ok    ' if result.ok else 'FAILED'} {result.message}")
         if failed:

@@ -8,6 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from connections.secrets import SecretField, rotate, set_stored_token, stored_token
+from runs import audit
+from runs.models import SiteState
 
 
 def secret_fields():
@@ -45,4 +47,5 @@ class Command(BaseCommand):
                 f"Nothing was changed: {len(failures)} secret(s) cannot be decrypted with any configured key, "
                 f"first {failures[0]}.", returncode=1,
             )
+        audit.record_command(SiteState.get(), f"Re-encrypted {rotated} secret(s) under the first key")
         self.stdout.write(f"Re-encrypted {rotated} secret(s) under the first key.")

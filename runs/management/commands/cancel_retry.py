@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runs import services
+from runs import audit, services
 from runs.management.commandline import CourierCommand, failed
 
 
@@ -18,4 +18,5 @@ class Command(CourierCommand):
             run = services.cancel_retry(task)
         except services.ServiceError as exc:
             raise failed(str(exc)) from None
+        audit.record_command(task, f"Cancelled the retry (run {run.pk})")
         self.stdout.write(f"Cancelled the retry of {task} (run {run.pk}, attempt {run.attempt}).")

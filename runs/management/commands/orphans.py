@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from runs import services
+from runs import audit, services
 from runs.management.commandline import CourierCommand
+from runs.models import SiteState
 
 
 class Command(CourierCommand):
@@ -19,6 +20,7 @@ class Command(CourierCommand):
             self.stdout.write(f"{schedule.pk:>7}  {schedule.name:<40} {schedule.func} {schedule.args or ''}  next {when}")
         if delete:
             count = services.delete_orphans()
+            audit.record_command(SiteState.get(), f"Deleted {count} orphaned schedule entr{'y' if count == 1 else 'ies'}")
             self.stdout.write(f"Deleted {count} orphaned schedule entr{'y' if count == 1 else 'ies'}.")
         else:
             self.stdout.write(f"{len(found)} orphaned schedule entr{'y' if len(found) == 1 else 'ies'}.")

@@ -7,7 +7,9 @@ import argparse
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from runs import audit
 from runs.history import prune
+from runs.models import SiteState
 
 
 def non_negative(text: str) -> int:
@@ -38,6 +40,9 @@ class Command(BaseCommand):
         keep = settings.COURIER_RETENTION_KEEP if keep is None else keep
         report = prune(days, keep, dry_run=dry_run)
         verb = "Would delete" if dry_run else "Deleted"
+        if not dry_run:
+            audit.record_command(SiteState.get(), f"Pruned the history: deleted {report.runs} run(s) and {report.files} stored file(s) "
+                                 f"older than {days} days, keeping the newest {keep} per task")
         self.stdout.write(
             f"{verb} {report.runs} run(s) and {report.files} stored file(s), {report.bytes} bytes "
             f"(older than {days} days; the newest {keep} per task kept)."

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from runs import services
+from runs import audit, services
 from runs.management.commandline import CourierCommand
+from runs.models import SiteState
 
 
 class Command(CourierCommand):
@@ -19,14 +20,17 @@ class Command(CourierCommand):
     def handle(self, all: bool, project: str | None, task: str | None, **options):
         if all:
             armed = services.reschedule_all()
+            audit.record_command(SiteState.get(), f"Rebuilt every schedule ({armed} trigger schedule(s))")
             self.stdout.write(f"Rebuilt every schedule: {armed} trigger schedule(s) armed, the reaper in place, pending retries kept.")
         elif project:
             target = self.project(project)
             cancelled = services.reschedule_project(target)
+            audit.record_command(target, f"Rebuilt the schedules; cancelled {_retries(cancelled)}")
             self.stdout.write(f"Rebuilt the schedules of {target.name}; cancelled {_retries(cancelled)}.")
         else:
             target = self.task(task)
             cancelled = services.reschedule_task(target)
+            audit.record_command(target, f"Rebuilt the schedules of {target.project.name}; cancelled {_retries(cancelled)}")
             self.stdout.write(f"Rebuilt the schedules of {target.project.name}; cancelled {_retries(cancelled)} of {target}.")
 
 

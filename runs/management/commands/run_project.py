@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from runs import services
+from runs import audit, services
 from runs.management.commandline import CourierCommand, failed
 from runs.models import FINISHED, Run, RunStatus, Trigger
 from runs.pipeline.runner import execute
@@ -24,6 +24,7 @@ class Command(CourierCommand):
     def handle(self, name: str, wait: bool, **options):
         project = self.project(name)
         runs = services.run_project(project, trigger=Trigger.COMMAND, queue=not wait)
+        audit.record_command(project, f"Started the enabled tasks ({len(runs)} run(s){', here and now' if wait else ''})")
         if not runs:
             raise failed(f"Project {project.name} has no enabled tasks.")
         if not wait:

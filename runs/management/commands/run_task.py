@@ -7,7 +7,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from runs import services
+from runs import audit, services
 from runs.models import RunStatus, Trigger
 from runs.pipeline.runner import execute
 from runs.reporting import run_summary
@@ -29,11 +29,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from None
         if not wait:
             run = services.run_now(task, trigger=Trigger.MANUAL)
+            audit.record_command(task, f"Started run {run.pk} ({run.status})")
             self._report(run, json, f"Run {run.pk} of {task} is {run.status}.")
             if run.status == RunStatus.SKIPPED:  # at most one active run per task (SPEC §4)
                 raise CommandError(f"Run {run.pk} of {task} skipped: {run.error}", returncode=1)
             return
         run = services.create_run(task, Trigger.MANUAL)
+        audit.record_command(task, f"Started run {run.pk} here and now (--wait)")
         # With --json, stdout carries only the JSON object; the log goes to stderr.
         stream = sys.stderr if json else self.stdout
         execute(run.pk, echo=lambda line: stream.write(line + "\n"))

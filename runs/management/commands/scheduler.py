@@ -7,7 +7,7 @@ from django_q.models import Schedule
 
 from projects import scheduling
 from projects.models import Project
-from runs import services
+from runs import audit, services
 from runs.management.commandline import CourierCommand
 from runs.models import Run, RunStatus, SiteState
 
@@ -20,10 +20,10 @@ class Command(CourierCommand):
 
     def handle(self, action: str, **options):
         if action == "pause":
-            services.pause_scheduler()
+            audit.record_command(services.pause_scheduler(), "Paused the scheduler")
             self.stdout.write("Scheduler paused: no schedule starts a task and no retry starts until `manage.py scheduler resume`.")
         elif action == "resume":
-            services.resume_scheduler()
+            audit.record_command(services.resume_scheduler(), "Resumed the scheduler")
             self.stdout.write("Scheduler resumed.")
         else:
             self._status()

@@ -6,6 +6,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from runs import audit
+from tasks.configuration.changes import changes, snapshot
 from tasks.configuration.importer import import_config
 from tasks.configuration.reader import ConfigError
 
@@ -24,10 +26,14 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {file}: {exc.strerror}.", returncode=2) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CommandError(f"{file} is not valid JSON: {exc}.", returncode=2) from None
+        before = snapshot()
         try:
             import_config(data)
         except ConfigError as exc:
             for line in exc.errors:
                 self.stderr.write(line)
             raise CommandError(f"Nothing was imported: {len(exc.errors)} problem(s) in {file}.", returncode=2) from None
+        for change in changes(before, snapshot()):
+            what = "Added" if change.added else "Changed"
+            audit.record_command(change.obj, f"{what} by importing {file}", audit.ADDITION if change.added else audit.CHANGE)
         self.stdout.write(f"Imported {file}.")
