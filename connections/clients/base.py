@@ -49,3 +49,39 @@ def temporary_name(name: str) -> str:
     import secrets
 
     return f".{name}.{secrets.token_hex(4)}.part"
+
+
+class AtomicUpload:
+    """The upload every file-server client shares: the vendor never sees a partial file.
+
+    The file is written under a hidden temporary name in the target folder and
+    renamed into place; the temporary file is removed on any failure. A client
+    provides `path()`, `exists()`, `_put()`, `_rename()`, `_remove_quietly()`,
+    `_error()` and the exception types its transfers raise.
+    """
+
+    label: str
+    TRANSFER_ERRORS: tuple[type[BaseException], ...] = (OSError,)
+
+    def upload(self, local, folder: str, name: str, if_exists: IfExists = IfExists.FAIL) -> UploadResult:
+        target_dir = self.path(folder)
+        final = join_remote(target_dir, name)
+        if self.exists(final):
+            if if_exists == IfExists.SKIP:
+                return UploadResult(final, skipped=True)
+            if if_exists == IfExists.FAIL:
+                raise ClientError(f"{final} already exists on {self.label}; the task is set to fail rather than overwrite.", permanent=True)
+        temp = join_remote(target_dir, temporary_name(name))
+        try:
+            self._put(local, temp)
+            self._rename(temp, final, overwrite=if_exists == IfExists.OVERWRITE)
+        except ClientError:
+            self._remove_quietly(temp)
+            raise
+        except self.TRANSFER_ERRORS as exc:
+            self._remove_quietly(temp)
+            raise self._error("upload", final, exc) from None
+        except BaseException:
+            self._remove_quietly(temp)
+            raise
+        return UploadResult(final)

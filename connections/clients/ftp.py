@@ -17,7 +17,7 @@ import ssl
 from contextlib import contextmanager
 from pathlib import Path
 
-from connections.clients.base import ClientError, IfExists, UploadResult, join_remote, temporary_name
+from connections.clients.base import AtomicUpload, ClientError, join_remote
 from connections.clients.remote import Entry, RemoteNotFound
 
 # ftplib applies one timeout to the control socket and to every data socket.
@@ -36,7 +36,9 @@ def tls_context(verify: bool) -> ssl.SSLContext:
     return context
 
 
-class FtpClient:
+class FtpClient(AtomicUpload):
+    TRANSFER_ERRORS = (OSError, EOFError, ftplib.Error, ValueError)
+
     def __init__(self, conn, ftp: ftplib.FTP) -> None:
         self.conn = conn
         self.ftp = ftp
@@ -46,7 +48,9 @@ class FtpClient:
         return join_remote(self.conn.folder, *parts)
 
     def entries(self, folder: str = "") -> list[Entry]:
-        path = self.path(folder) or "."
+        return self._entries_at(self.path(folder) or ".")
+
+    def _entries_at(self, path: str) -> list[Entry]:
         try:
             found = [Entry(name, facts.get("type") == "dir") for name, facts in self.ftp.mlsd(path, facts=["type"])
                      if facts.get("type") not in ("cdir", "pdir")]
@@ -89,25 +93,9 @@ class FtpClient:
         if expected is not None and received != expected:
             raise ClientError(f"Download of {path} from {self.label} ended at {received} of {expected} bytes.")
 
-    def upload(self, local: Path, folder: str, name: str, if_exists: IfExists = IfExists.FAIL) -> UploadResult:
-        target_dir = self.path(folder)
-        final = join_remote(target_dir, name)
-        exists = name in self.list(folder)
-        if exists and if_exists == IfExists.SKIP:
-            return UploadResult(final, skipped=True)
-        if exists and if_exists == IfExists.FAIL:
-            raise ClientError(f"{final} already exists on {self.label}; the task is set to fail rather than overwrite.", permanent=True)
-        temp = join_remote(target_dir, temporary_name(name))
-        try:
-            self._put(local, temp)
-            self._move_into_place(temp, final, folder, name, if_exists)
-        except (OSError, EOFError, ftplib.Error, ValueError) as exc:
-            self._remove_quietly(temp)
-            raise self._error("upload", final, exc) from None
-        except BaseException:
-            self._remove_quietly(temp)
-            raise
-        return UploadResult(final)
+    def exists(self, path: str) -> bool:
+        folder, name = posixpath.split(path)
+        return any(entry.name == name for entry in self._entries_at(folder or "."))
 
     def _put(self, local: Path, remote: str) -> None:
         self.ftp.voidcmd("TYPE I")
@@ -117,15 +105,15 @@ class FtpClient:
         if written is not None and written != size:
             raise ClientError(f"Upload of {remote} to {self.label} ended at {written} of {size} bytes.")
 
-    def _move_into_place(self, temp: str, final: str, folder: str, name: str, if_exists: IfExists) -> None:
+    def _rename(self, temp: str, final: str, *, overwrite: bool) -> None:
         # FTP has no "rename unless the target exists": look once more right
         # before the rename, which leaves only a moment for another writer.
-        if if_exists != IfExists.OVERWRITE and name in self.list(folder):
+        if not overwrite and self.exists(final):
             raise ClientError(f"{final} appeared on {self.label} during the upload; not overwriting it.", permanent=True)
         try:
             self.ftp.rename(temp, final)
         except ftplib.error_perm:
-            if if_exists != IfExists.OVERWRITE:
+            if not overwrite:
                 raise
             # Some servers (IIS) refuse to rename onto an existing file.
             self.ftp.delete(final)

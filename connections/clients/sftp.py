@@ -10,7 +10,7 @@ from pathlib import Path
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
-from connections.clients.base import ClientError, IfExists, UploadResult, join_remote, temporary_name
+from connections.clients.base import AtomicUpload, ClientError, join_remote
 from connections.clients.remote import Entry, RemoteNotFound
 from connections.clients.ssh_transport import open_ssh
 
@@ -47,7 +47,7 @@ def server_write_limit(sftp: paramiko.SFTPClient) -> int:
     max_packet, _max_read, max_write = reply.get_int64(), reply.get_int64(), reply.get_int64()
     # Zero means "no limit stated"; a whole message must also fit the packet limit (1 KiB left for headers).
     stated = [value for value in (max_write, max_packet - 1024) if value > 0]
-    return max(MAX_WRITE_DATA, min([*stated, MAX_WRITE_ASKED])) if stated else MAX_WRITE_DATA
+    return min([*stated, MAX_WRITE_ASKED]) if stated else MAX_WRITE_DATA
 
 
 def write_request_size(channel: paramiko.Channel, handle: bytes, limit: int) -> int:
@@ -62,10 +62,13 @@ def write_request_size(channel: paramiko.Channel, handle: bytes, limit: int) -> 
     per_packet = channel.out_max_packet_size - CHANNEL_RESERVE
     overhead = WRITE_HEADER + len(handle)
     packets = max(1, (min(limit, MAX_WRITE_ASKED) + overhead) // per_packet)
-    return max(1024, min(limit, packets * per_packet - overhead))
+    return max(1, min(limit, packets * per_packet - overhead))
 
 
-class SftpClient:
+class SftpClient(AtomicUpload):
+    # A dropped session raises paramiko's own errors, not OSError.
+    TRANSFER_ERRORS = (OSError, EOFError, paramiko.SSHException)
+
     def __init__(self, conn, sftp: paramiko.SFTPClient) -> None:
         self.conn = conn
         self.sftp = sftp
@@ -114,26 +117,6 @@ class SftpClient:
         except OSError as exc:
             raise self._error("check", path, exc) from None
 
-    def upload(self, local: Path, folder: str, name: str, if_exists: IfExists = IfExists.FAIL) -> UploadResult:
-        target_dir = self.path(folder)
-        final = join_remote(target_dir, name)
-        if self.exists(final):
-            if if_exists == IfExists.SKIP:
-                return UploadResult(final, skipped=True)
-            if if_exists == IfExists.FAIL:
-                raise ClientError(f"{final} already exists on {self.label}; the task is set to fail rather than overwrite.", permanent=True)
-        temp = join_remote(target_dir, temporary_name(name))
-        try:
-            self._put(local, temp)
-            self._rename(temp, final, overwrite=if_exists == IfExists.OVERWRITE)
-        except OSError as exc:
-            self._remove_quietly(temp)
-            raise self._error("upload", final, exc) from None
-        except BaseException:
-            self._remove_quietly(temp)
-            raise
-        return UploadResult(final)
-
     def _put(self, local: Path, remote: str) -> None:
         size = local.stat().st_size
         with open(local, "rb") as src, self.sftp.open(remote, "wb", bufsize=WRITE_BUFFER) as dst:
@@ -159,9 +142,10 @@ class SftpClient:
         except Exception:  # noqa: BLE001 - cleanup after a failure must not hide that failure
             pass
 
-    def _error(self, verb: str, path: str, exc: OSError) -> ClientError:
-        permanent = isinstance(exc, (FileNotFoundError, PermissionError)) or exc.errno in (errno.ENOENT, errno.EACCES)
-        reason = exc.strerror or str(exc) or type(exc).__name__
+    def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
+        code = getattr(exc, "errno", None)
+        permanent = isinstance(exc, (FileNotFoundError, PermissionError)) or code in (errno.ENOENT, errno.EACCES)
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return ClientError(f"Cannot {verb} {path} on {self.label}: {reason}.", permanent=permanent)
 
     def is_dir(self, path: str) -> bool:

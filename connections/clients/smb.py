@@ -26,7 +26,7 @@ from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask  # noqa: E
 from smbprotocol import exceptions as smb_errors  # noqa: E402
 from smbprotocol.header import NtStatus  # noqa: E402
 
-from connections.clients.base import ClientError, IfExists, UploadResult, join_remote, temporary_name  # noqa: E402
+from connections.clients.base import AtomicUpload, ClientError, join_remote  # noqa: E402
 from connections.clients.remote import Entry, RemoteNotFound  # noqa: E402
 
 CONNECT_TIMEOUT = 20
@@ -34,7 +34,10 @@ BLOCK = 1024 * 1024
 NOT_FOUND = (smb_errors.ObjectNameNotFound, smb_errors.ObjectPathNotFound, smb_errors.NoSuchFile)
 
 
-class SmbClient:
+class SmbClient(AtomicUpload):
+    # smbclient raises its own exception types besides OSError.
+    TRANSFER_ERRORS = (Exception,)
+
     def __init__(self, conn, cache: dict) -> None:
         self.conn = conn
         self.label = str(conn)
@@ -91,26 +94,6 @@ class SmbClient:
                 return False
             raise error from None
 
-    def upload(self, local: Path, folder: str, name: str, if_exists: IfExists = IfExists.FAIL) -> UploadResult:
-        target_dir = self.path(folder)
-        final = join_remote(target_dir, name)
-        if self.exists(final):
-            if if_exists == IfExists.SKIP:
-                return UploadResult(final, skipped=True)
-            if if_exists == IfExists.FAIL:
-                raise ClientError(f"{final} already exists on {self.label}; the task is set to fail rather than overwrite.", permanent=True)
-        temp = join_remote(target_dir, temporary_name(name))
-        try:
-            self._put(local, temp)
-            self._rename(temp, final, replace=if_exists == IfExists.OVERWRITE)
-        except ClientError:
-            self._remove_quietly(temp)
-            raise
-        except Exception as exc:  # noqa: BLE001
-            self._remove_quietly(temp)
-            raise self._error("upload", final, exc) from None
-        return UploadResult(final)
-
     def _put(self, local: Path, remote: str) -> None:
         with open(local, "rb") as src, smbclient.open_file(self.unc(remote), mode="wb", **self.options) as dst:
             while chunk := src.read(BLOCK):
@@ -119,7 +102,7 @@ class SmbClient:
         if written != size:
             raise ClientError(f"Upload of {remote} to {self.label} ended at {written} of {size} bytes.")
 
-    def _rename(self, temp: str, final: str, *, replace: bool) -> None:
+    def _rename(self, temp: str, final: str, *, overwrite: bool) -> None:
         """One server-side rename; without `replace` an existing target is refused (no race with "fail").
 
         Not smbclient.rename/replace: they first open the target for
@@ -130,7 +113,7 @@ class SmbClient:
         with SMBRawIO(self.unc(temp), desired_access=FilePipePrinterAccessMask.DELETE, **options) as source:
             with SMBFileTransaction(source) as transaction:
                 rename = FileRenameInformation()
-                rename["replace_if_exists"] = replace
+                rename["replace_if_exists"] = overwrite
                 rename["file_name"] = to_text(self.inside(final))
                 set_info(transaction, rename)
 
