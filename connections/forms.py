@@ -14,6 +14,13 @@ def secret_field_names(model) -> list[str]:
     return [f.name for f in model._meta.get_fields() if isinstance(f, SecretField)]
 
 
+class SecretTextarea(forms.Textarea):
+    """A textarea that, like PasswordInput(render_value=False), never renders a value, not even one just typed."""
+
+    def format_value(self, value):
+        return None
+
+
 class SecretFieldsMixin:
     """Adds a write-only input and a “clear” box for each SecretField of the model."""
 
@@ -25,7 +32,7 @@ class SecretFieldsMixin:
             model_field = self._meta.model._meta.get_field(name)
             has_value = bool(self.instance.pk and self.instance.__dict__.get(name))
             widget = (
-                forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "placeholder": "unchanged" if has_value else ""})
+                SecretTextarea(attrs={"rows": 3, "autocomplete": "off", "placeholder": "unchanged" if has_value else ""})
                 if name in self.multiline_secrets
                 else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "placeholder": "unchanged" if has_value else ""})
             )

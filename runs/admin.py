@@ -106,13 +106,18 @@ _superusers_only_for_django_q()
 class AuditTrailAdmin(SuperuserOnly, admin.ModelAdmin):
     """Every manual action and change, with who and when (runs/audit.py), read only."""
 
-    list_display = ["action_time", "user", "content_type", "object_repr", "action_flag", "change_message"]
+    list_display = ["action_time", "user", "content_type", "object_repr", "action_flag", "message"]
     list_filter = ["action_flag", "content_type"]
     search_fields = ["object_repr", "change_message", "user__username"]
     list_select_related = ["user", "content_type"]
     date_hierarchy = "action_time"
     show_full_result_count = False
     readonly_fields = ["action_time", "user", "content_type", "object_id", "object_repr", "action_flag", "change_message"]
+
+    @admin.display(description="what was done")
+    def message(self, obj: LogEntry) -> str:
+        # The admin's own entries hold JSON; this reads them as the object's history page does.
+        return obj.get_change_message()
 
     def has_add_permission(self, request):
         return False

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.db import transaction
 from django.utils import timezone
 
@@ -90,6 +91,9 @@ def _delete_stored(name: str, report: PruneReport) -> None:
         return
     try:
         _storage().delete(name)
+    except SuspiciousFileOperation:
+        report.file_errors.append(f"{name}: recorded at a path outside Courier's file storage; left alone")
+        return
     except OSError as exc:
         report.file_errors.append(f"{name}: {exc.strerror or exc}")
         return

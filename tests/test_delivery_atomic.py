@@ -176,5 +176,8 @@ def test_an_sftp_upload_cut_mid_way_never_shows_a_partial_file_and_the_retry_sen
     arrived = (disk / "big.bin").read_bytes()
     assert arrived == data and md5(arrived) == record.md5
     assert watcher.final_sizes == {len(data)}  # under its final name the file was only ever whole
+    # Exactly once: one upload by the retry, and one file under the final name.
+    assert [(d.file_id, d.status) for d in second.deliveries.filter(kind="upload")] == [(record.pk, DeliveryStatus.SENT)]
+    assert [p.name for p in disk.iterdir() if not p.name.startswith(".")] == ["big.bin"]
     assert "without running the source again" in log_text(second)
     assert not second.log_lines.filter(stage="source").exists()

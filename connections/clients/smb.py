@@ -138,6 +138,8 @@ def _map_error(exc: BaseException, doing: str) -> ClientError:
         return ClientError(f"{doing}: the share does not exist.", permanent=True)
     if isinstance(exc, NOT_FOUND) or code == errno.ENOENT:
         return RemoteNotFound(f"{doing}: it does not exist.")
+    if isinstance(exc, smb_errors.ObjectNameInvalid) or getattr(exc, "ntstatus", None) == NtStatus.STATUS_OBJECT_NAME_INVALID:
+        return ClientError(f'{doing}: the server refuses the name (SMB names may not hold \\ / : * ? " < > |).', permanent=True)
     if isinstance(exc, smb_errors.ObjectNameCollision) or code == errno.EEXIST:
         return ClientError(f"{doing}: the name is already taken.", permanent=True)
     if isinstance(exc, smb_errors.AccessDenied) or code == errno.EACCES:

@@ -116,10 +116,18 @@ def open_ssh(conn, *, pin_unknown: bool = False) -> paramiko.SSHClient:
         raise ClientError(f"Timed out connecting to {conn.host}:{port} ({label}).") from None
     except OSError as exc:
         client.close()
-        raise ClientError(f"Cannot connect to {conn.host}:{port} ({label}): {exc.strerror or exc}.") from None
+        raise ClientError(f"Cannot connect to {conn.host}:{port} ({label}): {_reason(exc)}.") from None
     if client.seen_host_key is not None:
         conn.host_key = host_key_line(client.seen_host_key)
     return client
+
+
+def _reason(exc: OSError) -> str:
+    """Why the connection failed: paramiko wraps the socket errors of each address it tried; the first one says it."""
+    inner = next(iter(getattr(exc, "errors", {}).values()), None)
+    if isinstance(inner, OSError) and inner.strerror:
+        return inner.strerror
+    return exc.strerror or str(exc)
 
 
 def _ssh_error(exc: paramiko.SSHException, label: str, conn, port: int) -> ClientError:

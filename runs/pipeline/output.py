@@ -14,10 +14,12 @@ says so. Without a zip, empty files are stored and each destination decides.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import shutil
 import zipfile
 from pathlib import Path
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.utils import timezone
 
@@ -128,11 +130,34 @@ def store(ctx: RunContext, local: LocalFile) -> RunFile:
             record.stored.save(local.name, File(fh), save=False)
         record.save()
     except OSError as exc:
-        if record.stored.name:
-            record.stored.storage.delete(record.stored.name)
+        discard_unrecorded(record)
         raise StageFailure(STAGE, f"Cannot keep {local.name} in Courier's file storage: {exc.strerror or exc}.") from None
     ctx.log.info(STAGE, f"Stored {local.name}: {size} bytes{_describe_rows(local.rows)}, md5 {md5}, sha256 {sha256}.")
     return record
+
+
+def discard_unrecorded(record: RunFile) -> None:
+    """Remove what a failed save left in the run's storage folder.
+
+    Django's FileSystemStorage writes straight under the final name, so a disk
+    that fills up part way leaves a partial file there, whose name the failed
+    save never returned. The run's folder holds only this run's files: any
+    file in it that no RunFile records is such a remnant.
+    """
+    storage = record.stored.storage
+    folder = posixpath.dirname(record.stored.field.generate_filename(record, "file"))
+    recorded = set(RunFile.objects.filter(run_id=record.run_id).values_list("stored", flat=True))
+    try:
+        names = storage.listdir(folder)[1]
+    except (OSError, NotImplementedError):
+        return
+    for name in names:
+        path = f"{folder}/{name}"
+        if path not in recorded:
+            try:
+                storage.delete(path)
+            except OSError:
+                pass  # the failure being reported matters more than this remnant
 
 
 def run(ctx: RunContext) -> list[RunFile]:
@@ -160,10 +185,16 @@ def run(ctx: RunContext) -> list[RunFile]:
 
 def fetch_stored(record: RunFile, folder: Path) -> Path:
     """Copy a stored file into `folder` and check it is still exactly what was recorded."""
-    target = folder / f"{record.pk}-{record.name}"
+    # Only the last part of the recorded name: a name holding folders must not lead out of `folder`.
+    target = folder / f"{record.pk}-{Path(record.name).name}"
     try:
         with record.stored.open("rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
+    except SuspiciousFileOperation:
+        raise StageFailure(
+            "delivery", f"The stored copy of {record.name} (run {record.run_id}) is recorded at a path outside Courier's file storage; "
+            "it is not read or sent.", permanent=True,
+        ) from None
     except (FileNotFoundError, ValueError):
         raise StageFailure("delivery", f"The stored copy of {record.name} (run {record.run_id}) is gone; it may have been pruned.", permanent=True) from None
     except OSError as exc:

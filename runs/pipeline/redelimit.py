@@ -9,6 +9,7 @@ dropped); with "include column headers" its first line is the header row.
 
 from __future__ import annotations
 
+import codecs
 import csv
 from pathlib import Path
 
@@ -37,13 +38,30 @@ def redelimit(ctx: RunContext, local: LocalFile) -> LocalFile:
         try:
             rows = _copy(ctx, reader, target)
         except UnicodeDecodeError as exc:
-            raise StageFailure(
-                STAGE, f"{local.name} is not {task.output_encoding} text (line {reader.line_num + 1}: {exc.reason}).", permanent=True
-            ) from None
+            line = _undecodable_line(local.path, _reading_encoding(task.output_encoding))
+            raise StageFailure(STAGE, f"{local.name} is not {task.output_encoding} text (line {line}: {exc.reason}).", permanent=True) from None
         except csv.Error as exc:
             raise StageFailure(STAGE, f"{local.name} line {reader.line_num} cannot be read as delimited text: {exc}.", permanent=True) from None
     ctx.log.info(STAGE, f"Re-wrote {local.name} with the output's delimiter: {rows} data row(s).")
     return LocalFile(path=target, name=local.name, rows=rows)
+
+
+def _undecodable_line(path: Path, encoding: str) -> int:
+    """The line holding the first byte that cannot be decoded.
+
+    The text layer decodes in large chunks, so the reader's own line count
+    may still point at an earlier line when decoding fails. (The encodings
+    offered are ASCII-compatible, so splitting the bytes at LF is safe.)
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    number = 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError:
+                return number
+    return max(number, 1)  # the file ends in the middle of a character
 
 
 def _copy(ctx: RunContext, reader, target: Path) -> int:

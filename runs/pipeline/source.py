@@ -37,9 +37,12 @@ def source_code(ctx: RunContext) -> str:
 def prepared_sql(ctx: RunContext) -> list[str]:
     conn = ctx.task.source_connection
     try:
-        return render(source_code(ctx), conn.dialect or "other", ctx.params)
+        batches = render(source_code(ctx), conn.dialect or "other", ctx.params)
     except SqlError as exc:
         raise StageFailure(STAGE, f"The query cannot be prepared: {exc}", permanent=True) from None
+    if not batches:
+        raise StageFailure(STAGE, "The task's query holds only comments and blank lines: there is nothing to run.", permanent=True)
+    return batches
 
 
 def run_database(ctx: RunContext) -> None:

@@ -1,0 +1,375 @@
+"""The permission matrix (SPEC §8): every Courier page and action, every admin view and admin action, every kind of user.
+
+URLs are read from the URL configuration (tests/security_support.py); the
+expected rights are written down here, and a URL, admin model or admin
+action without an entry fails `test_every_url_and_action_has_its_rule`.
+
+Users: anonymous, a logged-in user who is not staff (both sent to the login
+page), staff without permissions, staff who may only view, staff who may
+view and run, staff with the task rights (runner), staff with every project
+and task right (manager), and a superuser. Connections, GPG keys, the
+scheduler tools, django-q2's lists and the audit trail are for superusers only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.test import Client
+
+from tests.security_support import (
+    ADMIN_VIEWS,
+    Endpoint,
+    admin_actions,
+    admin_models,
+    build_world,
+    courier_endpoints,
+    fingerprint,
+)
+
+pytestmark = pytest.mark.django_db
+
+Rule = Callable[[object], bool]
+
+# --------------------------------------------------------------------------
+# Who may do what
+# --------------------------------------------------------------------------
+
+
+def perm(*codes: str) -> Rule:
+    return lambda user: all(user.has_perm(code) for code in codes)
+
+
+def any_perm(*codes: str) -> Rule:
+    return lambda user: any(user.has_perm(code) for code in codes)
+
+
+def superuser(user) -> bool:
+    return user.is_superuser
+
+
+def never(user) -> bool:
+    return False
+
+
+GET, POST, FORM = "GET", "POST", "FORM"  # a page; a POST-only action; a form (GET shows it, POST saves)
+
+COURIER_RULES: dict[str, tuple[str, Rule]] = {
+    "dashboard": (GET, perm("tasks.view_task")),
+    "run_errored": (POST, perm("tasks.run_task")),
+    "scheduler": (GET, superuser),
+    **{f"scheduler_action:{slug}": (POST, superuser) for slug in ("pause", "resume", "reschedule-all", "delete-orphans", "reset-stuck")},
+    "run_log": (GET, perm("tasks.view_task")),
+    "file_resend": (POST, perm("tasks.run_task")),
+    "runfile_download": (GET, perm("runs.view_run")),
+    "task_list": (GET, perm("tasks.view_task")),
+    "my_tasks": (GET, perm("tasks.view_task")),
+    "task_detail": (GET, perm("tasks.view_task")),
+    "task_edit": (FORM, perm("tasks.change_task")),
+    "task_delete": (FORM, perm("tasks.delete_task")),
+    "task_action:run": (POST, perm("tasks.run_task")),
+    "task_action:cancel-retry": (POST, perm("tasks.run_task")),
+    "task_action:reschedule": (POST, perm("tasks.change_task")),
+    "task_action:enable": (POST, perm("tasks.change_task")),
+    "task_action:disable": (POST, perm("tasks.change_task")),
+    "task_action:duplicate": (POST, perm("tasks.add_task")),
+    "project_list": (GET, perm("projects.view_project")),
+    "my_projects": (GET, perm("projects.view_project")),
+    "project_new": (FORM, perm("projects.add_project")),
+    "project_detail": (GET, perm("projects.view_project")),
+    "project_edit": (FORM, perm("projects.change_project")),
+    "project_delete": (FORM, perm("projects.delete_project", "tasks.delete_task")),
+    "task_new": (FORM, perm("tasks.add_task")),
+    "project_action:enable-all": (POST, perm("tasks.change_task")),
+    "project_action:disable-all": (POST, perm("tasks.change_task")),
+    "project_action:run-all": (POST, perm("tasks.run_task")),
+    "project_action:reschedule": (POST, perm("projects.change_project")),
+    "project_action:duplicate": (POST, perm("projects.add_project", "tasks.add_task")),
+}
+
+
+def model_rules(label: str, **overrides: Rule) -> dict[str, Rule]:
+    """Django's model permissions: viewing needs view or change, the rest their own right."""
+    app, model = label.split(".")
+    view = any_perm(f"{app}.view_{model}", f"{app}.change_{model}")
+    rules = {"changelist": view, "add": perm(f"{app}.add_{model}"), "change": view,
+             "delete": perm(f"{app}.delete_{model}"), "history": view}
+    return {**rules, **overrides}
+
+
+SUPERUSERS_ONLY = dict.fromkeys(ADMIN_VIEWS, superuser)
+ADMIN_RULES: dict[str, dict[str, Rule]] = {
+    "auth.user": model_rules("auth.user"),
+    "auth.group": model_rules("auth.group"),
+    "projects.project": model_rules("projects.project"),
+    "tasks.task": model_rules("tasks.task"),
+    "runs.run": model_rules("runs.run", add=never),  # runs are made by running, never by hand
+    "connections.organization": SUPERUSERS_ONLY,
+    "connections.connection": SUPERUSERS_ONLY,
+    "connections.gpgkey": SUPERUSERS_ONLY,
+    "django_q.schedule": SUPERUSERS_ONLY,
+    "django_q.success": {**SUPERUSERS_ONLY, "add": never},
+    "django_q.failure": {**SUPERUSERS_ONLY, "add": never},
+    "django_q.ormq": {**SUPERUSERS_ONLY, "add": never},
+    "admin.logentry": {**SUPERUSERS_ONLY, "add": never, "delete": never},  # the audit trail is read only
+}
+
+ACTION_RULES: dict[tuple[str, str], Rule] = {
+    ("tasks.task", "run_selected"): perm("tasks.run_task"),
+    ("tasks.task", "cancel_retry_selected"): perm("tasks.run_task"),
+    ("tasks.task", "reschedule_selected"): perm("tasks.change_task"),
+    ("tasks.task", "duplicate_selected"): perm("tasks.add_task"),
+    ("tasks.task", "delete_selected"): perm("tasks.delete_task"),
+    ("projects.project", "run_all"): perm("tasks.run_task"),
+    ("projects.project", "enable_all"): perm("tasks.change_task"),
+    ("projects.project", "disable_all"): perm("tasks.change_task"),
+    ("projects.project", "reschedule"): perm("projects.change_project"),
+    ("projects.project", "delete_selected"): perm("projects.delete_project"),
+    ("runs.run", "delete_selected"): perm("runs.delete_run"),
+    ("auth.user", "delete_selected"): perm("auth.delete_user"),
+    ("auth.group", "delete_selected"): perm("auth.delete_group"),
+    ("connections.connection", "test_connections"): superuser,
+    ("connections.connection", "delete_selected"): superuser,
+    ("connections.organization", "delete_selected"): superuser,
+    ("connections.gpgkey", "delete_selected"): superuser,
+    ("django_q.schedule", "delete_selected"): superuser,
+    ("django_q.success", "delete_selected"): superuser,
+    ("django_q.success", "resubmit_task"): superuser,
+    ("django_q.failure", "delete_selected"): superuser,
+    ("django_q.failure", "resubmit_task"): superuser,
+    ("django_q.ormq", "delete_selected"): superuser,
+    ("admin.logentry", "delete_selected"): never,
+}
+
+# --------------------------------------------------------------------------
+# The users
+# --------------------------------------------------------------------------
+
+TASK_RIGHTS = ["view_task", "change_task", "add_task", "run_task", "view_project", "change_project", "add_project", "view_run"]
+STAFF = {
+    "staff_none": [],
+    "staff_viewer": ["view_task", "view_project", "view_run"],
+    "staff_operator": ["view_task", "run_task", "view_project", "view_run"],
+    "staff_runner": TASK_RIGHTS,
+    "staff_manager": [*TASK_RIGHTS, "delete_task", "delete_project", "delete_run"],
+}
+USERS = ["anonymous", "not_staff", *STAFF, "superuser"]
+LOGGED_OUT = ("anonymous", "not_staff")  # the admin sends both to its login page
+
+
+def make_user(django_user_model, name: str):
+    if name == "anonymous":
+        return None
+    if name == "superuser":
+        return django_user_model.objects.create_superuser("boss", "boss@example.test", "pw")
+    staff = name != "not_staff"
+    user = django_user_model.objects.create_user(name, f"{name}@example.test", "pw", is_staff=staff)
+    # Not staff, yet with every task right: the rights alone must not open the admin.
+    codes = STAFF.get(name, TASK_RIGHTS)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codes))
+    return django_user_model.objects.get(pk=user.pk)  # fresh: no cached permissions
+
+
+@pytest.fixture
+def world(tmp_path, django_user_model):
+    owner = django_user_model.objects.create_user("owner", "owner@example.test", "pw")
+    return build_world(tmp_path, owner)
+
+
+@pytest.fixture
+def users(django_user_model) -> dict:
+    return {name: make_user(django_user_model, name) for name in USERS}
+
+
+def sent_to_login(response) -> bool:
+    return response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+def check_matrix(users: dict, cases: dict[str, object], check: Callable[..., str | None]) -> None:
+    """`check(client, user, who, case, before)` for every case and user, each undone afterwards; all problems at once.
+
+    One world and one login per user serve the whole matrix: each check runs
+    inside a savepoint that is rolled back (a fresh database per user and URL
+    made this file take minutes). `before` is the state every check compares
+    with; `check` returns a problem or None.
+    """
+    clients = {}
+    for who, user in users.items():
+        clients[who] = Client()
+        if user is not None:
+            clients[who].force_login(user)
+    before = fingerprint()
+    problems = []
+    for case_id, case in cases.items():
+        for who, user in users.items():
+            clients[who].cookies.pop("messages", None)  # each case reads only its own messages
+            savepoint = transaction.savepoint()
+            try:
+                problem = check(clients[who], user, who, case, before)
+            finally:
+                transaction.savepoint_rollback(savepoint)
+            if problem:
+                problems.append(f"{case_id} as {who}: {problem}")
+    assert not problems, "\n".join(problems)
+
+
+def expect(response, status: int) -> str | None:
+    return None if response.status_code == status else f"expected {status}, got {response.status_code}"
+
+
+def logged_out(response) -> str | None:
+    return None if sent_to_login(response) else f"not sent to the login page ({response.status_code})"
+
+
+# --------------------------------------------------------------------------
+# Every URL has a rule
+# --------------------------------------------------------------------------
+
+
+def test_every_url_and_action_has_its_rule():
+    assert {e.id for e in courier_endpoints()} == set(COURIER_RULES), "write down the rights of new or removed Courier URLs"
+    assert set(admin_models()) == set(ADMIN_RULES), "write down the rights of new or removed admin models"
+    assert set(admin_actions()) == set(ACTION_RULES), "write down the rights of new or removed admin actions"
+
+
+# --------------------------------------------------------------------------
+# Courier pages and actions
+# --------------------------------------------------------------------------
+
+ENDPOINTS = {e.id: e for e in courier_endpoints()}
+STATE_CHANGING = {key: e for key, e in ENDPOINTS.items() if COURIER_RULES[key][0] in (POST, FORM)}
+
+
+def test_get_on_every_courier_url(world, users):
+    def check(client, user, who, endpoint: Endpoint, before):
+        kind, rule = COURIER_RULES[endpoint.id]
+        response = client.get(world.url(endpoint))
+        if fingerprint() != before:
+            return "a GET changed something"
+        if who in LOGGED_OUT:
+            return logged_out(response)
+        if kind == POST:
+            return expect(response, 405)  # an action never runs on GET, whoever asks
+        return expect(response, 200 if rule(user) else 403)
+
+    check_matrix(users, ENDPOINTS, check)
+
+
+def test_post_to_every_courier_action_and_form(world, users):
+    def check(client, user, who, endpoint: Endpoint, before):
+        response = client.post(world.url(endpoint))
+        if who in LOGGED_OUT:
+            problem = logged_out(response)
+        elif COURIER_RULES[endpoint.id][1](user):
+            # Done (302 with a message) or a form shown again with its errors (200): never refused.
+            return None if response.status_code in (200, 302) else f"allowed, yet answered {response.status_code}"
+        else:
+            problem = expect(response, 403)
+        return problem or (None if fingerprint() == before else "a refused request changed something")
+
+    check_matrix(users, STATE_CHANGING, check)
+
+
+# --------------------------------------------------------------------------
+# The admin's views and actions
+# --------------------------------------------------------------------------
+
+ADMIN_CASES = {f"{label}:{view}": (label, view) for label in admin_models() for view in ADMIN_VIEWS}
+ACTIONS = admin_actions()
+
+
+def test_every_admin_view(world, users):
+    def check(client, user, who, case, before):
+        label, view = case
+        response = client.get(world.admin_url(label, view))
+        if fingerprint() != before:
+            return "a GET changed something"
+        if who in LOGGED_OUT:
+            return logged_out(response)
+        return expect(response, 200 if ADMIN_RULES[label][view](user) else 403)
+
+    check_matrix(users, ADMIN_CASES, check)
+
+
+def test_the_admin_index_lists_superuser_only_models_to_superusers_only(world, users):
+    client = Client()
+    client.force_login(users["staff_manager"])
+    page = client.get("/admin/").content.decode()
+    assert "/admin/tasks/task/" in page and "/admin/projects/project/" in page
+    for hidden in ("/admin/connections/", "/admin/django_q/", "/admin/admin/logentry/"):
+        assert hidden not in page
+    client.force_login(users["superuser"])
+    page = client.get("/admin/").content.decode()
+    for shown in ("/admin/connections/connection/", "/admin/django_q/schedule/", "/admin/admin/logentry/"):
+        assert shown in page
+
+
+def test_every_admin_action(world, users):
+    def offered(client, response) -> bool:
+        return response.status_code == 302 and "No action selected" not in client.get(response["Location"]).content.decode()
+
+    def check(client, user, who, case, before):
+        label, action = case
+        app, model = label.split(".")
+        response = client.post(f"/admin/{app}/{model}/", {"action": action, "_selected_action": [world.objects[label].pk]})
+        if who in LOGGED_OUT:
+            problem = logged_out(response)
+        elif not ADMIN_RULES[label]["changelist"](user):
+            problem = expect(response, 403)
+        elif ACTION_RULES[(label, action)](user):
+            # Done (302) or, for a deletion, its confirmation page (200).
+            ok = offered(client, response) or (action == "delete_selected" and response.status_code == 200)
+            return None if ok else f"allowed, yet not done ({response.status_code})"
+        else:
+            # Not offered to this user: the list is shown again (200) or “No action selected” (302); nothing happens.
+            problem = f"was run ({response.status_code})" if offered(client, response) else None
+        return problem or (None if fingerprint() == before else "a refused action changed something")
+
+    check_matrix(users, {f"{label}:{action}": (label, action) for label, action in ACTIONS}, check)
+
+
+# --------------------------------------------------------------------------
+# CSRF: every state change needs the token
+# --------------------------------------------------------------------------
+
+ADMIN_POSTS = [(label, view) for label in admin_models() for view in ("add", "change", "delete")]
+
+
+def csrf_client(user) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+def test_every_courier_action_and_form_refuses_a_post_without_the_csrf_token(world, users):
+    client = csrf_client(users["superuser"])
+    before = fingerprint()
+    answers = {key: client.post(world.url(e)).status_code for key, e in STATE_CHANGING.items()}
+    assert answers == dict.fromkeys(answers, 403)
+    assert fingerprint() == before
+
+
+def test_every_admin_form_and_action_refuses_a_post_without_the_csrf_token(world, users):
+    client = csrf_client(users["superuser"])
+    before = fingerprint()
+    answers = {f"{label}:{view}": client.post(world.admin_url(label, view), {"name": "x"}).status_code for label, view in ADMIN_POSTS}
+    for label, action in ACTIONS:
+        app, model = label.split(".")
+        data = {"action": action, "_selected_action": [world.objects[label].pk], "post": "yes"}
+        answers[f"{label}:{action}"] = client.post(f"/admin/{app}/{model}/", data).status_code
+    assert answers == dict.fromkeys(answers, 403)
+    assert fingerprint() == before
+
+
+def test_with_the_csrf_token_the_same_post_goes_through(world, users):
+    """The control for the two tests above: the refusal was the missing token, nothing else."""
+    client = csrf_client(users["superuser"])
+    client.get(world.url(Endpoint("task_detail", params=("pk",))))  # sets the csrftoken cookie
+    token = client.cookies["csrftoken"].value
+    response = client.post(world.url(Endpoint("task_action", "disable", ("pk",))), {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    world.task.refresh_from_db()
+    assert world.task.enabled is False
