@@ -17,6 +17,8 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from runs import audit
+
 Crumbs = Sequence[tuple[str, str | None]]
 
 PERMISSION_NAMES = {
@@ -54,7 +56,7 @@ def require_superuser(request: HttpRequest) -> None:
 
 def record(request: HttpRequest, obj: models.Model, message: str, flag: int = CHANGE) -> None:
     """Write a manual action to the admin log (who, when, what); shown in each page's history."""
-    LogEntry.objects.log_actions(request.user.pk, [obj], flag, change_message=message, single_object=True)
+    audit.record(request.user, obj, message, flag)
 
 
 def record_addition(request: HttpRequest, obj: models.Model, message: str = "Added.") -> None:
