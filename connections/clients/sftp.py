@@ -55,8 +55,8 @@ def write_request_size(channel: paramiko.Channel, handle: bytes, limit: int) -> 
 
     With paramiko's default (32 KiB of data plus a ~30-byte header, a little
     over the 32 KiB packet OpenSSH allows) every request went out as two
-    packets, a full one and a tiny one. Whole packets, and fewer requests
-    (each is answered by a status packet), more than doubled the upload speed
+    packets, a full one and a tiny one. Whole packets and fewer requests
+    (each is answered by a status packet) nearly doubled the upload speed
     on loopback together with AES-GCM (bench/sftp_upload.py, docs/benchmarks.md).
     """
     per_packet = channel.out_max_packet_size - CHANNEL_RESERVE

@@ -15,7 +15,8 @@ Decisions (pinned by tests/test_output_formats.py):
   all fields (`,""` is an empty string, `,,` is NULL).
 - Quoting *minimal* quotes a field holding the delimiter, a double quote, CR
   or LF (the stdlib csv writer of Python 3.11 misses a lone CR when lines end
-  in LF, which is why this module formats fields itself). *Non-numeric* leaves
+  in LF; FastDelimited, which uses it for speed, works around that).
+  *Non-numeric* leaves
   int, float and Decimal unquoted; bool counts as text. *None* never quotes:
   the escape character is put before a delimiter, CR, LF or itself; without an
   escape character such a value fails the run, naming row and column, rather
@@ -34,13 +35,17 @@ Decisions (pinned by tests/test_output_formats.py):
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
+from types import SimpleNamespace
 
 from runs.pipeline.errors import StageFailure
 from tasks.models import OutputType, Quoting, Task
@@ -131,6 +136,114 @@ def _unquoted_formatter(delimiter: str, escape: str) -> Callable[[object], str]:
     return lambda v: needs_escape.sub(lambda m: escape + m.group(), cell_text(v))
 
 
+# Types the csv module turns into text exactly as cell_text does (their str()).
+_AS_IS = frozenset({str, int, float, bool, datetime, date, time})
+_NONE = type(None)
+_AS_IS_OR_NONE = _AS_IS | {_NONE}
+_DECIMAL_OR_NONE = frozenset({Decimal, _NONE})
+_CRLF = "\r\n"
+
+
+class FastDelimited:
+    """Minimal and all quoting through the csv module's C writer, byte for byte as field_formatter writes.
+
+    Formatting every cell in Python made the writer the slowest part of an
+    extract (bench/extract.py). Here Python looks only at whole batches and
+    columns: the value types are gathered in C, and only columns the csv
+    module would write differently are converted (Decimals in exponent
+    notation, bytes, other types; NULLs under "all"). Where the csv module
+    differs from field_formatter:
+
+    - it quotes a lone CR only when it ends lines with CRLF (Python 3.11): a
+      batch holding a CR is written that way and the real ending put in after;
+    - it writes a lone empty field as `""`: rows of fewer than two fields
+      take the cell-by-cell path (`text` answers None);
+    - under "all" it quotes NULL like an empty string: NULL is written as a
+      marker whose quoted form is removed after, unless a value holds the
+      marker too (then the cell-by-cell path);
+    - rows of unequal length that need converting take the cell-by-cell path.
+    """
+
+    MODES = {Quoting.MINIMAL: csv.QUOTE_MINIMAL, Quoting.ALL: csv.QUOTE_ALL}
+
+    def __init__(self, delimiter: str, quoting: str, end: str) -> None:
+        self._lines: list[str] = []
+        sink = SimpleNamespace(write=self._lines.append)
+        options = {"delimiter": delimiter, "quotechar": '"', "doublequote": True, "quoting": self.MODES[quoting]}
+        self._writers = [csv.writer(sink, lineterminator=_CRLF, **options)]
+        if end.endswith("\n") and not end.endswith(_CRLF):
+            # Lines ending in LF are written as such first (no ending to swap after); the text
+            # is kept only if it holds no CR at all, as the LF writer does not quote a lone CR.
+            self._writers.insert(0, csv.writer(sink, lineterminator="\n", **options))
+        self._end = end
+        # NULL under "all": a character other than the delimiter, so that its quoted form cannot overlap a value's.
+        self._null = ("\x00" if delimiter != "\x00" else "\x01") if quoting == Quoting.ALL else None
+        # What the csv module writes as is: NULL too under minimal quoting (an empty field).
+        self._as_is = _AS_IS if self._null else _AS_IS_OR_NONE
+
+    def text(self, rows: list) -> str | None:
+        """The lines for `rows`, or None when this batch must take the cell-by-cell path."""
+        if min(map(len, rows), default=0) < 2:
+            return None
+        # The distinct rows of value types, gathered in C: usually one or two per batch.
+        signatures = set(map(tuple, map(map, repeat(type), rows)))
+        if len(set(map(len, signatures))) != 1:
+            # Rows of unequal length (a re-delimited file) are written as they are, or not here at all.
+            return self._write(lambda: rows, 0) if all(set(sig) <= self._as_is for sig in signatures) else None
+        kinds = [set(column) for column in zip(*signatures)]
+        changes = {index: found for index, found in enumerate(kinds) if not found <= self._as_is}
+        changes = {index: found for index, found in changes.items() if not self._plain_decimals(rows, index, found)}
+        if not changes:
+            return self._write(lambda: rows, 0)
+        columns = list(zip(*rows))
+        nulls = sum(columns[index].count(None) for index, found in changes.items() if _NONE in found) if self._null else 0
+        for index, found in changes.items():
+            columns[index] = self._column(columns[index], found)
+        return self._write(lambda: zip(*columns), nulls)
+
+    def _plain_decimals(self, rows: list, index: int, found: set) -> bool:
+        """Whether the csv module's own str() of this column's Decimals is their fixed-point text.
+
+        str() switches to exponent notation (1E+3, 1E-7) only for very large or
+        small exponents, and then says so with an "E"; NULLs stay as they are
+        under minimal quoting.
+        """
+        if self._null or not found <= _DECIMAL_OR_NONE:
+            return False
+        return "E" not in "".join(map(str, map(itemgetter(index), rows)))
+
+    def _write(self, rows: Callable[[], Iterable[Sequence]], nulls: int) -> str | None:
+        for writer in self._writers:
+            self._lines.clear()
+            writer.writerows(rows())
+            text = "".join(self._lines)
+            if "\r" not in text:
+                break
+        terminator = writer.dialect.lineterminator
+        lines = self._lines
+        if nulls:
+            marked = '"' + self._null + '"'
+            if text.count(marked) != nulls:
+                return None  # a value holds the marker itself
+            text = text.replace(marked, "")
+        if self._end == terminator:
+            return text
+        if text.count(terminator) == len(lines):
+            return text.replace(terminator, self._end)
+        # A value holds the line break: give each line its ending.
+        if nulls:
+            lines = [line.replace(marked, "") for line in lines]
+        return "".join([line[: -len(terminator)] + self._end for line in lines])
+
+    def _column(self, column: tuple, kinds: set) -> list:
+        null = self._null
+        if kinds <= _DECIMAL_OR_NONE:
+            return [null if v is None else format(v, "f") for v in column]
+        if kinds <= _AS_IS_OR_NONE:
+            return [null if v is None else v for v in column]
+        return [null if v is None else cell_text(v) for v in column]
+
+
 class DelimitedWriter:
     """CSV and delimited text, streamed to disk one batch at a time."""
 
@@ -150,6 +263,8 @@ class DelimitedWriter:
             self._end.encode(self._encoding)
         except UnicodeEncodeError:
             raise StageFailure(STAGE, f"The characters appended to each line ({task.output_line_suffix!r}) cannot be written in {self._encoding}.", permanent=True) from None
+        quoting = task.output_quoting or Quoting.MINIMAL
+        self._fast = FastDelimited(delimiter, quoting, self._end) if quoting in FastDelimited.MODES else None
         self._file = open(path, "w", encoding=self._encoding, errors="strict", newline="")  # noqa: SIM115
         if task.source_headers and task.output_headers and self.columns:
             # Column names are text whatever the quoting: str() keeps them quoted under "non-numeric".
@@ -161,11 +276,13 @@ class DelimitedWriter:
         self.rows += len(rows)
 
     def _emit(self, rows: list, header: bool) -> None:
-        field, join, end = self._field, self._delimiter.join, self._end
-        try:
-            text = "".join([join(map(field, row)) + end for row in rows])
-        except Unwritable:
-            raise self._locate(rows, header, self._field) from None
+        text = self._fast.text(rows) if self._fast else None
+        if text is None:
+            field, join, end = self._field, self._delimiter.join, self._end
+            try:
+                text = "".join([join(map(field, row)) + end for row in rows])
+            except Unwritable:
+                raise self._locate(rows, header, self._field) from None
         try:
             self._file.write(text)
         except UnicodeEncodeError:

@@ -1,0 +1,1 @@
+"""Benchmark scripts: each prints its figures and ends with `RESULT name=value` lines (docs/benchmarks.md)."""
