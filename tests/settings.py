@@ -1,9 +1,20 @@
 """Test settings: the real settings module with a fixed key, fast hashing and private folders."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 _TMP = tempfile.mkdtemp(prefix="courier-test-")
+_CREATOR = os.getpid()
+
+
+@atexit.register
+def _remove_tmp() -> None:
+    # Forked workers inherit this handler: only the process that made the folder removes it.
+    if os.getpid() == _CREATOR:
+        shutil.rmtree(_TMP, ignore_errors=True)
+
 os.environ.setdefault("COURIER_ENV_FILE", "/dev/null")  # a developer's .env must not leak into tests
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 # A fixed Fernet key, for tests only.
