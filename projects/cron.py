@@ -120,6 +120,10 @@ def _hour_is_wildcard(expression: str) -> bool:
     return expression.split(" ")[1].startswith("*")
 
 
+def _offset_changed_before(at: datetime, zone: ZoneInfo) -> bool:
+    return (at - timedelta(hours=3)).astimezone(zone).utcoffset() != at.utcoffset()
+
+
 def _cron_stream(expression: str, zone: ZoneInfo, after: datetime) -> Iterator[FireTime]:
     expression = validate_cron(expression)
     by_elapsed_time = _hour_is_wildcard(expression)
@@ -127,7 +131,9 @@ def _cron_stream(expression: str, zone: ZoneInfo, after: datetime) -> Iterator[F
     while True:
         at = it.get_next(datetime).astimezone(zone)
         wall = at.replace(tzinfo=None)
-        if not croniter.match(expression, wall):
+        # croniter.match parses the expression again on every call; only a time
+        # right after a clock change can have been moved out of a gap.
+        if _offset_changed_before(at, zone) and not croniter.match(expression, wall):
             # croniter moved a time that fell into a gap to the end of the gap.
             yield FireTime(at, "cron", gap_note("The scheduled time", at))
         elif is_ambiguous(wall, zone):
