@@ -40,28 +40,28 @@ def run_all(modeladmin, request, queryset):
         modeladmin.message_user(request, f"{project}: {len(runs)} run(s) started.", messages.SUCCESS)
 
 
-@admin.action(description="Enable all tasks of the selected projects", permissions=["change_tasks"])
-def enable_all(modeladmin, request, queryset):
-    from runs import services
+def _switch_all_tasks(enabled: bool):
+    """The admin action that enables (or disables) every task of the selected projects."""
+    verb = "Enabled" if enabled else "Disabled"
 
-    changed = 0
-    for project in queryset:
-        count = services.enable_all(project)
-        modeladmin.log_change(request, project, f"Enabled all tasks ({count} changed).")
-        changed += count
-    modeladmin.message_user(request, f"Enabled {changed} task(s).", messages.SUCCESS)
+    @admin.action(description=f"{'Enable' if enabled else 'Disable'} all tasks of the selected projects", permissions=["change_tasks"])
+    def action(modeladmin, request, queryset):
+        from runs import services
+
+        switch = services.enable_all if enabled else services.disable_all
+        changed = 0
+        for project in queryset:
+            count = switch(project)
+            modeladmin.log_change(request, project, f"{verb} all tasks ({count} changed).")
+            changed += count
+        modeladmin.message_user(request, f"{verb} {changed} task(s).", messages.SUCCESS)
+
+    action.__name__ = "enable_all" if enabled else "disable_all"
+    return action
 
 
-@admin.action(description="Disable all tasks of the selected projects", permissions=["change_tasks"])
-def disable_all(modeladmin, request, queryset):
-    from runs import services
-
-    changed = 0
-    for project in queryset:
-        count = services.disable_all(project)
-        modeladmin.log_change(request, project, f"Disabled all tasks ({count} changed).")
-        changed += count
-    modeladmin.message_user(request, f"Disabled {changed} task(s).", messages.SUCCESS)
+enable_all = _switch_all_tasks(True)
+disable_all = _switch_all_tasks(False)
 
 
 @admin.action(description="Reschedule: rebuild the schedules, cancel pending retries", permissions=["change"])
