@@ -71,3 +71,17 @@ def test_staff_with_run_permission_can_run_from_the_admin(client, staff_runner, 
     assert response.status_code == 302
     run = task.runs.get()
     assert run.status == "queued" and run.started_by == staff_runner
+
+
+def test_project_admin_enable_and_disable_all(client, superuser, sqlite_odbc):
+    source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
+    project = factories.project()
+    first = factories.query_task(project, source, "select 1 as one", name="a", enabled=False)
+    second = factories.query_task(project, source, "select 1 as one", name="b", enabled=True)
+    client.force_login(superuser)
+    client.post("/admin/projects/project/", {"action": "enable_all", "_selected_action": [project.pk]})
+    assert set(project.tasks.values_list("enabled", flat=True)) == {True}
+    client.post("/admin/projects/project/", {"action": "disable_all", "_selected_action": [project.pk]})
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.enabled, second.enabled) == (False, False)
