@@ -9,7 +9,9 @@ $PY manage.py runserver 127.0.0.1:8000 --noreload &
 web=$!
 stop() {
   trap - INT TERM EXIT
-  kill -INT "$web" "$cluster" 2>/dev/null
+  # TERM, not INT: background jobs of a non-interactive shell ignore SIGINT,
+  # so runserver would outlive Ctrl-C.
+  kill -TERM "$web" "$cluster" 2>/dev/null
   wait "$web" "$cluster" 2>/dev/null
 }
 trap stop INT TERM EXIT
