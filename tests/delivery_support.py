@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 import pyodbc
 
@@ -73,3 +79,18 @@ def sha256(data: bytes) -> str:
 
 def log_text(run: Run) -> str:
     return "\n".join(run.log_lines.values_list("message", flat=True))
+
+
+@contextmanager
+def tmpfs(options: str) -> Iterator[Path]:
+    """A small file system of its own (tests run as root), unmounted afterwards."""
+    mount_point = Path(tempfile.mkdtemp(prefix="courier-fs-", dir="/tmp"))
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)], capture_output=True, check=False)
+    if done.returncode != 0:
+        mount_point.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+        mount_point.rmdir()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import pwd
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ from runs.models import Delivery, DeliveryStatus, RunStatus
 from runs.pipeline.runner import execute
 from tasks.models import Task
 from tests import factories
-from tests.delivery_support import folder_destination, log_text, md5, retry, run_task, sha256
+from tests.delivery_support import folder_destination, log_text, md5, retry, run_task, sha256, tmpfs
 from tests.file_servers import ftp_conn, put
 
 pytestmark = pytest.mark.django_db
@@ -74,16 +72,8 @@ def big_file_task(ftp_server, size: int, **fields) -> tuple[Task, bytes]:
 @pytest.fixture
 def tiny_filesystem():
     """A 256 KiB tmpfs: writing a larger file there fails part way with ENOSPC."""
-    mount_point = Path(tempfile.mkdtemp(prefix="courier-tiny-", dir="/tmp"))
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)], capture_output=True)
-    if done.returncode != 0:
-        mount_point.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs("size=256k") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
-        mount_point.rmdir()
 
 
 def test_a_folder_that_fills_up_mid_copy_leaves_nothing_under_the_final_name(ftp_server, tiny_filesystem, tmp_path):

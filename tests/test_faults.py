@@ -15,10 +15,7 @@ Covered elsewhere, and not repeated here:
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,7 @@ from runs.pipeline.runner import execute
 from tasks.models import Notification
 from tests import factories
 from tests.delivery_support import (
+    tmpfs,
     ORDERS,
     folder_destination,
     orders_task,
@@ -92,21 +90,6 @@ def test_with_smtp_down_the_outcome_is_recorded_and_the_retry_still_happens(sqli
     assert mail.status == DeliveryStatus.FAILED and "Connection refused" in mail.error
     assert last.log_lines.filter(stage="notify", level="error", message__contains="could not be sent").exists()
     assert last.finished_at is not None and last.log_lines.filter(stage="finish").exists()
-
-
-@contextmanager
-def tmpfs(options: str) -> Iterator[Path]:
-    """A small file system of its own (tests run as root), unmounted afterwards."""
-    mount_point = Path(tempfile.mkdtemp(prefix="courier-fs-", dir="/tmp"))
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)], capture_output=True, check=False)
-    if done.returncode != 0:
-        mount_point.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
-        mount_point.rmdir()
 
 
 @pytest.fixture
