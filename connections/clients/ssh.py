@@ -43,6 +43,9 @@ class _Lines:
             self.pending = b""
 
 
+EOF_GRACE_SECONDS = 2.0
+
+
 def run_command(
     conn,
     command: str,
@@ -67,6 +70,7 @@ def run_command(
 
 
 def _pump(channel, out: _Lines, err: _Lines, stdout_file, deadline: float, idle, timeout: float, label: str) -> int:
+    exited_at = 0.0
     while True:
         got = False
         while channel.recv_ready():
@@ -79,7 +83,12 @@ def _pump(channel, out: _Lines, err: _Lines, stdout_file, deadline: float, idle,
             got = True
             err.feed(channel.recv_stderr(CHUNK))
         if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-            break
+            # sshd may report the exit status before the last output; its EOF
+            # comes after both streams are drained. A background child that
+            # keeps the streams open gets a short grace, not the whole limit.
+            exited_at = exited_at or time.monotonic()
+            if channel.eof_received or time.monotonic() - exited_at > EOF_GRACE_SECONDS:
+                break
         if time.monotonic() > deadline:
             channel.close()
             raise ClientError(f"The command on {label} was stopped: it ran longer than the limit of {timeout:.0f} s.")
