@@ -12,17 +12,16 @@ follow-up as any failure: retry policy, sequence, failure mail.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, connections
 from django.db.models import Q
 from django.utils import timezone
 
 from runs import lifecycle
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline.log import RunLogger
+from runs.ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
@@ -40,33 +39,19 @@ class Heartbeat:
 
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(heartbeat_every(), self._beat, name=f"heartbeat-run-{run_id}")
 
     @classmethod
     def start(cls, run_id: int) -> Heartbeat:
         beat = cls(run_id)
-        # Inside an open transaction (a test, or a caller's atomic block) the
-        # claimed row is not committed, so another connection cannot see it.
-        if not connection.in_atomic_block:
-            beat._thread = threading.Thread(target=beat._loop, name=f"heartbeat-run-{run_id}", daemon=True)
-            beat._thread.start()
+        beat._ticker.start()
         return beat
 
-    def _loop(self) -> None:
-        try:
-            while not self._stop.wait(heartbeat_every()):
-                try:
-                    Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
-                except Exception:  # noqa: BLE001 - a database hiccup must not end the beat for good
-                    logger.exception("Heartbeat of run %s could not be written", self.run_id)
-        finally:
-            connections.close_all()  # this thread's own connections only
+    def _beat(self) -> None:
+        Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._ticker.stop()
 
 
 def stale_runs(now: datetime | None = None, stale_after: timedelta | None = None):

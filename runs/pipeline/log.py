@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 
 from django.utils import timezone
 
 from runs.models import LogLevel, Run, RunLog
 
 MASK = "********"
-# A sign of life at most this often, so the reaper can tell a busy run from a dead one.
-HEARTBEAT_EVERY = timedelta(seconds=10)
 
 
 class RunLogger:
@@ -19,7 +16,6 @@ class RunLogger:
         self.run = run
         self.echo = echo
         self._secrets: list[str] = []
-        self._last_beat = timezone.now()
 
     def add_secrets(self, values: Iterable[str]) -> None:
         """Values never to be written anywhere; longest first so a value containing another is masked whole."""
@@ -36,7 +32,6 @@ class RunLogger:
         RunLog.objects.create(run=self.run, stage=stage, level=level, message=message)
         if self.echo:
             self.echo(f"{timezone.localtime():%H:%M:%S} {level.upper():7} [{stage}] {message}")
-        self.beat()
 
     def info(self, stage: str, message: str) -> None:
         self.write(stage, message, LogLevel.INFO)
@@ -46,9 +41,3 @@ class RunLogger:
 
     def error(self, stage: str, message: str) -> None:
         self.write(stage, message, LogLevel.ERROR)
-
-    def beat(self) -> None:
-        now = timezone.now()
-        if now - self._last_beat >= HEARTBEAT_EVERY:
-            Run.objects.filter(pk=self.run.pk).update(heartbeat_at=now)
-            self._last_beat = now

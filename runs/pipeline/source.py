@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 from django.conf import settings
-from django.db import connection as db_connection
 
 from connections.clients import ClientError
 from connections.clients import odbc
+from runs.ticker import Ticker
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import open_writer
@@ -84,11 +83,10 @@ def run_database(ctx: RunContext) -> None:
 class LiveRowCount:
     """Writes the row count to the run log every few seconds while the query runs.
 
-    A thread of its own, so the count also appears while the server is still
+    A side thread, so the count also appears while the server is still
     working on the first rows and the fetch loop is blocked in the driver.
-    Inside a database transaction (a caller's atomic block) another
-    connection could not write the log, so the count is then written between
-    batches instead.
+    Where that thread cannot write (inside a caller's transaction) the count
+    is written between batches instead.
     """
 
     def __init__(self, ctx: RunContext, every: float) -> None:
@@ -96,36 +94,23 @@ class LiveRowCount:
         self.every = every
         self.rows = 0
         self._last = time.monotonic()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(every, self._write, name="courier-rowcount")
 
     def __enter__(self) -> LiveRowCount:
-        if not db_connection.in_atomic_block:
-            self._thread = threading.Thread(target=self._loop, name="courier-rowcount", daemon=True)
-            self._thread.start()
+        self._ticker.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._ticker.stop()
 
     def update(self, rows: int) -> None:
         self.rows = rows
-        if self._thread is None and time.monotonic() - self._last >= self.every:
+        if not self._ticker.running and time.monotonic() - self._last >= self.every:
             self._write()
             self._last = time.monotonic()
 
     def _write(self) -> None:
         self.ctx.log.info(STAGE, f"Query running: {self.rows} rows so far.")
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.wait(self.every):
-                self._write()
-        finally:
-            # This thread opened its own database connection to write the log.
-            db_connection.close()
 
 
 def run_command(ctx: RunContext) -> None:

@@ -1,0 +1,52 @@
+"""A side thread that does something every few seconds while a run works."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from django.db import connection, connections
+
+logger = logging.getLogger(__name__)
+
+
+class Ticker:
+    """Calls `tick()` every `every` seconds from a thread of its own until stopped.
+
+    The thread writes through its own database connection, which cannot see
+    rows of an open transaction (a test, or a caller's atomic block): there
+    it does not start, and `running` tells the caller to fall back.
+    """
+
+    def __init__(self, every: float, tick: Callable[[], None], name: str) -> None:
+        self.every = every
+        self.tick = tick
+        self.name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> Ticker:
+        if not connection.in_atomic_block:
+            self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    self.tick()
+                except Exception:  # noqa: BLE001 - a database hiccup must not end the ticking for good
+                    logger.exception("%s: one tick failed", self.name)
+        finally:
+            connections.close_all()  # this thread's own connections only
