@@ -100,12 +100,10 @@ def run_streaming(
     env: dict[str, str],
     deadline: float,
     on_line: OnLine,
-    idle: Callable[[], None] | None = None,
 ) -> Outcome:
     """Run `argv` until it exits or `deadline` (time.monotonic()) passes.
 
-    `on_line(stream, text)` gets every stdout/stderr line as it arrives;
-    `idle()` is called about once a second while nothing arrives (a heartbeat).
+    `on_line(stream, text)` gets every stdout/stderr line as it arrives.
     """
     proc = subprocess.Popen(
         list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -122,8 +120,6 @@ def run_streaming(
             if not reader.take(min(remaining, 1.0)):
                 if proc.poll() is not None:
                     break  # the script is done; something it left behind holds the pipes
-                if idle:
-                    idle()
         if not timed_out:
             try:
                 proc.wait(timeout=max(deadline - time.monotonic(), 0.0))

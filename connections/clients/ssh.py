@@ -19,7 +19,7 @@ from connections.clients.base import ClientError
 from connections.clients.ssh_transport import CHANNEL_TIMEOUT, open_ssh
 
 CHUNK = 64 * 1024
-# How long one wait for output lasts before the deadline and `idle` are looked at again.
+# How long one wait for output lasts before the deadline is looked at again.
 POLL_SECONDS = 0.5
 
 LineSink = Callable[[str], None]
@@ -54,7 +54,6 @@ def run_command(
     on_stderr: LineSink,
     stdout_file: BinaryIO | None = None,
     timeout: float,
-    idle: Callable[[], None] | None = None,
 ) -> int:
     """Run `command` and return its exit status; stopped with a ClientError after `timeout` seconds."""
     client = open_ssh(conn)
@@ -64,12 +63,12 @@ def run_command(
             channel.exec_command(command)
         except (paramiko.SSHException, OSError) as exc:
             raise ClientError(f"{conn} accepted the login but could not start the command: {exc}") from None
-        return _pump(channel, _Lines(on_stdout), _Lines(on_stderr), stdout_file, time.monotonic() + timeout, idle, timeout, str(conn))
+        return _pump(channel, _Lines(on_stdout), _Lines(on_stderr), stdout_file, time.monotonic() + timeout, timeout, str(conn))
     finally:
         client.close()
 
 
-def _pump(channel, out: _Lines, err: _Lines, stdout_file, deadline: float, idle, timeout: float, label: str) -> int:
+def _pump(channel, out: _Lines, err: _Lines, stdout_file, deadline: float, timeout: float, label: str) -> int:
     exited_at = 0.0
     while True:
         got = False
@@ -92,8 +91,6 @@ def _pump(channel, out: _Lines, err: _Lines, stdout_file, deadline: float, idle,
         if time.monotonic() > deadline:
             channel.close()
             raise ClientError(f"The command on {label} was stopped: it ran longer than the limit of {timeout:.0f} s.")
-        if idle is not None:
-            idle()
         if not got:
             # The channel's file descriptor becomes readable on stdout, stderr or close.
             select.select([channel], [], [], POLL_SECONDS)

@@ -123,7 +123,7 @@ def _execute(ctx: RunContext, script: Script, environment: venvs.Environment, de
             ctx.log.warning(STAGE, f"The script printed more than {MAX_LOGGED_LINES} lines; the rest are not logged.")
 
     try:
-        return run_streaming(argv, cwd=ctx.workdir, env=env, deadline=deadline, on_line=on_line, idle=ctx.log.beat)
+        return run_streaming(argv, cwd=ctx.workdir, env=env, deadline=deadline, on_line=on_line)
     except OSError as exc:
         raise StageFailure(STAGE, f"The processing script could not be started with {environment.python}: {exc.strerror or exc}.") from None
 

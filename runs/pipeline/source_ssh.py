@@ -53,7 +53,6 @@ def _run(ctx: RunContext, command: str, partial: Path | None) -> int:
             on_stderr=_LogLines(ctx, "stderr"),
             stdout_file=stdout_file,
             timeout=ctx.task.timeout_minutes * 60,
-            idle=ctx.log.beat,  # a silent command is still alive: keep the reaper away
         )
 
 
