@@ -8,6 +8,7 @@ REDIS_URL switch to the multi-machine set-up.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,21 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(os.environ.get("COURIER_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
+
+# Courier's own files (database, stored files, run folders, environments) are
+# readable by its account only (SPEC §8.2): every process that loads these
+# settings (web server, workers, commands) creates files 0600 and folders 0700
+# from here on, and the scripts it starts inherit that. Files delivered to a
+# local-folder destination are not Courier's: they get the modes the umask the
+# service was started with gives them (or COURIER_FOLDER_UMASK). Processes
+# started afresh by this one inherit 0o077, so the first one passes its
+# starting umask on through the environment.
+_umask_at_start = os.umask(0o077)
+_folder_umask = env.str("COURIER_FOLDER_UMASK", default=f"{_umask_at_start:03o}")
+if not re.fullmatch(r"0?[0-7]{3}", _folder_umask):
+    raise ImproperlyConfigured(f"COURIER_FOLDER_UMASK must be an octal umask such as 022, not {_folder_umask!r}.")
+COURIER_FOLDER_UMASK = int(_folder_umask, 8)
+os.environ["COURIER_FOLDER_UMASK"] = f"{COURIER_FOLDER_UMASK:03o}"
 
 VAR_DIR = Path(env.str("COURIER_VAR_DIR", default=str(BASE_DIR / "var")))
 # The embedded default keeps its database, files and work folders here.
@@ -142,6 +158,9 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Stored files and their folders are Courier's alone (Django's default would be 0644).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # Each run works in a private folder below this one.
 COURIER_WORK_DIR = Path(env.str("COURIER_WORK_DIR", default=str(VAR_DIR / "work")))
 # Processing scripts: one cached virtual environment per requirement set
