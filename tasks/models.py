@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from connections.clients.base import outside_base
 from connections.models import Connection, ConnectionKind, GpgKey
 from projects.models import ParameterBase, Project
 
@@ -138,8 +139,11 @@ class Task(models.Model):
             errors["source_connection"] = f"“{conn}” is a {conn.get_kind_display()} connection; this source needs a {ConnectionKind(wanted).label} connection."
         elif not wanted and conn is not None:
             errors["source_connection"] = "A Python-script-only source takes no connection."
-        if self.source_kind in (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB) and not self.source_path:
-            errors["source_path"] = "A file source needs a remote path."
+        if self.source_kind in (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB):
+            if not self.source_path:
+                errors["source_path"] = "A file source needs a remote path."
+            elif conn is not None and (problem := outside_base(conn.folder, self.source_path)):
+                errors["source_path"] = problem
         if self.retry_backoff < 1:
             errors["retry_backoff"] = "The backoff multiplier must be 1 or more."
         if self.zip_enabled and not self.zip_name:
@@ -194,6 +198,11 @@ class CodeLocation(models.Model):
     def __str__(self) -> str:
         return f"{self.get_role_display()} ({self.get_location_display()})"
 
+    def clean(self) -> None:
+        remote_file = self.location in (CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB)
+        if remote_file and self.connection_id and self.path and (problem := outside_base(self.connection.folder, self.path)):
+            raise ValidationError({"path": problem})
+
 
 class IfExists(models.TextChoices):
     FAIL = "fail", "Fail"
@@ -231,6 +240,8 @@ class Destination(models.Model):
     def clean(self) -> None:
         if self.connection_id and self.connection.kind != self.kind:
             raise ValidationError({"connection": f"“{self.connection}” is a {self.connection.get_kind_display()} connection, not {self.get_kind_display()}."})
+        if self.connection_id and self.folder and (problem := outside_base(self.connection.folder, self.folder)):
+            raise ValidationError({"folder": problem})
 
 
 class NotificationEvent(models.TextChoices):
