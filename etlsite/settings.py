@@ -137,6 +137,8 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "courier/locked_out.html"
 AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ADMIN = False
+# No start-up banner on every manage.py command; lock-outs are still logged.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

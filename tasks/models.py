@@ -7,6 +7,7 @@ from django.db import models
 
 from connections.clients.base import outside_base
 from connections.models import Connection, ConnectionKind, GpgKey
+from connections.validators import validate_plain_name
 from projects.models import ParameterBase, Project
 
 
@@ -58,7 +59,7 @@ SOURCE_CONNECTION_KIND = {
 
 class Task(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks", verbose_name="project", help_text="Tasks run when their project fires.")
-    name = models.CharField("name", max_length=200, help_text="Unique within the project.")
+    name = models.CharField("name", max_length=200, validators=[validate_plain_name], help_text="Unique within the project.")
     enabled = models.BooleanField("enabled", default=True, help_text="Only enabled tasks run when the project fires.")
     rank = models.IntegerField("run rank", null=True, blank=True, help_text="Order within a sequence project (ascending; ties and blanks by name).")
     timeout_minutes = models.PositiveIntegerField("timeout (minutes)", default=60, help_text="The whole run is stopped after this long.")
