@@ -104,7 +104,13 @@ class Connection(models.Model):
     key_passphrase = SecretField("key passphrase", blank=True, help_text="Passphrase of the private key, if it has one. Stored encrypted.")
     host_key = models.TextField(
         "pinned host key", blank=True,
-        help_text="The server's public host key (“ssh-ed25519 AAAA…”). Pinned on the first successful test and checked on every connection.",
+        help_text="The server's public host key (“ssh-ed25519 AAAA…”), checked on every connection. Until one is pinned "
+                  "nothing is sent to the server: a test only reads its key and shows the fingerprint for a superuser to pin.",
+    )
+    pending_host_key = models.TextField(
+        "host key waiting to be pinned", blank=True, editable=False,
+        help_text="The key the last test read from the server without logging in (“[host]:port ssh-ed25519 AAAA…”); "
+                  "pinned only when a superuser confirms its fingerprint.",
     )
     tls = models.BooleanField("use TLS (FTPS)", default=False, help_text="Explicit FTPS: AUTH TLS on the control connection and a protected data channel.")
 
