@@ -95,7 +95,7 @@ class TaskAdmin(admin.ModelAdmin):
             "source_kind", "source_connection", ("source_headers", "source_fail_on_empty"),
             "source_path", ("source_missing_ok", "source_delimiter"), "source_stdout_as_file",
         ]}),
-        ("Processing script", {"fields": ["processing_entry", "processing_requirements"], "classes": ["collapse"]}),
+        ("Processing script", {"fields": ["processing_entry", "processing_requirements", "script_network"], "classes": ["collapse"]}),
         ("Output file", {"fields": [
             "output_type", "output_name", ("output_delimiter", "output_headers", "output_quoting", "output_escape_char"),
             ("output_encoding", "output_line_ending", "output_line_suffix"),

@@ -94,6 +94,10 @@ class Task(models.Model):
         "script requirements", blank=True,
         help_text="pip requirements, one per line. Blank: read from the package, or from the script's imports.",
     )
+    script_network = models.BooleanField(
+        "script may use the network", default=True,
+        help_text="Off: the processing script runs in its sandbox without any network access (its requirements are still installed).",
+    )
 
     # Output
     output_type = models.CharField("output type", max_length=10, choices=OutputType.choices, blank=True, help_text="Blank keeps source files and names as they are.")

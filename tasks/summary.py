@@ -67,6 +67,7 @@ def processing(task: Task) -> Section:
         lines.append(("Entry file", task.processing_entry))
     if code is not None:
         lines.append(("Requirements", ", ".join(task.processing_requirements.split()) or "From the package or the script's imports."))
+        lines.append(("Network", _yes(task.script_network, "The script may use the network.", "The script runs without network access.")))
     return ("Processing", lines)
 
 

@@ -61,7 +61,7 @@ def spec_example(public_key: str) -> dict:
                            "headers": True, "fail_on_empty": False},
                 "processing": {"code": {"location": "gitlab", "connection": "Acme/gitlab",
                                         "url": "https://gitlab.acme.test/g/p/-/blob/main/split.py", "cache": True},
-                               "entry": None, "requirements": "pkg==1.2"},
+                               "entry": None, "requirements": "pkg==1.2", "network": False},
                 "output": {"type": "csv", "name": "orders_%Y%m%d.csv", "delimiter": ",", "headers": True,
                            "quoting": "minimal", "escape_char": "\\", "encoding": "utf-8", "line_ending": "lf",
                            "line_suffix": "", "zip": {"name": "orders_%Y%m%d.zip"}, "gpg": {"key": "acme", "armor": False}},

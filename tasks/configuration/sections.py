@@ -88,11 +88,12 @@ class TaskSections:
         processing = self.r.obj(data.get("processing"), f"{path}.processing", nullable=True)
         if processing is None:
             self.codes[CodeRole.PROCESSING] = None
-            return {"processing_entry": "", "processing_requirements": ""}
+            return {"processing_entry": "", "processing_requirements": "", "script_network": True}
         path = f"{path}.processing"
         self.codes[CodeRole.PROCESSING] = self.code(processing, path)
         return {"processing_entry": self.r.text(processing, "entry", path, default=None) or "",
-                "processing_requirements": self.r.text(processing, "requirements", path)}
+                "processing_requirements": self.r.text(processing, "requirements", path),
+                "script_network": self.r.flag(processing, "network", path, default=True)}
 
     def output(self, data: dict, path: str) -> dict:
         path = f"{path}.output"
