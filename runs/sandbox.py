@@ -25,8 +25,10 @@ namespace — including ones that called setsid() or forked twice.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,12 +125,57 @@ def _system_mounts() -> list[str]:
     mounts = []
     for folder in SYSTEM_FOLDERS:
         mounts += ["--ro-bind", folder, folder]
+    mounts += _hidden_mounts()
     for path in SYSTEM_LINKS:
         if os.path.islink(path):
             mounts += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             mounts += ["--ro-bind", path, path]
     return [*mounts, "--proc", "/proc", "--dev", "/dev"]
+
+
+def _hidden_mounts() -> list[str]:
+    """Cover what the system folders hold that a script must not read.
+
+    The worker may run as root, and a user namespace maps the script to the
+    same account, so file modes alone do not keep it out of /etc/shadow or a
+    key only root may read. Such files get an empty file over them, such
+    folders an empty tmpfs. Courier's own folders, should they lie inside a
+    system folder (a checkout under /usr/local, say), are hidden the same way.
+    """
+    mounts = []
+    for path in _private_system_paths():
+        mounts += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+    for own in (settings.BASE_DIR, settings.VAR_DIR):
+        own = os.path.realpath(own)
+        if any(Path(own).is_relative_to(folder) for folder in SYSTEM_FOLDERS):
+            mounts += ["--tmpfs", own]
+    return mounts
+
+
+@functools.cache
+def _private_system_paths() -> tuple[str, ...]:
+    # Walked once per worker process: /etc changes with package installs, not between runs.
+    found = []
+    for root, folders, files in os.walk("/etc"):
+        for name in list(folders):
+            path = os.path.join(root, name)
+            if not os.path.islink(path) and not _world_readable(path, folder=True):
+                found.append(path)
+                folders.remove(name)  # covered whole
+        found += [os.path.join(root, name) for name in files if not _world_readable(os.path.join(root, name), folder=False)]
+    return tuple(found)
+
+
+def _world_readable(path: str, *, folder: bool) -> bool:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return True
+    if stat.S_ISLNK(mode):
+        return True  # the target is judged where it lies
+    wanted = stat.S_IROTH | (stat.S_IXOTH if folder else 0)
+    return mode & wanted == wanted
 
 
 def _resolver() -> list[str]:

@@ -110,6 +110,24 @@ def test_courier_database_env_other_runs_storage_and_environments_are_out_of_rea
     assert f"work folder holds ['run-{run.pk}']" in log  # its own folder, nothing beside it
 
 
+def test_system_files_only_the_worker_account_may_read_are_hidden():
+    """The worker runs as root here, and the user namespace maps the script to root: modes alone would let it in."""
+    private = [path for path in ("/etc/shadow", "/etc/ssh/ssh_host_ed25519_key") if os.path.exists(path)]
+    if not private:
+        pytest.skip("this machine has no root-only file under /etc to try")
+    assert all(not os.stat(path).st_mode & 0o004 for path in private)
+    script = f"TARGETS = {dict(zip(private, private))!r}\nWORK_DIR = '/tmp'\n{READ_ATTEMPTS}"
+    run = run_task(python_task(script))
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    log = log_text(run, "processing")
+    for path in private:
+        # An empty stand-in covers it: reading gives nothing, or is refused (device files on a bind are nodev).
+        assert f"{path} READ b''" in log or f"{path} REFUSED" in log, log
+    assert "root:" not in log and "PRIVATE KEY" not in log
+    assert "/etc/passwd" in sandbox._system_mounts() or "/etc" in sandbox._system_mounts()  # the rest of /etc stays
+
+
 def test_the_environment_and_the_python_it_runs_on_are_read_only(layout):
     base_marker = f"courier-planted-{uuid.uuid4().hex}.txt"
     stdlib = Path(sysconfig.get_paths()["stdlib"])
@@ -315,7 +333,7 @@ def test_the_sandbox_command_binds_only_the_system_python_environment_and_run_fo
 
     sources = {argv[i + 1] for i, part in enumerate(argv) if part in ("--bind", "--ro-bind", "--ro-bind-try")}
     assert prefix == Path(sys.base_prefix).resolve()
-    assert sources - {"/usr", "/etc"} == {str(environment), str(workdir), str(prefix)} - {"/usr"}
+    assert sources - {"/usr", "/etc", "/dev/null"} == {str(environment), str(workdir), str(prefix)} - {"/usr"}
     pairs = list(zip(argv, argv[1:], argv[2:]))
     assert ("--ro-bind", str(environment), str(environment)) in pairs and ("--bind", str(workdir), str(workdir)) in pairs
     # The run folder is /tmp too, unless it lies below /tmp: then /tmp is a private tmpfs.
