@@ -6,7 +6,7 @@ scheduler can always parse them (SPEC §11).
 
 from __future__ import annotations
 
-from runs.pipeline.runner import execute
+from runs.runner import execute
 
 
 def execute_run(run_id: int) -> str:

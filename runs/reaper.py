@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from runs import lifecycle
+from runs import followups
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline.log import RunLogger
 from runs.ticker import Ticker
@@ -77,7 +77,7 @@ def reap(now: datetime | None = None, stale_after: timedelta | None = None) -> l
         run.refresh_from_db()
         log = RunLogger(run)
         log.error(Stage.FINISH, message)
-        lifecycle.after_run(run, log)
+        followups.after_run(run, log)
         reaped.append(run)
         logger.warning("Run %s of %s: %s", run.pk, run.task, message)
     return reaped

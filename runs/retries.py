@@ -8,11 +8,11 @@ django-q2 schedule named "courier:retry:<run id>" that calls
 retried only when the task says "retry on every failure".
 
 A retry of a failure in the delivery stage re-sends only what did not
-arrive: the runner hands such runs to runs/redeliver.py, which finds the
+arrive: the runner hands such runs to runs/pipeline/redelivery.py, which finds the
 stored files through `retry_of`.
 
 Other follow-up steps (the failure mail, the sequence) ask `will_retry(run)`,
-so `schedule_retry` must come first in `lifecycle.STEPS`.
+so `schedule_retry` must come first in `followups.STEPS`.
 """
 
 from __future__ import annotations

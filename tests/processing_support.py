@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from runs.models import Run
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from runs.services import create_run
 
 WHEELS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib import admin
 
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from runs.services import create_run
 from tests import factories
 

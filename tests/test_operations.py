@@ -199,7 +199,7 @@ def test_admin_actions_for_tasks_and_the_project_page(client, superuser, sqlite_
 
 
 def test_a_second_delivery_or_a_cancelled_run_is_not_run_again(sqlite_odbc):
-    from runs.pipeline.runner import execute
+    from runs.runner import execute
 
     task = ok_task(factories.project(), source(sqlite_odbc), "orders")
     run = services.run_now(task)

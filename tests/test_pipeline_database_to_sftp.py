@@ -8,7 +8,7 @@ import pyodbc
 import pytest
 
 from runs.models import Delivery, Run, RunStatus
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from runs.services import create_run
 from tests import factories
 

@@ -12,7 +12,7 @@ from django_q.models import Schedule
 
 from runs import retries, services
 from runs.models import Run, RunStatus, SiteState, Trigger
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from tasks.models import Notification
 from tests import factories
 from tests.runhelpers import add_item, broken_task, drain, flaky_task, source

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from runs.models import Run, RunStatus
-from runs.pipeline.runner import claim, execute
+from runs.runner import claim, execute
 from runs.services import cancel, create_run
 from tests import factories
 

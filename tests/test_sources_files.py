@@ -11,7 +11,7 @@ from connections.clients import client_for
 from connections.clients.remote import expand
 from projects.models import ProjectParameter
 from runs.models import RunStatus
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from runs.services import create_run
 from tasks.models import Task
 from tests import factories

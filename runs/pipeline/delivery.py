@@ -2,7 +2,7 @@
 
 One session per destination; each file's outcome is recorded on its own
 Delivery row (sent, skipped or failed, with the time and the error), so a
-retry can send exactly what did not arrive (runs/redeliver.py) and a resend
+retry can send exactly what did not arrive (runs/pipeline/redelivery.py) and a resend
 adds new rows (runs/resend.py). The protocol clients upload under a
 temporary name and rename, so a vendor never sees a partial file.
 """

@@ -8,7 +8,7 @@ from collections import deque
 from runs import audit, services
 from runs.management.commandline import CourierCommand, failed
 from runs.models import FINISHED, Run, RunStatus, Trigger
-from runs.pipeline.runner import execute
+from runs.runner import execute
 
 POLL_SECONDS = 1.0
 

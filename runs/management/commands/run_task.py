@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from runs import audit, services
 from runs.models import RunStatus, Trigger
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from runs.reporting import run_summary
 from tasks.lookup import NotFound, find_task
 

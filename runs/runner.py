@@ -11,14 +11,14 @@ from collections.abc import Callable
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from runs import lifecycle
+from runs import followups
 from runs.models import CLAIMABLE, Run, RunStatus, Stage
 from runs.pipeline import delivery, output, processing, source
 from runs.pipeline.context import RunContext, connection_secrets, intended_time, load_parameters, make_workdir
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.log import RunLogger
 from runs.reaper import Heartbeat
-from runs.redeliver import redeliver
+from runs.pipeline.redelivery import redeliver
 from tasks.models import Task
 from tasks.parameters import ParameterError
 
@@ -69,7 +69,7 @@ def _context(run: Run, log: RunLogger) -> RunContext:
 
 def _stages(ctx: RunContext) -> None:
     if redeliver(ctx):
-        # A retry after a delivery failure sends the stored files that did not arrive (runs/redeliver.py).
+        # A retry after a delivery failure sends the stored files that did not arrive (runs/pipeline/redelivery.py).
         return
     source.run(ctx)
     processing.run(ctx)
@@ -105,7 +105,7 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
         beat.stop()
         if ctx is not None:
             shutil.rmtree(ctx.workdir, ignore_errors=True)
-    lifecycle.after_run(run, log)
+    followups.after_run(run, log)
     return run
 
 

@@ -1,6 +1,6 @@
 """Success and failure mails (and email-to-SMS texts) after a run, through Django's mail backend.
 
-Both are follow-up steps of runs/lifecycle.py, so they run after the run's
+Both are follow-up steps of runs/followups.py, so they run after the run's
 outcome is saved: an SMTP server that is down costs the mail, never the run.
 Each mail sent is a Delivery of kind "email" with its status and error.
 
@@ -11,7 +11,7 @@ Each mail sent is a Delivery of kind "email" with its status and error.
 - Subjects and messages may use parameters and date patterns; sensitive
   values and connection secrets are masked.
 - The failure mail is sent only when no retry follows (SPEC §3.9): the retry
-  step (runs/retries.py) must run before it in `lifecycle.STEPS`, and a
+  step (runs/retries.py) must run before it in `followups.STEPS`, and a
   scheduled retry shows as `run.retries`.
 - Mails are rendered from templates/emails/<kind>-subject.html,
   -body-text.html and -body-html.html.
@@ -40,7 +40,7 @@ from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, Ru
 from runs.pipeline.context import connection_secrets, intended_time, load_parameters
 from runs.pipeline.log import RunLogger
 from runs.pipeline.mailtable import read_table
-from runs.redeliver import output_files
+from runs.pipeline.redelivery import output_files
 from runs.retries import why_not, will_retry
 from tasks.models import Notification, NotificationEvent
 from tasks.parameters import Param, ParameterError, mask, substitute
@@ -272,7 +272,7 @@ def _full_mail(mc: MailContext, kind: str, notification: Notification, to: list[
 
 
 # --------------------------------------------------------------------------
-# Lifecycle steps (runs/lifecycle.py STEPS)
+# Lifecycle steps (runs/followups.py STEPS)
 # --------------------------------------------------------------------------
 
 def _logger(run: Run, log: RunLogger | None) -> RunLogger:

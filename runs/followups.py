@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from runs import retries, sequence
+from runs import notify, retries, sequence
 from runs.models import Run
-from runs.pipeline import notify
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ def after_run(run: Run, log) -> None:
 
 
 # Follow-up steps, in order; each takes (run, log). Retries and sequences
-# (runs/retries.py, runs/sequence.py) and notifications (runs/pipeline/notify.py)
+# (runs/retries.py, runs/sequence.py) and notifications (runs/notify.py)
 # register here. The retry decision must come before the failure mail: the
 # mail goes out only when no retry follows, which it reads from `run.retries`.
 STEPS: list = [retries.schedule_retry, sequence.continue_chain, notify.send_success_mail, notify.send_failure_mail]
