@@ -126,7 +126,7 @@ def variant_courier(rows: int, out: Path) -> float:
     task = _courier_task(rows)
     from runs.pipeline import source
     from runs.runner import execute
-    from runs.services import create_run
+    from runs.state import create_run
 
     stage = {}
     real_source = source.run

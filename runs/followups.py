@@ -1,7 +1,8 @@
-"""What follows a finished run: a retry, the next task of a sequence, the failure mail.
+"""What follows a finished run: a retry, the next task of a sequence, the mails — in one ordered list.
 
 The runner calls `after_run` once the run's final status is saved, so a
-crash in here can never leave the run itself unrecorded.
+crash in here can never leave the run itself unrecorded; the reaper does
+the same for a run whose worker was lost.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import logging
 
 from runs import notify, retries, sequence
 from runs.models import Run
+from runs.pipeline.log import RunLogger
 
 logger = logging.getLogger(__name__)
 
 
-def after_run(run: Run, log) -> None:
+def after_run(run: Run, log: RunLogger) -> None:
     for step in STEPS:
         try:
             step(run, log)
@@ -22,8 +24,8 @@ def after_run(run: Run, log) -> None:
             logger.exception("Follow-up %s of run %s failed", step.__name__, run.pk)
 
 
-# Follow-up steps, in order; each takes (run, log). Retries and sequences
-# (runs/retries.py, runs/sequence.py) and notifications (runs/notify.py)
-# register here. The retry decision must come before the failure mail: the
-# mail goes out only when no retry follows, which it reads from `run.retries`.
-STEPS: list = [retries.schedule_retry, sequence.continue_chain, notify.send_success_mail, notify.send_failure_mail]
+# Follow-up steps, in order; each takes (run, log) and looks at the run's status to see
+# whether it applies. The retry decision must come first: the sequence and the failure
+# mail act only when no retry follows, which they read as the run's next attempt
+# (runs/state.py `next_attempt`).
+STEPS = (retries.schedule_retry, sequence.continue_chain, notify.send_success_mail, notify.send_failure_mail)

@@ -16,7 +16,7 @@ import pyodbc
 from connections.models import Connection
 from runs.models import Run, Trigger
 from runs.runner import execute
-from runs.services import create_run
+from runs.state import create_run
 from tasks.models import Destination, Task
 from tests import factories
 

@@ -6,7 +6,7 @@ import pytest
 from django.contrib import admin
 
 from runs.runner import execute
-from runs.services import create_run
+from runs.state import create_run
 from tests import factories
 
 pytestmark = pytest.mark.django_db

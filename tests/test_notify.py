@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from projects.models import ProjectParameter
 from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunStatus, Trigger
-from runs.pipeline.log import RunLogger
 from runs.notify import send_failure_mail, split_recipients
+from runs.pipeline.log import RunLogger
 from tasks.models import Notification
 from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, orders_task, run_task
 from tests.servers_common import free_port

@@ -9,7 +9,7 @@ import pytest
 
 from runs.models import Delivery, Run, RunStatus
 from runs.runner import execute
-from runs.services import create_run
+from runs.state import create_run
 from tests import factories
 
 pytestmark = pytest.mark.django_db

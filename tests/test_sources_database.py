@@ -23,7 +23,7 @@ from connections.clients import odbc
 from projects.models import Project
 from runs.models import RunStatus
 from runs.runner import execute
-from runs.services import create_run
+from runs.state import create_run
 from tasks.models import TaskParameter
 from tests import factories
 from tests.servers_common import free_port

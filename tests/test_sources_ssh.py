@@ -6,7 +6,7 @@ import pytest
 
 from runs.models import RunStatus
 from runs.runner import execute
-from runs.services import create_run
+from runs.state import create_run
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
 from tests.file_servers import put
