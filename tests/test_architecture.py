@@ -137,15 +137,22 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def a_path(graph: dict[str, set[str]], group: list[str]) -> str:
-    """One concrete loop through the group, to say where to cut it."""
+    """The shortest loop through the group's first module, to say where to cut it."""
     start = group[0]
-    path, seen = [start], {start}
-    while True:
-        nxt = next(m for m in sorted(graph[path[-1]]) if m in group and (m == start or m not in seen))
-        path.append(nxt)
-        if nxt == start or len(path) > len(group):
-            return " → ".join(path)
-        seen.add(nxt)
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while start not in came_from:  # breadth first, so the loop found is a shortest one
+        reached = []
+        for node in frontier:
+            for nxt in sorted(graph[node]):
+                if nxt in group and nxt not in came_from:
+                    came_from[nxt] = node
+                    reached.append(nxt)
+        frontier = reached
+    path = [start]
+    while len(path) == 1 or path[-1] != start:
+        path.append(came_from[path[-1]])
+    return " → ".join(reversed(path))
 
 
 def app_of(module: str) -> str:
@@ -187,6 +194,8 @@ def test_the_cycle_finder_finds_a_loop_and_names_it():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
     assert a_path(graph, ["a", "b", "c"]) == "a → b → c → a"
+    dead_end = {"a": {"b"}, "b": {"c", "d"}, "c": {"b"}, "d": {"a"}}
+    assert a_path(dead_end, cycles(dead_end)[0]) == "a → b → d → a"
 
 
 def test_no_import_cycle_between_modules():
