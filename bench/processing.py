@@ -98,8 +98,8 @@ class StageClock:
 
 
 def courier_run(task, clock: StageClock) -> tuple[float, float]:
-    from runs.pipeline.runner import execute
-    from runs.services import create_run
+    from runs.runner import execute
+    from runs.state import create_run
 
     run_id = create_run(task, "manual").pk
     started = time.perf_counter()

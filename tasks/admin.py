@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from runs import services
+from runs.models import RunStatus
 from tasks.models import CodeLocation, Destination, Notification, Task, TaskParameter
 
 
@@ -43,7 +44,7 @@ def run_selected(modeladmin, request, queryset):
     for task in queryset.select_related("project"):
         run = services.run_now(task, user=request.user)
         modeladmin.log_change(request, task, f"Started run {run.pk} by hand ({run.status}).")
-        if run.status == "skipped":
+        if run.status == RunStatus.SKIPPED:
             modeladmin.message_user(request, f"Run {run.pk} of {task} skipped: {run.error}", messages.WARNING)
         else:
             modeladmin.message_user(request, f"Run {run.pk} of {task} is queued.", messages.SUCCESS)

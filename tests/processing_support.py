@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from runs.models import Run
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 
 WHEELS = {
     ("tinybase", "1.0"): ({"tinybase.py": "def shout(text):\n    return text.upper() + '!'\n"}, []),
