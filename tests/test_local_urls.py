@@ -19,7 +19,9 @@ from runs.models import RunStatus
 from tasks.code import CodeError, load_text
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
+from tests.pages_support import database_connection, sftp_connection
 from tests.processing_support import run_task
+from tests.test_pages_task_form import errors_of, form_data, new_task
 from tests.url_support import outward_address, recorders  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.django_db
@@ -130,9 +132,6 @@ def test_a_gitlab_instance_on_a_loopback_address_is_refused_when_fetching(record
 
 
 def test_the_task_page_refuses_a_loopback_code_url_when_saving(client, staff_runner):
-    from tests.pages_support import database_connection, sftp_connection
-    from tests.test_pages_task_form import errors_of, form_data, new_task
-
     project = factories.project("Nightly", owner=staff_runner)
     conns = {"db": database_connection(), "sftp": sftp_connection()}
     client.force_login(staff_runner)

@@ -20,8 +20,11 @@ from connections.models import Connection
 from connections.urls import is_within
 from runs.models import RunStatus
 from tasks.code import CodeError, load_text
+from tasks.configuration.importer import import_config
+from tasks.configuration.reader import ConfigError
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
+from tests.pages_support import database_connection, sftp_connection
 from tests.processing_support import run_task
 from tests.test_config_io import spec_example
 from tests.test_pages_task_form import errors_of, form_data, new_task
@@ -191,8 +194,6 @@ def test_a_gitlab_token_is_never_sent_by_git_to_another_host(local_urls, git_ser
 
 @pytest.fixture
 def page_conns():
-    from tests.pages_support import database_connection, sftp_connection
-
     return {"db": database_connection(), "sftp": sftp_connection(),
             "web": web_connection("https://raw.example.test/acme/"),
             "gitlab": factories.connection("gitlab", url="https://gitlab.example.test", token=GITLAB_TOKEN)}
@@ -282,9 +283,6 @@ def test_import_refuses_a_web_url_outside_the_base_with_its_json_path(example, t
 
 
 def test_import_requires_the_base_url_of_a_web_connection(example):
-    from tasks.configuration.importer import import_config
-    from tasks.configuration.reader import ConfigError
-
     broken = copy.deepcopy(example)
     web = next(c for c in broken["organizations"][0]["connections"] if c["kind"] == "web")
     del web["url"]
