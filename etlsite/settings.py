@@ -132,6 +132,9 @@ COURIER_SCRIPT_ENV_EXCLUDE = env.list("COURIER_SCRIPT_ENV_EXCLUDE", default=[])
 COURIER_SCRIPT_SANDBOX = env.str("COURIER_SCRIPT_SANDBOX", default="on").strip().lower()
 if COURIER_SCRIPT_SANDBOX not in ("on", "off"):
     raise ImproperlyConfigured(f"COURIER_SCRIPT_SANDBOX must be on or off, not {COURIER_SCRIPT_SANDBOX!r}.")
+# Remote code URLs (web, GitLab, script packages) may not reach loopback, link-local or
+# unspecified addresses (this machine's own services, cloud metadata) unless this is set.
+COURIER_ALLOW_LOCAL_URLS = env.bool("COURIER_ALLOW_LOCAL_URLS", default=False)
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="courier@localhost")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from connections.clients.addresses import written_local
 from connections.models import Connection, ConnectionKind, GpgKey
+from connections.urls import scope_problem
 from projects.models import ParameterBase, Project
 
 
@@ -197,6 +199,17 @@ class CodeLocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} ({self.get_location_display()})"
+
+    def clean(self) -> None:
+        # Refused when saved, as again when fetched (tasks/code.py, tasks/packages.py): a token
+        # sent outside its connection's base, or a local address (SPEC §8.2).
+        if self.location not in (CodeLocationKind.GITLAB, CodeLocationKind.WEB) or not self.url:
+            return
+        problem = written_local(self.url)
+        if not problem and self.connection_id:
+            problem = scope_problem(self.connection, self.url)
+        if problem:
+            raise ValidationError({"url": problem})
 
 
 class IfExists(models.TextChoices):

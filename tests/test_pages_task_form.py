@@ -22,7 +22,7 @@ def project(staff_runner):
 
 @pytest.fixture
 def conns():
-    return {"db": database_connection(), "sftp": sftp_connection(), "web": factories.connection("web", name="raw")}
+    return {"db": database_connection(), "sftp": sftp_connection(), "web": factories.connection("web", name="raw", url="https://raw.example.test/")}
 
 
 def form_data(conns, **overrides) -> dict:

@@ -104,6 +104,8 @@ def mail(smtp_server, settings):
 def scripts(settings, wheelhouse, session_venvs):
     settings.COURIER_PIP_OPTIONS = ["--no-index", "--find-links", str(wheelhouse)]
     settings.COURIER_VENV_DIR = session_venvs
+    # The GitLab and web tasks fetch from the local HTTP server, so their tokens really travel.
+    settings.COURIER_ALLOW_LOCAL_URLS = True
 
 
 # --------------------------------------------------------------------------
@@ -133,7 +135,7 @@ def connections(c: Canaries, mariadb_odbc, login, sshd, ftp_server, smb_server, 
         "share": make("smb", name="share", host=smb_server.host, port=smb_server.port, share=smb_server.share,
                       username=smb_server.username, password=c.new("smb-password")),
         "lab": make("gitlab", name="lab", url=http_server.url, token=c.new("gitlab-token")),
-        "web": make("web", name="web", header="X-Api-Key", token=c.new("web-token")),
+        "web": make("web", name="web", url=http_server.url, header="X-Api-Key", token=c.new("web-token")),
     }
 
 

@@ -133,7 +133,8 @@ class TaskSections:
                     existing.delete()
                 continue
             code = existing or CodeLocation(task=task, role=role)
-            save_valid(self.r, code, f"{path}.code", changed=assign(code, values), exclude=["task"])
+            section = "source" if role == CodeRole.SOURCE else "processing"
+            save_valid(self.r, code, f"{path}.{section}.code", changed=assign(code, values), exclude=["task"])
         self.destinations(task, data, path, assign, save_valid)
         self.emails(task, data, path, assign, save_valid)
 
