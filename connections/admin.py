@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import path
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
 
 from connections.checks import check_connection
-from connections.checks import host_key_fingerprint as fingerprint_of
+from connections.clients.ssh_transport import host_address
+from connections.host_keys import PinRefused, host_key_fingerprint, pending_fingerprint, pending_key, pin_host_key
 from connections.forms import ConnectionForm, GpgKeyForm, secret_field_names
 from connections.models import KIND_FIELDS, Connection, GpgKey, Organization
 
@@ -43,7 +51,7 @@ test_connections.short_description = "Test the selected connections"
 
 
 def run_connection_test(conn: Connection) -> tuple[str, bool]:
-    """Really connect, store the outcome on the connection, pin an SSH host key on the first success."""
+    """Really connect and store the outcome on the connection (an unpinned SSH server only shows its key)."""
     result = check_connection(conn)
     return result.message, result.ok
 
@@ -82,7 +90,39 @@ class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
 
     @admin.display(description="host key fingerprint")
     def host_key_fingerprint(self, obj):
-        return fingerprint_of(obj.host_key) or "Not pinned yet: “Test the selected connections” pins it."
+        if obj.host_key:
+            return host_key_fingerprint(obj.host_key)
+        if pending := pending_key(obj):
+            return (f"Not pinned. The last test read {host_key_fingerprint(pending.line)} from {pending.address} "
+                    "without logging in. Check it with the server's administrator, then “Pin this key” above.")
+        return (f"Not pinned: nothing is sent to {host_address(obj)} until a key is. “Test the selected connections” "
+                "reads the server's key without logging in and shows its fingerprint here to pin.")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["pin_fingerprint"] = pending_fingerprint(obj) if obj else ""
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        pin = path("<path:object_id>/pin-host-key/", self.admin_site.admin_view(self.pin_host_key_view),
+                   name="connections_connection_pin_host_key")
+        return [pin, *super().get_urls()]
+
+    @method_decorator(require_POST)
+    def pin_host_key_view(self, request, object_id):
+        """“Pin this key”: pins the waiting key only if it is the one whose fingerprint the page showed."""
+        conn = self.get_object(request, unquote(object_id))
+        if conn is None:
+            raise Http404("No such connection.")
+        if not self.has_change_permission(request, conn):
+            raise PermissionDenied
+        try:
+            message = pin_host_key(conn, request.POST.get("fingerprint", ""))
+        except PinRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.log_change(request, conn, message)
+            self.message_user(request, message, messages.SUCCESS)
+        return redirect("admin:connections_connection_change", conn.pk)
 
     @admin.display(description="tasks using it")
     def used_by(self, obj):

@@ -1,6 +1,9 @@
-"""“Test connection”: really connect, record the outcome on the connection, pin SSH host keys.
+"""“Test connection”: really connect and record the outcome on the connection.
 
 The admin action and `manage.py check_connections` both call `check_connection`.
+An SFTP/SSH connection with no pinned host key is not logged in to: its test
+only reads the server's key and leaves it waiting for a superuser to pin
+(connections/host_keys.py).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from connections.clients import ClientError, client_for
-from connections.clients.ssh_transport import parse_host_key
+from connections.clients.ssh_transport import UnpinnedHostKey
+from connections.host_keys import pending_line
 from connections.models import SECRET_FIELDS, Connection
 from connections.secrets import SecretError
 
@@ -23,17 +27,6 @@ MASK = "********"
 class CheckResult:
     ok: bool
     message: str  # already prefixed with the connection's name
-
-
-def host_key_fingerprint(line: str) -> str:
-    """“ssh-ed25519 SHA256:…” for a pinned key line, as `ssh-keygen -l` shows it; blank when none."""
-    if not line.strip():
-        return ""
-    try:
-        key = parse_host_key(line, "this connection")
-    except ClientError as exc:
-        return str(exc)
-    return f"{key.get_name()} {key.fingerprint}"
 
 
 def _secrets(conn: Connection) -> list[str]:
@@ -54,36 +47,31 @@ def _masked(conn: Connection, text: str) -> str:
     return text
 
 
-def _run(conn: Connection) -> tuple[bool, str]:
+def _run(conn: Connection) -> tuple[bool, str, str]:
+    """Whether the test passed, what it said, and the host key it read from an unpinned server."""
     try:
-        return True, client_for(conn.kind).test(conn)
+        return True, client_for(conn.kind).test(conn), ""
+    except UnpinnedHostKey as exc:
+        return False, str(exc), pending_line(exc)
     except ClientError as exc:
-        return False, str(exc)
+        return False, str(exc), ""
     except SecretError as exc:
-        return False, f"A secret of this connection cannot be decrypted: {exc}"
+        return False, f"A secret of this connection cannot be decrypted: {exc}", ""
     except Exception as exc:  # noqa: BLE001 - a test must report, never crash the page or the command
         logger.exception("Testing connection %s failed unexpectedly", conn.pk)
-        return False, f"Unexpected error: {type(exc).__name__}: {exc}"
+        return False, f"Unexpected error: {type(exc).__name__}: {exc}", ""
 
 
 def check_connection(conn: Connection) -> CheckResult:
     """Test `conn` and store when, whether and what on it.
 
-    SFTP and SSH tests accept an unknown server key only while none is
-    pinned; the first success pins it. A pinned key that no longer matches
-    fails the test (the client refuses the connection).
+    A key read from an unpinned server replaces any key waiting from an
+    earlier test; every other outcome leaves none waiting, so only the
+    fingerprint of the latest test can be pinned.
     """
-    pinned_before = conn.host_key
-    ok, message = _run(conn)
-    update = {}
-    if ok and conn.host_key and not pinned_before:
-        update["host_key"] = conn.host_key
-        message += f" Pinned the server's host key {conn.host_key.split()[0]}."
-    elif conn.host_key != pinned_before:
-        conn.host_key = pinned_before  # a failed test pins nothing
-    message = _masked(conn, message)
-    update.update(tested_at=timezone.now(), test_ok=ok, test_message=message)
+    ok, message, pending = _run(conn)
+    update = dict(tested_at=timezone.now(), test_ok=ok, test_message=_masked(conn, message), pending_host_key=pending)
     Connection.objects.filter(pk=conn.pk).update(**update)
     for field, value in update.items():
         setattr(conn, field, value)
-    return CheckResult(ok, f"{conn}: {message}")
+    return CheckResult(ok, f"{conn}: {conn.test_message}")

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from connections.secrets import SecretField
+from connections.urls import base_url_problem
 from connections.validators import validate_plain_name
 
 
@@ -58,7 +59,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     ConnectionKind.SMB: ("host", "port", "share", "folder", "domain", "username", "password"),
     ConnectionKind.SSH: ("host", "port", "username", "password", "private_key", "key_passphrase", "host_key"),
     ConnectionKind.GITLAB: ("url", "token", "verify_tls"),
-    ConnectionKind.WEB: ("header", "token", "verify_tls"),
+    ConnectionKind.WEB: ("url", "header", "token", "verify_tls"),
     ConnectionKind.FOLDER: ("folder",),
 }
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -68,6 +69,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     ConnectionKind.SMB: ("host", "share", "username"),
     ConnectionKind.SSH: ("host", "username"),
     ConnectionKind.GITLAB: ("url",),
+    ConnectionKind.WEB: ("url",),
     ConnectionKind.FOLDER: ("folder",),
 }
 DEFAULT_PORTS = {"sftp": 22, "ssh": 22, "ftp": 21, "smb": 445}
@@ -111,12 +113,22 @@ class Connection(models.Model):
     key_passphrase = SecretField("key passphrase", blank=True, help_text="Passphrase of the private key, if it has one. Stored encrypted.")
     host_key = models.TextField(
         "pinned host key", blank=True,
-        help_text="The server's public host key (“ssh-ed25519 AAAA…”). Pinned on the first successful test and checked on every connection.",
+        help_text="The server's public host key (“ssh-ed25519 AAAA…”), checked on every connection. Until one is pinned "
+                  "nothing is sent to the server: a test only reads its key and shows the fingerprint for a superuser to pin.",
+    )
+    pending_host_key = models.TextField(
+        "host key waiting to be pinned", blank=True, editable=False,
+        help_text="The key the last test read from the server without logging in (“[host]:port ssh-ed25519 AAAA…”); "
+                  "pinned only when a superuser confirms its fingerprint.",
     )
     tls = models.BooleanField("use TLS (FTPS)", default=False, help_text="Explicit FTPS: AUTH TLS on the control connection and a protected data channel.")
 
     # Code hosts
-    url = models.URLField("base URL", max_length=1000, blank=True, help_text="GitLab instance URL, e.g. https://gitlab.example.com.")
+    url = models.URLField(
+        "base URL", max_length=1000, blank=True,
+        help_text="GitLab: the instance's URL, e.g. https://gitlab.example.com; its token goes only to this host. "
+                  "Web: e.g. https://raw.githubusercontent.com/acme/; its token is sent only to URLs under it.",
+    )
     header = models.CharField("token header", max_length=100, blank=True, help_text="HTTP header that carries the token, e.g. Authorization.")
     token = SecretField("token", blank=True, help_text="API or access token. Stored encrypted.")
     verify_tls = models.BooleanField("verify TLS", default=True, help_text="Check the server's certificate. Switch off only for an internal server with a private CA.")
@@ -147,6 +159,8 @@ class Connection(models.Model):
                 errors[field] = f"A {self.get_kind_display()} connection needs a {self._meta.get_field(field).verbose_name}."
         if self.kind == ConnectionKind.FOLDER and self.folder and not PurePosixPath(self.folder).is_absolute():
             errors["folder"] = "The base folder of a local folder connection must be an absolute path."
+        if self.kind in (ConnectionKind.GITLAB, ConnectionKind.WEB) and self.url and base_url_problem(self.url):
+            errors["url"] = base_url_problem(self.url)
         if errors:
             raise ValidationError(errors)
 

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from projects.models import Project
 from projects.upcoming import fire_times, hours_plan, runs_per_hour
 from runs import reaper, services
-from runs.models import FINISHED, DeliveryStatus, Run, RunFile, RunStatus, SiteState
+from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
 from runs.resend import ResendError, resend_file
 from tasks import charts
 from tasks.models import Task
@@ -48,7 +48,7 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
         "run": run.pk,
         "status": run.status,
         "status_label": run.get_status_display(),
-        "finished": run.status in FINISHED,
+        "finished": run.status in Run.FINISHED,
         "rows": run.rows,
         "more": len(lines) == LOG_BATCH,
         "lines": [{**line, "at": timezone.localtime(line["at"]).strftime("%H:%M:%S")} for line in lines],
@@ -154,7 +154,7 @@ def scheduler_tools(request: HttpRequest) -> HttpResponse:
     return render_page(
         request, "courier/scheduler.html", title="Scheduler tools", crumbs=[("Scheduler tools", None)],
         site=site, orphans=services.orphaned_schedules(), running=running, stale_before=stale_before,
-        counts=Run.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.RETRY_SCHEDULED]).aggregate(  # on the status index
+        counts=Run.objects.filter(status__in=Run.UNFINISHED).aggregate(  # on the status index
             running=Count("id", filter=Q(status=RunStatus.RUNNING)), retries=Count("id", filter=Q(status=RunStatus.RETRY_SCHEDULED)),
         ),
         history=action_history(site),

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from runs import services
+from runs.models import RunStatus
 from tasks.models import CodeLocation, Destination, Notification, Task, TaskParameter
 
 
@@ -43,7 +44,7 @@ def run_selected(modeladmin, request, queryset):
     for task in queryset.select_related("project"):
         run = services.run_now(task, user=request.user)
         modeladmin.log_change(request, task, f"Started run {run.pk} by hand ({run.status}).")
-        if run.status == "skipped":
+        if run.status == RunStatus.SKIPPED:
             modeladmin.message_user(request, f"Run {run.pk} of {task} skipped: {run.error}", messages.WARNING)
         else:
             modeladmin.message_user(request, f"Run {run.pk} of {task} is queued.", messages.SUCCESS)
@@ -95,7 +96,7 @@ class TaskAdmin(admin.ModelAdmin):
             "source_kind", "source_connection", ("source_headers", "source_fail_on_empty"),
             "source_path", ("source_missing_ok", "source_delimiter"), "source_stdout_as_file",
         ]}),
-        ("Processing script", {"fields": ["processing_entry", "processing_requirements"], "classes": ["collapse"]}),
+        ("Processing script", {"fields": ["processing_entry", "processing_requirements", "script_network"], "classes": ["collapse"]}),
         ("Output file", {"fields": [
             "output_type", "output_name", ("output_delimiter", "output_headers", "output_quoting", "output_escape_char"),
             ("output_encoding", "output_line_ending", "output_line_suffix"),

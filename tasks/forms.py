@@ -111,12 +111,13 @@ TASK_SHOW = {
     "gpg_armor": ("gpg_key", ["*"]),
     "processing_entry": ("use_script", ["on"]),
     "processing_requirements": ("use_script", ["on"]),
+    "script_network": ("use_script", ["on"]),
 }
 GENERAL = ["project", "name", "enabled", "rank", "timeout_minutes"]
 RETRIES = ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]
 SOURCE = ["source_kind", "source_connection", "source_headers", "source_fail_on_empty", "source_path",
           "source_missing_ok", "source_delimiter", "source_stdout_as_file"]
-PROCESSING = ["use_script", "processing_entry", "processing_requirements"]
+PROCESSING = ["use_script", "processing_entry", "processing_requirements", "script_network"]
 OUTPUT = ["output_type", "output_name", "output_delimiter", "output_headers", "output_quoting", "output_escape_char",
           "output_encoding", "output_line_ending", "output_line_suffix"]
 PACKAGING = ["zip_enabled", "zip_name", "gpg_key", "gpg_armor"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from connections.clients.addresses import written_local
 from connections.clients.base import outside_base
 from connections.models import Connection, ConnectionKind, GpgKey
+from connections.urls import scope_problem
 from connections.validators import validate_plain_name
 from projects.models import ParameterBase, Project
 
@@ -95,6 +97,10 @@ class Task(models.Model):
     processing_requirements = models.TextField(
         "script requirements", blank=True,
         help_text="pip requirements, one per line. Blank: read from the package, or from the script's imports.",
+    )
+    script_network = models.BooleanField(
+        "script may use the network", default=True,
+        help_text="Off: the processing script runs in its sandbox without any network access (its requirements are still installed).",
     )
 
     # Output
@@ -200,9 +206,19 @@ class CodeLocation(models.Model):
         return f"{self.get_role_display()} ({self.get_location_display()})"
 
     def clean(self) -> None:
-        remote_file = self.location in (CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB)
-        if remote_file and self.connection_id and self.path and (problem := outside_base(self.connection.folder, self.path)):
-            raise ValidationError({"path": problem})
+        if self.location in (CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB):
+            if self.connection_id and self.path and (problem := outside_base(self.connection.folder, self.path)):
+                raise ValidationError({"path": problem})
+            return
+        # Refused when saved, as again when fetched (tasks/code.py, tasks/packages.py): a token
+        # sent outside its connection's base, or a local address (SPEC §8.2).
+        if self.location not in (CodeLocationKind.GITLAB, CodeLocationKind.WEB) or not self.url:
+            return
+        problem = written_local(self.url)
+        if not problem and self.connection_id:
+            problem = scope_problem(self.connection, self.url)
+        if problem:
+            raise ValidationError({"url": problem})
 
 
 class IfExists(models.TextChoices):

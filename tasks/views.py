@@ -18,7 +18,7 @@ from django_tables2 import LazyPaginator, RequestConfig
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
-from runs.models import RunFile, RunStatus
+from runs.models import Run, RunFile, RunStatus
 from tasks import charts
 from tasks.clouds import name_cloud
 from tasks.filters import MyTaskFilter, TaskFilter
@@ -107,8 +107,7 @@ def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTab
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.view_task")
     task = get_object_or_404(detail_queryset(), pk=pk)
-    active = RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED
-    states = set(task.runs.filter(status__in=active).values_list("status", flat=True))
+    states = set(task.runs.filter(status__in=Run.UNFINISHED).values_list("status", flat=True))
     latest = task.runs.order_by("-id").only("id", "status").first()
     finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
     durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])

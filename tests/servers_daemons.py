@@ -50,6 +50,8 @@ class SshServer:
     (OpenSSH format) encrypted with ``passphrase``. Both are authorized.
     ``host_key_line`` ("ssh-ed25519 AAAA...") pins the server's host key;
     ``host_key_fingerprint_sha256`` is the "SHA256:..." that ``ssh-keygen -l`` prints.
+    ``log`` is sshd's own log (LogLevel INFO): each login attempt shows there
+    ("Invalid user …", "Failed password for …", "Accepted …").
     """
 
     host: str
@@ -64,6 +66,7 @@ class SshServer:
     host_key_line: str
     host_key_fingerprint_sha256: str
     home: Path
+    log: Path
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ def sshd() -> Iterator[SshServer]:
             host_key_line=" ".join(host_pub.read_text().split()[:2]),
             host_key_fingerprint_sha256=_fingerprint(host_pub),
             home=home,
+            log=log,
         )
     finally:
         stop_process(proc)

@@ -17,7 +17,7 @@ import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -280,9 +280,12 @@ def test_import_config_logs_each_object_it_adds_or_changes_and_nothing_else(clie
 def test_check_connections_logs_only_the_pinning_of_a_host_key(sshd, started):
     conn = factories.connection("sftp", name="pinme", host=sshd.host, port=sshd.port, username=sshd.username,
                                 password=sshd.password, folder=str(sshd.root))
-    command("check_connections", "Acme/pinme")
+    with pytest.raises(CommandError):
+        command("check_connections", "Acme/pinme")  # unpinned: shows the key, pins and logs nothing
+    assert not entries(conn)
+    command("check_connections", "Acme/pinme", "--pin", sshd.host_key_fingerprint_sha256)
     conn = Connection.objects.get(pk=conn.pk)
-    assert conn.host_key.split()[0] == "ssh-ed25519"
-    logged(conn, system(), "Pinned the server's host key (ssh-ed25519)", started)
+    assert conn.host_key == sshd.host_key_line
+    logged(conn, system(), f"Pinned the host key ssh-ed25519 {sshd.host_key_fingerprint_sha256} of Acme/pinme", started)
     command("check_connections", "Acme/pinme")  # nothing changes the second time
     assert len(entries(conn)) == 1

@@ -47,12 +47,13 @@ def test_a_failure_is_recorded_with_its_reason_and_no_secret():
     assert "Very-Secret-1" not in conn.test_message
 
 
-def test_gitlab_web_and_folder(gitlab, http_server, tmp_path):
+def test_gitlab_web_and_folder(gitlab, http_server, tmp_path, settings):
+    settings.COURIER_ALLOW_LOCAL_URLS = True  # both servers listen on 127.0.0.1
     assert check_connection(factories.connection("gitlab", url=gitlab.url, token=TOKEN)).ok
     refused = check_connection(factories.connection("gitlab", name="bad-token", url=gitlab.url, token="nope-token"))
     assert not refused.ok and "401" in refused.message
 
-    web = factories.connection("web", header="X-Key", token="k3y-value")
+    web = factories.connection("web", url=http_server.url, header="X-Key", token="k3y-value")
     assert "nothing to fetch" in check_connection(web).message
     (http_server.root / "a.sql").write_text("SELECT 1")
     task = factories.query_task(factories.project(), None, "")
@@ -66,42 +67,37 @@ def test_gitlab_web_and_folder(gitlab, http_server, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["sftp", "ssh"])
-def test_first_success_pins_the_host_key_and_a_change_is_refused(kind, sshd):
+def test_a_pinned_key_is_checked_on_every_test_and_a_change_is_refused(kind, sshd):
+    """Pinning itself (the key read without logging in) is in tests/test_host_keys.py."""
     conn = factories.connection(kind, host=sshd.host, port=sshd.port, username=sshd.username, password=sshd.password,
-                                folder=str(sshd.root) if kind == "sftp" else "")
-    assert conn.host_key == ""
-
+                                host_key=sshd.host_key_line, folder=str(sshd.root) if kind == "sftp" else "")
     result = check_connection(conn)
     assert result.ok, result.message
-    assert "Pinned the server's host key ssh-ed25519" in result.message
     conn.refresh_from_db()
-    assert conn.host_key == sshd.host_key_line
-
-    # A later test checks against the pinned key and pins nothing new.
-    again = check_connection(conn)
-    assert again.ok and "Pinned" not in again.message
+    assert (conn.host_key, conn.pending_host_key) == (sshd.host_key_line, "")
 
     Connection.objects.filter(pk=conn.pk).update(host_key=OTHER_KEY)  # as if the server's key changed
     conn.refresh_from_db()
     refused = check_connection(conn)
     assert not refused.ok
     assert "does not match the key pinned" in refused.message and "Refusing to connect" in refused.message
+    assert f"server offered ssh-ed25519 {sshd.host_key_fingerprint_sha256}" in refused.message
     conn.refresh_from_db()
-    assert conn.host_key == OTHER_KEY and conn.test_ok is False
+    assert (conn.host_key, conn.pending_host_key, conn.test_ok) == (OTHER_KEY, "", False)  # nothing offered to pin
 
 
-def test_a_failed_first_test_pins_nothing(sshd):
-    conn = factories.connection("ssh", host=sshd.host, port=sshd.port, username=sshd.username, password="wrong-pass")
+def test_a_wrong_password_with_a_pinned_key_is_refused(sshd):
+    conn = factories.connection("ssh", host=sshd.host, port=sshd.port, username=sshd.username, password="wrong-pass",
+                                host_key=sshd.host_key_line)
     result = check_connection(conn)
     assert not result.ok and "refused" in result.message
-    conn.refresh_from_db()
-    assert conn.host_key == ""
+    assert "wrong-pass" not in result.message
 
 
 def test_check_connections_command(sshd, sqlite_odbc, capsys):
     factories.connection("database", name="local", dialect="sqlite", odbc=sqlite_odbc.odbc)
     factories.connection("ssh", name="box", org="Ops/EU", host=sshd.host, port=sshd.port, username=sshd.username,
-                         password=sshd.password)
+                         password=sshd.password, host_key=sshd.host_key_line)
     call_command("check_connections", "Acme/local", "Ops/EU/box")
     out = capsys.readouterr().out
     assert "ok     Acme/local: Connected to SQLite" in out
@@ -120,14 +116,13 @@ def test_check_connections_command(sshd, sqlite_odbc, capsys):
     assert str(unknown.value) == "No connection “Acme/nope”."
 
 
-def test_admin_action_tests_and_the_page_shows_the_fingerprint(client, superuser, sshd):
-    conn = factories.connection("sftp", host=sshd.host, port=sshd.port, username=sshd.username, password=sshd.password,
-                                folder=str(sshd.root))
+def test_admin_action_tests_and_the_page_shows_the_pinned_fingerprint(client, superuser, sshd):
+    conn = factories.sftp_connection(sshd)
     client.force_login(superuser)
     response = client.post(
         "/admin/connections/connection/", {"action": "test_connections", "_selected_action": [conn.pk]}, follow=True
     )
-    assert "Pinned the server&#x27;s host key ssh-ed25519" in response.content.decode()
+    assert f"Acme/sftp: Connected to {sshd.host}:{sshd.port} as {sshd.username}" in response.content.decode()
     page = client.get(f"/admin/connections/connection/{conn.pk}/change/").content.decode()
-    assert sshd.host_key_fingerprint_sha256 in page
+    assert f"ssh-ed25519 {sshd.host_key_fingerprint_sha256}" in page
     assert "Last test" in page

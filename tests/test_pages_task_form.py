@@ -22,7 +22,7 @@ def project(staff_runner):
 
 @pytest.fixture
 def conns():
-    return {"db": database_connection(), "sftp": sftp_connection(), "web": factories.connection("web", name="raw")}
+    return {"db": database_connection(), "sftp": sftp_connection(), "web": factories.connection("web", name="raw", url="https://raw.example.test/")}
 
 
 def form_data(conns, **overrides) -> dict:
@@ -135,6 +135,19 @@ def test_fields_of_other_kinds_are_not_validated_or_kept(client, staff_runner, p
     task = Task.objects.get()
     assert task.source_connection is None
     assert [c.role for c in task.code_locations.all()] == [CodeRole.PROCESSING]
+
+
+def test_the_scripts_network_switch_is_on_by_default_and_a_cleared_box_is_saved_and_shown(client, staff_runner, project, conns):
+    client.force_login(staff_runner)
+    html = client.get(reverse("courier:task_new", args=[project.pk])).content.decode()
+    processing = html[html.index(">Processing script</h2>"):html.index(">Output file</h2>")]
+    assert re.search(r'field-script_network"[^>]*data-show-field="use_script"', processing)
+    assert re.search(r'<input type="checkbox" name="script_network"[^>]*checked', processing)
+    # A person clears the box: the browser then sends no value for it.
+    response = new_task(client, project, form_data(conns, source_kind="python", **{"script-text": "print('hi')"}))
+    assert response.status_code == 302, errors_of(response)
+    assert Task.objects.get().script_network is False
+    assert "The script runs without network access." in client.get(response["Location"]).content.decode()
 
 
 def test_editing_changes_the_task_keeps_secrets_and_logs_what_changed(client, staff_runner, project, conns):

@@ -42,8 +42,8 @@ def test_a_bad_line_is_reported_with_its_number_and_nothing_changes(client, supe
 
 
 def test_task_parameters_override_project_parameters_in_names_and_sql(sqlite_odbc, tmp_path):
-    from runs.pipeline.runner import execute
-    from runs.services import create_run
+    from runs.runner import execute
+    from runs.state import create_run
     from tasks.preview import sql_preview
     from runs.pipeline.context import load_parameters
     from datetime import datetime, timezone

@@ -22,8 +22,8 @@ from django.conf import settings
 from connections.clients import odbc
 from projects.models import Project
 from runs.models import RunStatus
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 from tasks.models import TaskParameter
 from tests import factories
 from tests.servers_common import free_port

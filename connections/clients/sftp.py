@@ -12,7 +12,7 @@ from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from connections.clients.base import AtomicUpload, ClientError, join_remote
 from connections.clients.remote import Entry, RemoteNotFound
-from connections.clients.ssh_transport import open_ssh
+from connections.clients.ssh_transport import open_ssh, raise_if_unpinned
 
 # paramiko's default 32 KiB requests leave the link idle between round trips;
 # pipelined writes with a larger buffer keep it busy.
@@ -156,8 +156,8 @@ class SftpClient(AtomicUpload):
 
 
 @contextmanager
-def session(conn, *, pin_unknown: bool = False):
-    ssh = open_ssh(conn, pin_unknown=pin_unknown)
+def session(conn):
+    ssh = open_ssh(conn)
     try:
         try:
             sftp = ssh.open_sftp()
@@ -171,7 +171,8 @@ def session(conn, *, pin_unknown: bool = False):
 
 
 def test(conn) -> str:
-    """Connect, log in and list the base folder; pins the host key on first success."""
-    with session(conn, pin_unknown=True) as client:
+    """Log in and list the base folder; with no pinned host key, only read the server's key (UnpinnedHostKey)."""
+    raise_if_unpinned(conn)
+    with session(conn) as client:
         entries = client.list()
     return f"Connected to {conn.host}:{conn.effective_port} as {conn.username}; {len(entries)} entries in “{conn.folder or '.'}”."

@@ -1,7 +1,7 @@
 """SSH: run one command on a remote host, streaming its output; test a login.
 
-The host key must match the one pinned on the connection (the first
-successful test pins it; see ssh_transport.py). The command's exit status is
+The host key must match the one pinned on the connection (a superuser pins
+the key a connection test read; see ssh_transport.py and host_keys.py). The command's exit status is
 returned; stdout and stderr arrive line by line through callbacks, and stdout
 can also be copied byte for byte into a file.
 """
@@ -16,7 +16,7 @@ from typing import BinaryIO
 import paramiko
 
 from connections.clients.base import ClientError
-from connections.clients.ssh_transport import CHANNEL_TIMEOUT, open_ssh
+from connections.clients.ssh_transport import CHANNEL_TIMEOUT, describe_key, open_ssh, raise_if_unpinned
 
 CHUNK = 64 * 1024
 # How long one wait for output lasts before the deadline is looked at again.
@@ -100,10 +100,11 @@ def _pump(channel, out: _Lines, err: _Lines, stdout_file, deadline: float, timeo
 
 
 def test(conn) -> str:
-    """Log in (pinning the host key on the first success) without running anything."""
-    client = open_ssh(conn, pin_unknown=True)
+    """Log in without running anything; with no pinned host key, only read the server's key (UnpinnedHostKey)."""
+    raise_if_unpinned(conn)
+    client = open_ssh(conn)
     try:
         key = client.get_transport().get_remote_server_key()
     finally:
         client.close()
-    return f"Logged in to {conn.host}:{conn.effective_port} as {conn.username}; host key {key.get_name()} {key.fingerprint}."
+    return f"Logged in to {conn.host}:{conn.effective_port} as {conn.username}; host key {describe_key(key)}."

@@ -1,4 +1,9 @@
-"""Opening an authenticated SSH session with a pinned host key (SFTP and SSH share it)."""
+"""Opening an authenticated SSH session with a pinned host key (SFTP and SSH share it).
+
+Credentials go only to a server whose host key is pinned (SPEC §8.2). Before
+that, a connection test only reads the server's key (`fetch_host_key`: key
+exchange, then close) so that a superuser can check and pin it.
+"""
 
 from __future__ import annotations
 
@@ -64,34 +69,77 @@ class _Transport(paramiko.Transport):
     )
 
 
-class _RememberKey(paramiko.MissingHostKeyPolicy):
-    """Accept an unknown key only to report it, for the first test of a connection."""
+class UnpinnedHostKey(ClientError):
+    """The connection has no pinned host key; the server's key was read without logging in.
 
-    def missing_host_key(self, client, hostname, key):
-        client.seen_host_key = key
+    Only a connection test raises this (see `raise_if_unpinned`); the key waits
+    on the connection until a superuser pins it (connections/host_keys.py).
+    """
+
+    def __init__(self, conn, key: paramiko.PKey) -> None:
+        self.key = key
+        self.address = host_address(conn)
+        super().__init__(
+            f"Host key not pinned: {describe_key(key)}, read from {self.address} without logging in. "
+            "Nothing else was sent to the server. A superuser checks this fingerprint with the server's administrator "
+            "and pins it: “Pin this key” on the connection's admin page, or check_connections NAME --pin FINGERPRINT.",
+            permanent=True,
+        )
 
 
-def open_ssh(conn, *, pin_unknown: bool = False) -> paramiko.SSHClient:
+def describe_key(key: paramiko.PKey) -> str:
+    """“ssh-ed25519 SHA256:…”: the key type and the fingerprint `ssh-keygen -l` prints."""
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+def host_address(conn) -> str:
+    """The server as known_hosts names it: “host” on port 22, “[host]:port” elsewhere."""
+    port = conn.effective_port
+    return conn.host if port == 22 else f"[{conn.host}]:{port}"
+
+
+def fetch_host_key(conn) -> paramiko.PKey:
+    """The server's host key, read in the key exchange; the transport is closed before any authentication."""
+    label, port = str(conn), conn.effective_port
+    try:
+        sock = socket.create_connection((conn.host, port), timeout=CONNECT_TIMEOUT)
+    except OSError as exc:
+        raise _unreachable(conn, exc) from None
+    transport = _Transport(sock)
+    transport.banner_timeout = BANNER_TIMEOUT
+    try:
+        transport.start_client(timeout=CONNECT_TIMEOUT)
+        return transport.get_remote_server_key()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise ClientError(f"SSH error with {conn.host}:{port} ({label}) while reading its host key: {exc}") from None
+    finally:
+        transport.close()
+
+
+def raise_if_unpinned(conn) -> None:
+    """For a connection test: with no pinned key, read the server's key and stop before logging in."""
+    if not conn.host_key:
+        raise UnpinnedHostKey(conn, fetch_host_key(conn))
+
+
+def open_ssh(conn) -> paramiko.SSHClient:
     """Connect and authenticate; the server must present the pinned host key.
 
-    With `pin_unknown` (only the connection test does this) a connection that
-    has no pinned key yet accepts the server's key and records it on `conn`.
+    Without a pinned key nothing is sent at all, not even a connection attempt:
+    credentials go only to a server whose key a superuser has pinned.
     """
     label = str(conn)
-    client = paramiko.SSHClient()
-    client.seen_host_key = None
     port = conn.effective_port
-    host_id = conn.host if port == 22 else f"[{conn.host}]:{port}"
-    if conn.host_key:
-        key = parse_host_key(conn.host_key, label)
-        client.get_host_keys().add(host_id, key.get_name(), key)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    elif pin_unknown:
-        client.set_missing_host_key_policy(_RememberKey())
-    else:
+    if not conn.host_key:
         raise ClientError(
-            f"{label} has no pinned host key: run “Test connection” once to pin the server's key.", permanent=True
+            f"{label} has no pinned host key: test the connection and pin the server's key before it is used "
+            "(a superuser, on the connection's admin page). Nothing was sent to the server.",
+            permanent=True,
         )
+    client = paramiko.SSHClient()
+    key = parse_host_key(conn.host_key, label)
+    client.get_host_keys().add(host_address(conn), key.get_name(), key)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
     auth = {"password": conn.password or None}
     if conn.private_key:
         auth["pkey"] = load_private_key(conn.private_key, conn.key_passphrase, label)
@@ -105,21 +153,23 @@ def open_ssh(conn, *, pin_unknown: bool = False) -> paramiko.SSHClient:
         client.close()
         raise ClientError(
             f"The host key of {conn.host}:{port} does not match the key pinned for {label} "
-            f"(server offered {exc.key.get_name()} {exc.key.fingerprint}). Refusing to connect.",
+            f"(server offered {describe_key(exc.key)}). Refusing to connect.",
             permanent=True,
         ) from None
     except paramiko.SSHException as exc:
         client.close()
         raise _ssh_error(exc, label, conn, port) from None
-    except (socket.timeout, TimeoutError):
-        client.close()
-        raise ClientError(f"Timed out connecting to {conn.host}:{port} ({label}).") from None
     except OSError as exc:
         client.close()
-        raise ClientError(f"Cannot connect to {conn.host}:{port} ({label}): {_reason(exc)}.") from None
-    if client.seen_host_key is not None:
-        conn.host_key = host_key_line(client.seen_host_key)
+        raise _unreachable(conn, exc) from None
     return client
+
+
+def _unreachable(conn, exc: OSError) -> ClientError:
+    where = f"{conn.host}:{conn.effective_port} ({conn})"
+    if isinstance(exc, TimeoutError):  # socket.timeout is the same class
+        return ClientError(f"Timed out connecting to {where}.")
+    return ClientError(f"Cannot connect to {where}: {_reason(exc)}.")
 
 
 def _reason(exc: OSError) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 
 from connections.models import SECRET_FIELDS
-from runs.models import Run
+from runs.models import Run, RunFile
 from runs.pipeline.log import RunLogger
 from tasks.models import Task
 from tasks.parameters import Param, merge, resolve
@@ -35,6 +35,7 @@ class RunContext:
     at: datetime
     params: list[Param] = field(default_factory=list)
     files: list[LocalFile] = field(default_factory=list)
+    stored: list[RunFile] = field(default_factory=list)  # filled by the output stage, one per file
     rows: int | None = None
     delivery_errors: list[Exception] = field(default_factory=list)
 

@@ -8,18 +8,19 @@ from django.conf import settings
 
 from connections.clients import ClientError
 from connections.clients import odbc
-from runs.ticker import Ticker
+from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import open_writer
 from runs.pipeline.naming import output_file_name
 from runs.pipeline.source_files import run_files
 from runs.pipeline.source_ssh import run_ssh
+from runs.ticker import Ticker
 from tasks.code import CodeError, code_location, load_text
 from tasks.models import CodeRole, SourceKind
 from tasks.sqltext import SqlError, render
 
-STAGE = "source"
+STAGE = Stage.SOURCE
 
 
 def source_code(ctx: RunContext) -> str:

@@ -1,10 +1,18 @@
-"""manage.py check_connections ["<organization>/<name>" ...]"""
+"""manage.py check_connections ["<organization>/<name>" ...] [--pin FINGERPRINT]
+
+An SFTP/SSH connection with no pinned host key fails its check with the
+server's fingerprint (nothing else is sent to it). After checking that
+fingerprint with the server's administrator, an operator pins it with
+`check_connections NAME --pin SHA256:…`: only the key the last check read,
+and only if the fingerprint matches; the check then logs in.
+"""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
 from connections.checks import check_connection
+from connections.host_keys import PinRefused, pin_host_key
 from connections.models import Connection
 from runs import audit
 
@@ -33,19 +41,33 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("names", nargs="*", help="“Organization/name” or id; none means every connection")
+        parser.add_argument(
+            "--pin", metavar="FINGERPRINT",
+            help="pin the SFTP/SSH host key the last check of the one named connection read, if this is its "
+                 "fingerprint (“SHA256:…” as printed), then check it again",
+        )
 
-    def handle(self, names: list[str], **options):
+    def handle(self, names: list[str], pin: str | None, **options):
+        if pin is not None and len(names) != 1:
+            raise CommandError("--pin needs exactly one connection name.", returncode=2)
         targets = [find_connection(n) for n in names] if names else list(Connection.objects.select_related("organization"))
         if not targets:
             self.stdout.write("There are no connections to check.")
             return
+        if pin is not None:
+            self._pin(targets[0], pin)
         failed = 0
         for conn in targets:
-            pinned = conn.host_key
             result = check_connection(conn)
-            if conn.host_key != pinned:
-                audit.record_command(conn, f"Pinned the server's host key ({conn.host_key.split()[0]}) on a successful test")
             failed += not result.ok
             self.stdout.write(f"{'ok    ' if result.ok else 'FAILED'} {result.message}")
         if failed:
             raise CommandError(f"{failed} of {len(targets)} connection(s) failed.", returncode=1)
+
+    def _pin(self, conn: Connection, fingerprint: str) -> None:
+        try:
+            message = pin_host_key(conn, fingerprint)
+        except PinRefused as exc:
+            raise CommandError(str(exc), returncode=1) from None
+        audit.record_command(conn, message)
+        self.stdout.write(message)

@@ -1,6 +1,6 @@
 """Success and failure mails (and email-to-SMS texts) after a run, through Django's mail backend.
 
-Both are follow-up steps of runs/lifecycle.py, so they run after the run's
+Both are follow-ups (runs/followups.py), so they run after the run's
 outcome is saved: an SMTP server that is down costs the mail, never the run.
 Each mail sent is a Delivery of kind "email" with its status and error.
 
@@ -11,8 +11,8 @@ Each mail sent is a Delivery of kind "email" with its status and error.
 - Subjects and messages may use parameters and date patterns; sensitive
   values and connection secrets are masked.
 - The failure mail is sent only when no retry follows (SPEC §3.9): the retry
-  step (runs/retries.py) must run before it in `lifecycle.STEPS`, and a
-  scheduled retry shows as `run.retries`.
+  step (runs/retries.py) runs before it in `followups.STEPS`, and a
+  scheduled retry shows as the run's next attempt.
 - Mails are rendered from templates/emails/<kind>-subject.html,
   -body-text.html and -body-html.html.
 """
@@ -40,8 +40,9 @@ from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, Ru
 from runs.pipeline.context import connection_secrets, intended_time, load_parameters
 from runs.pipeline.log import RunLogger
 from runs.pipeline.mailtable import read_table
-from runs.redeliver import output_files
-from runs.retries import why_not, will_retry
+from runs.pipeline.redelivery import output_files
+from runs.retries import why_not
+from runs.state import next_attempt
 from tasks.models import Notification, NotificationEvent
 from tasks.parameters import Param, ParameterError, mask, substitute
 
@@ -146,7 +147,7 @@ def log_tail(run: Run) -> list[str]:
 
 def retry_plan(run: Run) -> dict:
     """Whether a retry follows, when, and if not, why not (runs/retries.py decides; this only reports)."""
-    retry = will_retry(run)
+    retry = next_attempt(run)
     if retry is not None:
         return {"will_retry": True, "at": _when(run, retry.due_at), "next": retry.attempt}
     return {"will_retry": False, "reason": why_not(run) or "no retry is scheduled"}
@@ -272,7 +273,7 @@ def _full_mail(mc: MailContext, kind: str, notification: Notification, to: list[
 
 
 # --------------------------------------------------------------------------
-# Lifecycle steps (runs/lifecycle.py STEPS)
+# Follow-ups (runs/followups.py STEPS)
 # --------------------------------------------------------------------------
 
 def _logger(run: Run, log: RunLogger | None) -> RunLogger:
