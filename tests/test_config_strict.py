@@ -20,8 +20,12 @@ from django.core.management.base import CommandError
 
 from connections.models import Connection
 from projects.models import Project
+from tasks.configuration.exporter import export_config
 from tasks.configuration.importer import import_config
 from tasks.configuration.reader import ConfigError
+from tasks.configuration.schema import problems
+from tasks.models import CodeLocation, CodeRole, Notification, Task, TaskParameter
+from tests import factories
 from tests.test_config_io import spec_example
 
 pytestmark = pytest.mark.django_db
@@ -130,3 +134,34 @@ def test_deeply_nested_json_is_a_clear_error_not_a_traceback(tmp_path):
     assert "Traceback" not in done.stderr
     assert done.stderr.strip() == f"CommandError: {path} is nested too deeply to be a Courier configuration."
 
+
+
+def test_whatever_export_config_writes_passes_the_key_check(django_user_model):
+    """The schema and the exporter must not drift apart: every kind of connection, source and code location."""
+    conns = {kind: factories.connection(kind, **fields) for kind, fields in {
+        "database": {"odbc": "Driver={SQLite3};Database=x;"}, "sftp": {"host": "h", "username": "u"},
+        "ftp": {"host": "h"}, "smb": {"host": "h", "share": "s", "username": "u"}, "ssh": {"host": "h", "username": "u"},
+        "gitlab": {"url": "https://gitlab.example.test"}, "web": {"url": "https://raw.example.test/"},
+        "folder": {"folder": "/srv/outbox"},
+    }.items()}
+    project = factories.project(owner=django_user_model.objects.create_user("alice"))
+    for kind in ("database", "sftp", "ftp", "smb", "ssh", "python"):
+        task = Task.objects.create(project=project, name=kind, source_kind=kind, source_connection=conns.get(kind) if kind != "python" else None,
+                                   source_path="in/*.csv", zip_enabled=True, zip_name="z")
+        TaskParameter.objects.create(task=task, key="@day", value="x")
+        factories.destination(task, conns["folder"], folder="daily")
+        Notification.objects.create(task=task, event="success", recipients="a@example.test")
+        Notification.objects.create(task=task, event="failure", recipients="a@example.test")
+    locations = {"database": ("inline", None), "sftp": ("sftp", "path"), "ftp": ("ftp", "path"), "smb": ("smb", "path"),
+                 "ssh": ("gitlab", "url"), "python": ("web", "url")}
+    for name, (location, field) in locations.items():
+        task = Task.objects.get(name=name)
+        values = {"text": "x"} if field is None else {field: "q.sql" if field == "path" else f"{conns[location].url}q.sql"}
+        CodeLocation.objects.create(task=task, role=CodeRole.PROCESSING, location=location,
+                                    connection=conns.get(location) if field else None, cache=True, **values)
+    CodeLocation.objects.create(task=Task.objects.get(name="database"), role=CodeRole.SOURCE, location="inline", text="select 1")
+
+    document = export_config(include_secrets=True)
+
+    assert problems(document) == []
+    assert {c["kind"] for c in document["organizations"][0]["connections"]} == set(conns)

@@ -109,7 +109,7 @@ def test_an_sftp_source_path_outside_the_base_reads_nothing(sftp_base_and_neighb
 def page_conns():
     sftp = factories.connection("sftp", name="drop", host="sftp.example.test", username="u", folder="/in")
     return {"db": factories.connection("database", name="db", dialect="sqlite", odbc="Driver={SQLite3};Database=x;"),
-            "sftp": sftp, "web": factories.connection("web", name="raw")}
+            "sftp": sftp, "web": factories.connection("web", name="raw", url="https://raw.example.test/")}
 
 
 BAD_PATHS = [

@@ -79,7 +79,7 @@ OUTPUT = obj("type", "name", "delimiter", "headers", "quoting", "escape_char", "
 TASK = obj(
     "name", "enabled", "rank", "timeout_minutes",
     retries=obj("max", "delay_minutes", "backoff", "on_every_failure"),
-    parameters=PARAMETERS, source=SOURCE, processing=obj("entry", "requirements", code=CODE), output=OUTPUT,
+    parameters=PARAMETERS, source=SOURCE, processing=obj("entry", "requirements", "network", code=CODE), output=OUTPUT,
     destinations=Items(obj("kind", "connection", "folder", "if_exists", "skip_empty")),
     email=obj(success=obj("to", "subject", "message", "attach", "embed", "skip_empty"), failure=obj("to", "subject", "message")),
 )
