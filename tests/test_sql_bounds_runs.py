@@ -135,7 +135,9 @@ SWITCH_BACK = [
     ("pg_odbc", "SET transaction_read_only = off;\n{update}", "read only"),
     ("pg_odbc", "SELECT set_config('default_transaction_read_only', 'off', false);\nCOMMIT;\n{update}",
      "Read-only PostgreSQL connections may not run COMMIT statements (statement 2: COMMIT)"),
-    ("pg_odbc", "SET standard_conforming_strings = off\nGO\nSELECT 'a\\''; COMMIT; {update}; SELECT '\\''",
+    # With backslashes read as escapes the server sees COMMIT as code; without, this check would see a string.
+    ("pg_odbc", "SELECT set_config('default_transaction_read_only', 'off', false);\nSET standard_conforming_strings = off\n"
+                "GO\nSELECT 'a\\''; COMMIT; {update}; SELECT '\\''",
      "may not use a string with a backslash before a quote"),
     ("mariadb_odbc", "SET SESSION TRANSACTION READ WRITE;\n{update}", "may not switch to READ WRITE (statement 1: "),
     ("mariadb_odbc", "SET @@session.tx_read_only = 0;\n{update}", "may not set tx_read_only"),
@@ -151,9 +153,9 @@ def test_sql_cannot_switch_a_read_only_connection_back(fixture, sql, message, re
     db = request.getfixturevalue(fixture)
     seed(db, "guarded", ROWS)
     run = run_query(database(db, read_only=True), sql.format(update=WRITES["UPDATE"]) + "\nGO\nSELECT 1 AS one")
+    assert rows_of(db, "guarded") == ROWS
     assert run.status == RunStatus.FAILED and run.permanent
     assert message in run.error, run.error
-    assert rows_of(db, "guarded") == ROWS
 
 
 def test_postgresql_holds_read_only_without_any_check_of_the_sql(pg_odbc):
