@@ -5,8 +5,9 @@ literals, comments and quoted names are left alone. Decisions (pinned by
 tests/test_sqlbounds.py):
 
 - SQLite connections never run ATTACH, DETACH, VACUUM or PRAGMA statements,
-  nor load_extension() anywhere, read only or not: they reach files beside the
-  connection's database (Courier's own database among them) or load code.
+  nor load_extension() or fts3_tokenizer() anywhere, read only or not: they
+  reach files beside the connection's database (Courier's own database among
+  them) or load code.
   All of VACUUM is refused, not only VACUUM INTO: an extract has no use for it.
 - "Read only" is enforced by the server (connections/clients/odbc.py). What is
   refused here is SQL that would undo that setting:
@@ -125,6 +126,9 @@ def _next_is(code: list[Token], index: int, text: str) -> bool:
 # --------------------------------------------------------------------------
 
 SQLITE_STATEMENTS = ("ATTACH", "DETACH", "VACUUM", "PRAGMA")
+# load_extension() loads a shared library; fts3_tokenizer() hands out and takes C
+# pointers (its two-argument form is on in Debian's build the ODBC driver uses).
+SQLITE_FUNCTIONS = ("LOAD_EXTENSION", "FTS3_TOKENIZER")
 
 
 def _sqlite_reach(code: list[Token], dialect: str) -> Refusal | None:
@@ -134,9 +138,10 @@ def _sqlite_reach(code: list[Token], dialect: str) -> Refusal | None:
     if _word(code, first) in SQLITE_STATEMENTS:
         return Refusal(f"run {_word(code, first)} statements")
     for index, token in enumerate(code):
+        name = _name(token, dialect)
         # A quoted name is a function only when called: "load_extension" may name a column.
-        if _name(token, dialect) == "LOAD_EXTENSION" and (token.kind == WORD or _next_is(code, index, "(")):
-            return Refusal("call load_extension()")
+        if name in SQLITE_FUNCTIONS and (token.kind == WORD or _next_is(code, index, "(")):
+            return Refusal(f"call {name.lower()}()")
     return None
 
 

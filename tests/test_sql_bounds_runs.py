@@ -62,6 +62,7 @@ def test_attaching_courier_s_own_database_is_refused_and_nothing_of_it_is_export
         ("VACUUM INTO '{tmp}/copy.sqlite3'", "run VACUUM statements", "VACUUM INTO '{tmp}"),
         ("PRAGMA query_only = 0", "run PRAGMA statements", "PRAGMA query_only = 0"),
         ("SELECT load_extension('{tmp}/nothing')", "call load_extension()", "SELECT load_extension('{tmp}"),
+        ("SELECT fts3_tokenizer('simple')", "call fts3_tokenizer()", "SELECT fts3_tokenizer('simple')"),
     ],
 )
 def test_each_refused_statement_fails_the_run_before_any_batch_runs(sqlite_odbc, tmp_path, statement, doing, excerpt):

@@ -44,6 +44,7 @@ def allowed(sql: str, dialect: str, read_only: bool = False) -> None:
         ('SELECT "load_extension"(\'x\')', "may not call load_extension()"),  # a quoted name called is the function
         ("SELECT [load_extension]('x')", "may not call load_extension()"),
         ("SELECT `load_extension`('x')", "may not call load_extension()"),
+        ("SELECT fts3_tokenizer('mine', fts3_tokenizer('simple'))", "may not call fts3_tokenizer()"),
     ],
 )
 def test_sqlite_refuses_statements_that_reach_other_files(sql: str, message: str) -> None:
