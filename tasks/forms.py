@@ -372,7 +372,7 @@ class TaskEditor:
     def is_valid(self) -> bool:
         valid = self.form.is_valid()
         if valid:
-            valid &= self.query.is_valid() and self._query_within_bounds() if self._needs_query() else self._skip(self.query)
+            valid &= (self.query.is_valid() and self._query_within_bounds()) if self._needs_query() else self._skip(self.query)
             valid &= self.script.is_valid() if self._needs_script() else self._skip(self.script)
         else:
             # Which parts apply is not known while the task's own fields are wrong.

@@ -172,9 +172,9 @@ def _apply_query_timeout(cnxn, conn) -> None:
 # "Read only" is enforced by the server where it can be: the session refuses
 # writes, whatever the SQL looks like. tasks/sqlbounds.py refuses the SQL that
 # would switch it back. SQL Server and other databases have no such session
-# setting: the ODBC access mode below is only a hint to the driver (FreeTDS
-# ignores it), and ApplicationIntent=ReadOnly only routes to a readable
-# replica; there a login with read rights only is the real guard.
+# setting: the ODBC access mode below is only a hint to the driver, which the
+# server does not enforce, and ApplicationIntent=ReadOnly only routes to a
+# readable replica; there a login with read rights only is the real guard.
 READ_ONLY_SQL = {
     "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
     "mysql": "SET SESSION TRANSACTION READ ONLY",
