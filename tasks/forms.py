@@ -22,6 +22,7 @@ from django.forms.utils import ErrorDict
 
 from connections.models import Connection, ConnectionKind, GpgKey
 from projects.forms import ParameterForm
+from tasks import sqlbounds
 from tasks.models import (
     CodeLocation,
     CodeLocationKind,
@@ -350,6 +351,16 @@ class TaskEditor:
     def _needs_script(self) -> bool:
         return bool(self.form.cleaned_data.get("use_script"))
 
+    def _query_within_bounds(self) -> bool:
+        """A query written here that its connection would refuse (SPEC 8.2) is an error on the query, not a failed run later."""
+        conn, code = self.form.cleaned_data.get("source_connection"), self.query.cleaned_data
+        if self.form.cleaned_data.get("source_kind") != SourceKind.DATABASE or conn is None or code.get("location") != CodeLocationKind.INLINE:
+            return True
+        refusal = sqlbounds.refusal_in(conn, code.get("text") or "")
+        if refusal:
+            self.query.add_error("text", refusal)
+        return refusal is None
+
     def _emails_valid(self) -> bool:
         return all(f.is_valid() for f in self.emails.values())
 
@@ -362,7 +373,7 @@ class TaskEditor:
     def is_valid(self) -> bool:
         valid = self.form.is_valid()
         if valid:
-            valid &= self.query.is_valid() if self._needs_query() else self._skip(self.query)
+            valid &= (self.query.is_valid() and self._query_within_bounds()) if self._needs_query() else self._skip(self.query)
             valid &= self.script.is_valid() if self._needs_script() else self._skip(self.script)
         else:
             # Which parts apply is not known while the task's own fields are wrong.

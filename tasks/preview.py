@@ -15,7 +15,7 @@ from django.utils import timezone
 from runs.pipeline.context import load_parameters
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import encrypted_name, output_file_name, renamed, zip_file_name
-from tasks import sqltext
+from tasks import sqlbounds, sqltext
 from tasks.code import CodeError, code_location, load_text
 from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
 from tasks.parameters import Param, ParameterError, mask
@@ -53,13 +53,37 @@ def _query_text(task: Task, fetch: bool) -> tuple[str | None, str]:
     return None, f"The query is fetched from {code.get_location_display()} when the task runs."
 
 
-def sql_preview(task: Task, params: list[Param], fetch: bool = False) -> tuple[str | None, str]:
-    """(masked SQL, note) for a database task."""
+def _rendered(task: Task, params: list[Param], fetch: bool) -> tuple[list[str] | None, str]:
+    """(the batches that will run, note); no batches when the query is not at hand."""
     text, note = _query_text(task, fetch)
     if text is None:
         return None, note
     dialect = task.source_connection.dialect if task.source_connection_id else "other"
-    return mask(sqltext.preview(text, dialect, params), params), note
+    return sqltext.render(text, dialect, params), note
+
+
+def sql_preview(task: Task, params: list[Param], fetch: bool = False) -> tuple[str | None, str]:
+    """(masked SQL, note) for a database task."""
+    batches, note = _rendered(task, params, fetch)
+    return (None if batches is None else mask(sqltext.show(batches), params)), note
+
+
+def _add_sql(result: Preview, task: Task, params: list[Param], fetch: bool) -> None:
+    """The SQL, and why the connection would refuse it: both are shown, so the refused statement can be found."""
+    try:
+        batches, result.sql_note = _rendered(task, params, fetch)
+    except (sqltext.SqlError, CodeError) as exc:
+        result.errors.append(mask(f"The SQL cannot be prepared: {exc}", params))
+        return
+    if batches is None:
+        return
+    result.sql = mask(sqltext.show(batches), params)
+    if not task.source_connection_id:
+        return
+    try:
+        sqlbounds.check_for(task.source_connection, batches)
+    except sqlbounds.SqlRefused as exc:
+        result.errors.append(mask(str(exc), params))
 
 
 def _made_name(task: Task, params: list[Param], at: datetime) -> str | None:
@@ -94,10 +118,7 @@ def preview(task: Task, at: datetime | None = None, *, fetch: bool = False) -> P
         result.errors.append(f"The parameters cannot be read: {exc}")
         return result
     if task.source_kind == SourceKind.DATABASE:
-        try:
-            result.sql, result.sql_note = sql_preview(task, params, fetch)
-        except (sqltext.SqlError, CodeError) as exc:
-            result.errors.append(mask(f"The SQL cannot be prepared: {exc}", params))
+        _add_sql(result, task, params, fetch)
     else:
         result.sql_note = "Not a database task."
     try:

@@ -192,3 +192,27 @@ def test_the_parameter_rows_leave_the_shared_parameter_form_alone(client, superu
     assert client.get(reverse("courier:project_edit", args=[project.pk])).status_code == 200
     assert client.get(reverse("admin:projects_project_change", args=[project.pk])).status_code == 200
     assert client.get(reverse("admin:tasks_task_change", args=[task.pk])).status_code == 200
+
+
+@pytest.mark.parametrize(("dialect", "read_only", "sql", "message"), [
+    ("sqlite", False, "ATTACH DATABASE '/srv/courier/var/courier.sqlite3' AS c",
+     "The query may not run on Acme/lite: SQLite connections may not run ATTACH statements "
+     "(statement 1: ATTACH DATABASE '/srv/courier/var/courier.sqlite3' AS c)."),
+    ("sqlite", True, "SELECT 1;\nPRAGMA query_only = 0", "SQLite connections may not run PRAGMA statements (statement 2: PRAGMA query_only = 0)."),
+    ("postgresql", True, "SELECT 1;\nCOMMIT;\nUPDATE t SET n = 1", "Read-only PostgreSQL connections may not run COMMIT statements (statement 2: COMMIT)."),
+])
+def test_a_query_its_connection_would_refuse_is_a_field_error(client, staff_runner, project, conns, dialect, read_only, sql, message):
+    conn = factories.connection("database", name="lite", dialect=dialect, read_only=read_only, odbc="Driver={SQLite3};Database=/x;")
+    client.force_login(staff_runner)
+    response = new_task(client, project, form_data(conns, source_connection=conn.pk, **{"query-text": sql}))
+    assert any(message in re.sub("&#x27;", "'", e) for e in errors_of(response)), errors_of(response)
+    assert not Task.objects.exists()
+
+
+def test_the_same_words_in_strings_and_comments_are_saved(client, staff_runner, project, conns):
+    conn = factories.connection("database", name="lite", dialect="sqlite", read_only=True, odbc="Driver={SQLite3};Database=/x;")
+    client.force_login(staff_runner)
+    sql = "-- ATTACH DATABASE 'x' AS c\nSELECT 'PRAGMA query_only = 0' AS \"vacuum\" FROM orders"
+    response = new_task(client, project, form_data(conns, source_connection=conn.pk, **{"query-text": sql}))
+    assert response.status_code == 302, errors_of(response)
+    assert Task.objects.get().code_locations.get(role=CodeRole.SOURCE).text == sql
