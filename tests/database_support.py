@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyodbc
 
 from projects.models import Project
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 from tests import factories
 
 

@@ -13,8 +13,8 @@ from django.db import connection as django_db
 from connections.models import Connection
 from projects.models import Project
 from runs.models import RunStatus
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 from tests import factories
 
 

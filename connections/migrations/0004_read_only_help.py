@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connections', '0001_initial'),
+        ('connections', '0003_web_connection_base_url'),
     ]
 
     operations = [
