@@ -14,7 +14,7 @@ The rules:
   protected by hiding it anyway.
 - A secret is masked as written; as JSON writes it inside a string (once or
   twice escaped, as `json.dumps` of an environment that holds a JSON
-  variable does); line by line when it spans lines (a key printed as is);
+  variable does); HTML-escaped (a mail's HTML part); line by line when it spans lines (a key printed as is);
   hex-encoded (lower or upper case); and base64-encoded, standard or
   URL-safe, at each of the three byte alignments it can have inside a
   longer encoded blob. At an alignment only the whole 3-byte groups of the
@@ -31,6 +31,7 @@ encrypts a secret is stopped by the sandbox, not here.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from collections.abc import Iterable
@@ -92,7 +93,7 @@ def _replace(text: str, spans: list[tuple[int, int]]) -> str:
 
 def _escaped(secret: str) -> set[str]:
     once = json.dumps(secret, ensure_ascii=True)[1:-1]
-    return {secret, once, json.dumps(once)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return {secret, once, json.dumps(once)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], html.escape(secret)}
 
 
 def _encoded(written: str) -> set[str]:
