@@ -51,7 +51,8 @@ class RunFileInline(ReadOnlyInline):
     @admin.display(description="stored file")
     def stored_at(self, record: RunFile) -> str:
         # The download link of Task Details, not the storage URL: that would carry the name unmasked.
-        return format_html('<a href="{}">{}</a>', reverse("courier:runfile_download", args=[record.pk]), self.shown(record.run, record.stored.name))
+        link = reverse("courier:runfile_download", args=[record.pk])
+        return format_html('<a href="{}">{}</a>', link, self.shown(record.run, record.stored.name))
 
 
 class DeliveryInline(ReadOnlyInline):

@@ -67,7 +67,8 @@ def test_each_line_of_a_multi_line_secret_is_masked():
 def test_a_long_secret_such_as_an_rsa_key_is_masked():
     # A 4096-bit key is about 3,200 characters; its hex form twice that.
     body = base64.b64encode(bytes(range(256)) * 9).decode()
-    key = "\n".join(["-----BEGIN RSA PRIVATE KEY-----", *(body[i:i + 64] for i in range(0, len(body), 64)), "-----END RSA PRIVATE KEY-----"])
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    key = "\n".join(["-----BEGIN RSA PRIVATE KEY-----", *lines, "-----END RSA PRIVATE KEY-----"])
     masker = Masker([key])
     assert masker.mask(f"key: {key}") == "key: ********"
     assert masker.mask(key.encode().hex()) == MASK
