@@ -23,6 +23,7 @@ from tasks import charts
 from tasks.clouds import name_cloud
 from tasks.filters import MyTaskFilter, TaskFilter
 from tasks.forms import TaskEditor
+from tasks.masking import shown_masker
 from tasks.models import Task
 from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
 from tasks.preview import preview
@@ -98,7 +99,7 @@ def _controls(request: HttpRequest, states: set[str]) -> dict:
 def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTable]:
     # Both ordered by id only and lazily paginated: no COUNT(*) over the history.
     runs = RunTable(task.runs.select_related("started_by").order_by("-id"), prefix="runs-")
-    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), prefix="files-")
+    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), masker=shown_masker(task), prefix="files-")
     for table in (runs, files):
         RequestConfig(request, paginate={"per_page": HISTORY_PAGE_SIZE, "paginator_class": LazyPaginator}).configure(table)
     return runs, files
