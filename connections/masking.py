@@ -35,7 +35,7 @@ import html
 import json
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -187,3 +187,38 @@ def masker_for(connections: Iterable[Connection | None] = (), sensitive_values: 
     Raises SecretError when a secret of one of the connections cannot be decrypted.
     """
     return Masker([*courier_secrets(), *connection_secrets(connections), *sensitive_values])
+
+
+# Query or fragment keys that carry credentials: token, private_token, access_token, key, api_key,
+# client_secret, X-Amz-Signature, X-Amz-Credential, … (not "monkey" or "keys").
+CREDENTIAL_KEY = re.compile(
+    r"token|(?:^|[_.\-])(?:key|apikey|secret|password|passwd|passphrase|pwd|pass|sig|signature|auth|credentials?)$",
+    re.IGNORECASE,
+)
+
+
+def mask_url(url: str) -> str:
+    """The URL with the values of credential-like query/fragment keys and any user info masked; the rest kept as written."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    fragment = _masked_pairs(parts.fragment) if "=" in parts.fragment else parts.fragment
+    return urlunsplit((parts.scheme, _masked_userinfo(parts.netloc), parts.path, _masked_pairs(parts.query), fragment))
+
+
+def _masked_userinfo(netloc: str) -> str:
+    if "@" not in netloc:
+        return netloc
+    userinfo, _, host = netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    # A user name alone is often a token itself (https://<token>@github.com/…).
+    return f"{user}:{MASK}@{host}" if colon else f"{MASK}@{host}"
+
+
+def _masked_pairs(text: str) -> str:
+    pairs = []
+    for pair in text.split("&"):
+        key, equals, _ = pair.partition("=")
+        pairs.append(f"{key}={MASK}" if equals and CREDENTIAL_KEY.search(unquote_plus(key)) else pair)
+    return "&".join(pairs)

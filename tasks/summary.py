@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from connections.urls import mask_url
-from connections.masking import MASK
+from connections.masking import MASK, mask_url
 from tasks.code import code_location
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Notification, NotificationEvent, SourceKind, Task
 
