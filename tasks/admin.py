@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from runs import services
@@ -138,6 +139,13 @@ class TaskAdmin(admin.ModelAdmin):
         ]}),
         ("Zip and encryption", {"fields": [("zip_enabled", "zip_name"), ("gpg_key", "gpg_armor")]}),
     ]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Django honours "save as new" even where the admin offers no such button: it is a copy.
+        if request.method == "POST" and "_saveasnew" in request.POST and object_id:
+            source = self.get_object(request, unquote(object_id))
+            codeguard.refuse_copy(request.user, [source] if source else [])
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

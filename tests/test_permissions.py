@@ -456,6 +456,8 @@ CODE_CHANGES = {
                                                                  url="https://code.example.test/other.sql")),
     "admin: add a script row": admin_edit("sql", lambda data, code: new_row(data, role="processing", location="inline", text="print(1)")),
     "admin: switch SQL to an SSH command": admin_edit("sql", set_fields(source_kind="ssh", source_connection=Conn("ssh"))),
+    "admin: save a script task as new": admin_edit("script", set_fields(_saveasnew="Save as new", name="copy", source_kind="python")),
+    "admin: save a package task as new": admin_edit("package", set_fields(_saveasnew="Save as new", name="copy")),
     "admin: new task with a script row": admin_add(new_script="print(1)"),
     "admin: new task with an entry file": admin_add(processing_entry="main.py"),
     # Copies
