@@ -1,7 +1,7 @@
 """Writing code that runs is a privilege of its own (SPEC §8): which settings are code, and who may change them.
 
-Code that runs: a processing script (from any location) with its entry file
-and requirements, the script of a Python-script task, the command of an SSH
+Code that runs: a processing script (from any location) with its entry file,
+requirements and network switch, the script of a Python-script task, the command of an SSH
 source, and any code kept outside the task (SFTP/FTP/SMB, GitLab, web URL),
 SQL included. Inline SQL is not: the connection's account and read-only flag
 bound what it can do, so whoever may change a task may edit it.
@@ -27,7 +27,7 @@ from tasks.models import CodeLocation, CodeLocationKind, CodeRole, SourceKind, T
 CODE_PERMISSION = "tasks.write_code"
 CODE_SOURCE_KINDS = frozenset({SourceKind.PYTHON, SourceKind.SSH})
 LOCATION_FIELDS = ["role", "location", "text", "connection", "path", "url", "cache"]
-TASK_CODE_FIELDS = ["use_script", "processing_entry", "processing_requirements"]
+TASK_CODE_FIELDS = ["use_script", "processing_entry", "processing_requirements", "script_network"]
 
 # A code snapshot: what each piece of code is called on the page → a comparable value.
 Code = dict[str, object]
@@ -69,6 +69,8 @@ def code_of(task: Task, locations: Iterable[CodeLocation]) -> Code:
         "processing script": _location(script),
         "script entry file": _text(task.processing_entry),
         "script requirements": _text(task.processing_requirements),
+        # Not code, but the sandbox's door: whoever may not write the script may not open it either.
+        "script network access": task.script_network,
     }
 
 

@@ -202,14 +202,15 @@ def build_code_world(tmp_path, owner, odbc: str) -> CodeWorld:
         "database": factories.connection("database", name="ledger", dialect="sqlite", odbc=odbc),
         "ssh": factories.connection("ssh", name="shell", host="ssh.example.test", username="u"),
         "sftp": factories.connection("sftp", name="code-drop", host="sftp.example.test", username="u", password="pw"),
-        "web": factories.connection("web", name="raw"),
+        "web": factories.connection("web", name="raw", url="https://code.example.test/"),
         "folder": factories.connection("folder", name="outbox", folder=str(outbox)),
     }
     sql = factories.query_task(project, conns["database"], "select 1 as one", name="sql", output_name="one")
     factories.destination(sql, conns["folder"])
     script = Task.objects.create(project=project, name="script", source_kind="python", processing_requirements="tinybase")
     CodeLocation.objects.create(task=script, role=CodeRole.PROCESSING, location="inline", text="print('trusted')")
-    package = factories.query_task(project, conns["database"], "select 2 as two", name="package", processing_entry="tool/main.py")
+    package = factories.query_task(project, conns["database"], "select 2 as two", name="package", processing_entry="tool/main.py",
+                                  script_network=False)
     CodeLocation.objects.create(task=package, role=CodeRole.PROCESSING, location="sftp", connection=conns["sftp"], path="pkg/tool.zip")
     ssh = Task.objects.create(project=project, name="ssh", source_kind="ssh", source_connection=conns["ssh"])
     CodeLocation.objects.create(task=ssh, role=CodeRole.SOURCE, location="inline", text="ls -l /data")

@@ -26,7 +26,7 @@ from django.test import Client
 from django.urls import reverse
 
 from runs.models import RunStatus
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from tasks import codeguard
 from tasks.models import Task
 from tests.form_support import (
@@ -431,8 +431,9 @@ CODE_CHANGES = {
     "page: edit a package's entry file": page_edit("package", processing_entry="tool/other.py"),
     "page: move a package": page_edit("package", **{"script-path": "pkg/other.zip"}),
     "page: switch the script off": page_edit("package", use_script=""),
+    "page: open the script's network": page_edit("package", script_network="on"),
     "page: edit an SSH command": page_edit("ssh", **{"query-text": "cat /etc/shadow"}),
-    "page: point remote SQL elsewhere": page_edit("remote_sql", **{"query-url": "https://evil.example.test/q.sql"}),
+    "page: point remote SQL elsewhere": page_edit("remote_sql", **{"query-url": "https://code.example.test/elsewhere.sql"}),
     "page: bring remote SQL inline": page_edit("remote_sql", **{"query-location": "inline", "query-text": "select 9"}),
     "page: keep SQL on a web server": page_edit("sql", **{"query-location": "web", "query-connection": Conn("web"),
                                                           "query-url": "https://code.example.test/other.sql"}),
@@ -526,7 +527,7 @@ def _disabled_on_edit_page(client, task: Task) -> set[str]:
 def test_the_edit_page_shows_the_code_fields_disabled_to_whom_may_not_write_code(code_world, coders, client):
     w = code_world
     client.force_login(coders["staff_runner"])
-    script_fields = {"use_script", "processing_entry", "processing_requirements", "script-location", "script-text",
+    script_fields = {"use_script", "processing_entry", "processing_requirements", "script_network", "script-location", "script-text",
                      "script-connection", "script-path", "script-url", "script-cache"}
     # Inline SQL stays open; where it is kept does not; code kinds cannot be chosen.
     assert _disabled_on_edit_page(client, w.tasks["sql"]) == script_fields | {
