@@ -1,17 +1,19 @@
 """Writing code that runs is a privilege of its own (SPEC §8): which settings are code, and who may change them.
 
 Code that runs: a processing script (from any location) with its entry file,
-requirements and network switch, the script of a Python-script task, the command of an SSH
-source, and any code kept outside the task (SFTP/FTP/SMB, GitLab, web URL),
-SQL included. Inline SQL is not: the connection's account and read-only flag
-bound what it can do, so whoever may change a task may edit it.
+requirements and network switch, the script of a Python-script task, the
+command of an SSH source, and any code kept outside the task (SFTP/FTP/SMB,
+GitLab, web URL), SQL included. Inline SQL is not: the connection's account
+and read-only flag bound what it can do, so whoever may change a task may
+edit it.
 
 A user without the right meets two checks, both built on the rules below:
 - the forms (task pages and admin) lock the code fields: shown disabled, and
   a posted value that differs from the saved one is refused (`CodeLockMixin`);
 - what was saved is compared with what was there before (`refuse_saved_change`),
   inside the saving transaction, so a change made some other way (switching
-  the source kind, an added admin row, a copy) is refused and rolled back.
+  the source kind, an added admin row) is refused and rolled back.
+A copy of a task with code is a new task with code: refused too (`refuse_copy`).
 """
 
 from __future__ import annotations
