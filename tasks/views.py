@@ -19,7 +19,7 @@ from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
 from runs.models import Run, RunFile, RunStatus
-from tasks import charts
+from tasks import charts, codeguard
 from tasks.clouds import name_cloud
 from tasks.filters import MyTaskFilter, TaskFilter
 from tasks.forms import TaskEditor
@@ -186,6 +186,7 @@ def task_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 def _duplicate(request: HttpRequest, task: Task) -> HttpResponse:
     require(request, "tasks.add_task")
+    codeguard.refuse_copy(request.user, [task])
     copy = services.duplicate_task(task, user=request.user)
     record_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
     record(request, task, f"Duplicated as {copy.name}.")
@@ -205,7 +206,7 @@ def _editor_page(request: HttpRequest, editor: TaskEditor, title: str, crumbs) -
 def task_new(request: HttpRequest, project_pk: int) -> HttpResponse:
     require(request, "tasks.add_task")
     project = get_object_or_404(Project, pk=project_pk)
-    editor = TaskEditor(request.POST or None, instance=Task(project=project))
+    editor = TaskEditor(request.POST or None, instance=Task(project=project), user=request.user)
     if request.method == "POST" and editor.is_valid():
         task = editor.save()
         record_addition(request, task)
@@ -218,7 +219,7 @@ def task_new(request: HttpRequest, project_pk: int) -> HttpResponse:
 def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.change_task")
     task = get_object_or_404(detail_queryset(), pk=pk)
-    editor = TaskEditor(request.POST or None, instance=task)
+    editor = TaskEditor(request.POST or None, instance=task, user=request.user)
     if request.method == "POST" and editor.is_valid():
         changed = editor.changed()
         editor.save()
