@@ -124,10 +124,11 @@ BAD_PATHS = [
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("overrides", "message"), BAD_PATHS)
-def test_the_task_page_refuses_a_path_that_leaves_the_base(client, staff_runner, page_conns, overrides, message):
-    project = factories.project("Nightly", owner=staff_runner)
+def test_the_task_page_refuses_a_path_that_leaves_the_base(client, staff_coder, page_conns, overrides, message):
+    # A code path on a file server is code that runs: the user may write code.
+    project = factories.project("Nightly", owner=staff_coder)
     overrides = {k: page_conns["sftp"].pk if v == "SFTP" else v for k, v in overrides.items()}
-    client.force_login(staff_runner)
+    client.force_login(staff_coder)
     assert client.get(reverse("courier:task_new", args=[project.pk])).status_code == 200
 
     response = new_task(client, project, form_data(page_conns, **overrides))
