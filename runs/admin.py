@@ -104,7 +104,7 @@ _superusers_only_for_django_q()
 
 @admin.register(LogEntry)
 class AuditTrailAdmin(SuperuserOnly, admin.ModelAdmin):
-    """Every manual action and change, with who and when (runs/audit.py), read only."""
+    """Every manual action and change, with who and when (connections/audit.py), read only."""
 
     list_display = ["action_time", "user", "content_type", "object_repr", "action_flag", "message"]
     list_filter = ["action_flag", "content_type"]

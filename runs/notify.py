@@ -36,6 +36,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from projects.parameters import Param, ParameterError, mask, substitute
 from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, RunStatus, Stage
 from runs.pipeline.context import connection_secrets, intended_time, load_parameters
 from runs.pipeline.log import RunLogger
@@ -44,7 +45,6 @@ from runs.pipeline.redelivery import output_files
 from runs.retries import why_not
 from runs.state import next_attempt
 from tasks.models import Notification, NotificationEvent
-from tasks.parameters import Param, ParameterError, mask, substitute
 
 STAGE = Stage.NOTIFY
 LOG_TAIL = 15

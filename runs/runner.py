@@ -17,6 +17,7 @@ from collections.abc import Callable
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from projects.parameters import ParameterError
 from runs import followups
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline import delivery, output, processing, redelivery, source
@@ -26,7 +27,6 @@ from runs.pipeline.log import RunLogger
 from runs.state import claim
 from runs.ticker import Heartbeat
 from tasks.models import Task
-from tasks.parameters import ParameterError
 
 logger = logging.getLogger(__name__)
 

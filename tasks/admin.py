@@ -53,9 +53,7 @@ def run_selected(modeladmin, request, queryset):
 @admin.action(description="Duplicate the selected tasks (as disabled copies)", permissions=["add"])
 def duplicate_selected(modeladmin, request, queryset):
     for task in queryset.select_related("project"):
-        copy = services.duplicate_task(task, user=request.user)
-        modeladmin.log_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
-        modeladmin.log_change(request, task, f"Duplicated as {copy.name}.")
+        copy = services.duplicate_task(task, request.user)
         modeladmin.message_user(request, f"Made the disabled copy “{copy}”.", messages.SUCCESS)
 
 

@@ -15,20 +15,20 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_tables2 import LazyPaginator, RequestConfig
 
+from etlsite.filters import MyTaskFilter, TaskFilter
+from etlsite.pages import action_history, record, record_addition, record_deletion, render_page, require
+from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
 from runs.models import Run, RunFile, RunStatus
+from runs.preview import preview
+from runs.queries import task_rows
 from tasks import charts
 from tasks.clouds import name_cloud
-from tasks.filters import MyTaskFilter, TaskFilter
 from tasks.forms import TaskEditor
 from tasks.models import Task
-from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
-from tasks.preview import preview
-from tasks.queries import task_rows
 from tasks.summary import summary
-from tasks.tables import FileTable, RunTable, TaskTable
 
 LIST_PAGE_SIZE = 25
 HISTORY_PAGE_SIZE = 15
@@ -185,9 +185,7 @@ def task_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 def _duplicate(request: HttpRequest, task: Task) -> HttpResponse:
     require(request, "tasks.add_task")
-    copy = services.duplicate_task(task, user=request.user)
-    record_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
-    record(request, task, f"Duplicated as {copy.name}.")
+    copy = services.duplicate_task(task, request.user)
     messages.success(request, f"Made the disabled copy “{copy.name}”.")
     return redirect("courier:task_detail", pk=copy.pk)
 

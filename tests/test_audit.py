@@ -21,12 +21,12 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from connections import audit
 from connections.models import Connection
+from etlsite.pages import action_history
 from projects.models import Project
-from runs import audit
 from runs.models import Run, RunFile, RunStatus, SiteState, Trigger
 from tasks.models import Task
-from tasks.pages import action_history
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -207,6 +207,30 @@ def test_the_duplicate_made_by_an_admin_action_is_logged_as_an_addition(client, 
     client.post(reverse("admin:tasks_task_changelist"), {"action": "duplicate_selected", "_selected_action": [task.pk]})
     copy = Task.objects.exclude(pk=task.pk).get()
     logged(copy, superuser, "Duplicated from daily", started, ADDITION)
+
+
+DUPLICATES = [
+    ("task page", lambda t: (reverse("courier:task_action", args=[t.pk, "duplicate"]), {}), "task"),
+    ("task admin", lambda t: (reverse("admin:tasks_task_changelist"), {"action": "duplicate_selected", "_selected_action": [t.pk]}), "task"),
+    ("project page", lambda t: (reverse("courier:project_action", args=[t.project_id, "duplicate"]), {}), "project"),
+]
+
+
+@pytest.mark.parametrize("way, request_for, what", DUPLICATES, ids=[d[0] for d in DUPLICATES])
+def test_a_duplicate_is_logged_once_on_the_copy_and_once_on_the_original(client, superuser, task, started, way, request_for, what):
+    """duplicate_task / duplicate_project write the two lines themselves, so no caller adds a second pair."""
+    client.force_login(superuser)
+    url, data = request_for(task)
+    assert client.post(url, data).status_code == 302
+    original = task if what == "task" else task.project
+    copy = type(original).objects.exclude(pk=original.pk).get()
+    assert [(e.user_id, e.action_flag, e.get_change_message()) for e in entries(copy)] == [
+        (superuser.pk, ADDITION, f"Duplicated from {original.name} (id {original.pk}); "
+                                 + ("disabled." if what == "task" else "its tasks are disabled.")),
+    ]
+    assert [(e.user_id, e.action_flag, e.get_change_message()) for e in entries(original)] == [
+        (superuser.pk, CHANGE, f"Duplicated as {copy.name}."),
+    ]
 
 
 def test_changing_a_connection_in_the_admin_is_logged_without_its_secret(client, superuser, started):

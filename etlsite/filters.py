@@ -2,6 +2,7 @@
 
 The parameter names (`q`, `project`, `owner`, `status`, `source`, `enabled`)
 are part of the page URLs: the name clouds set `project` and `owner`.
+Part of the site's page layer, shared by the apps' pages (etlsite/pages.py).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class TaskFilter(django_filters.FilterSet):
         return queryset.filter(enabled=value == "true")
 
     def by_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        # `last_status` is the latest-run annotation of tasks/queries.py.
+        # `last_status` is the latest-run annotation of runs/queries.py.
         if value == NEVER_RUN:
             return queryset.filter(last_status__isnull=True)
         return queryset.filter(last_status=value)

@@ -12,13 +12,13 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from projects.parameters import Param, ParameterError, mask
 from runs.pipeline.context import load_parameters
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import encrypted_name, output_file_name, renamed, zip_file_name
 from tasks import sqltext
 from tasks.code import CodeError, code_location, load_text
 from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
-from tasks.parameters import Param, ParameterError, mask
 
 
 @dataclass
