@@ -34,9 +34,9 @@ MIN_CONTAINED_SECRET = 8
 
 def courier_secret_values() -> list[str]:
     """Values of Courier's own secrets as the settings hold them."""
-    values = [settings.SECRET_KEY, *settings.COURIER_SECRET_KEYS, getattr(settings, "REDIS_URL", "")]
+    values = [settings.SECRET_KEY, *settings.COURIER_SECRET_KEYS, settings.REDIS_URL]
     values += [db.get("PASSWORD", "") for db in settings.DATABASES.values()]
-    values.append(getattr(settings, "EMAIL_HOST_PASSWORD", ""))
+    values.append(settings.EMAIL_HOST_PASSWORD)
     return [v for v in values if v]
 
 
