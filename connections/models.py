@@ -89,7 +89,11 @@ class Connection(models.Model):
     odbc = SecretField("ODBC connection string", blank=True, help_text="DSN-less ODBC string, e.g. Driver={PostgreSQL Unicode};Server=…;Database=…;Uid=…;Pwd=…; Stored encrypted.")
     query_timeout = models.PositiveIntegerField("query timeout (s)", default=3600, help_text="A query running longer than this is stopped. 0 means no limit.")
     login_timeout = models.PositiveIntegerField("login timeout (s)", default=30, help_text="How long to wait for the database to accept the login.")
-    read_only = models.BooleanField("read only", default=False, help_text="Reject queries that change data (INSERT, UPDATE, DELETE, DDL).")
+    read_only = models.BooleanField("read only", default=False, help_text=(
+        "Reject queries that change data. PostgreSQL, MariaDB and SQLite sessions are made read only on the server; "
+        "SQL Server and other databases have no such setting, so Courier only refuses statements that change data "
+        "there: give their login read rights only."
+    ))
 
     # Servers (SFTP, FTP, SMB, SSH)
     host = models.CharField("host", max_length=255, blank=True, help_text="Host name or IP address of the server.")

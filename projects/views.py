@@ -21,6 +21,7 @@ from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
 from runs.queries import task_rows
+from tasks import codeguard
 from tasks.clouds import name_cloud
 
 LIST_PAGE_SIZE = 25
@@ -128,6 +129,7 @@ def project_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 def _duplicate(request: HttpRequest, project: Project) -> HttpResponse:
     require(request, "projects.add_project", "tasks.add_task")
+    codeguard.refuse_copy(request.user, project.tasks.all())
     copy = services.duplicate_project(project, request.user)
     messages.success(request, f"Made the copy “{copy.name}” with its tasks disabled.")
     return redirect("courier:project_detail", pk=copy.pk)

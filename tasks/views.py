@@ -24,9 +24,10 @@ from runs import services
 from runs.models import Run, RunFile, RunStatus
 from runs.preview import preview
 from runs.queries import task_rows
-from tasks import charts
+from tasks import charts, codeguard
 from tasks.clouds import name_cloud
 from tasks.forms import TaskEditor
+from tasks.masking import shown_masker
 from tasks.models import Task
 from tasks.summary import summary
 
@@ -98,7 +99,7 @@ def _controls(request: HttpRequest, states: set[str]) -> dict:
 def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTable]:
     # Both ordered by id only and lazily paginated: no COUNT(*) over the history.
     runs = RunTable(task.runs.select_related("started_by").order_by("-id"), prefix="runs-")
-    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), prefix="files-")
+    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), masker=shown_masker(task), prefix="files-")
     for table in (runs, files):
         RequestConfig(request, paginate={"per_page": HISTORY_PAGE_SIZE, "paginator_class": LazyPaginator}).configure(table)
     return runs, files
@@ -185,6 +186,7 @@ def task_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 def _duplicate(request: HttpRequest, task: Task) -> HttpResponse:
     require(request, "tasks.add_task")
+    codeguard.refuse_copy(request.user, [task])
     copy = services.duplicate_task(task, request.user)
     messages.success(request, f"Made the disabled copy “{copy.name}”.")
     return redirect("courier:task_detail", pk=copy.pk)
@@ -202,7 +204,7 @@ def _editor_page(request: HttpRequest, editor: TaskEditor, title: str, crumbs) -
 def task_new(request: HttpRequest, project_pk: int) -> HttpResponse:
     require(request, "tasks.add_task")
     project = get_object_or_404(Project, pk=project_pk)
-    editor = TaskEditor(request.POST or None, instance=Task(project=project))
+    editor = TaskEditor(request.POST or None, instance=Task(project=project), user=request.user)
     if request.method == "POST" and editor.is_valid():
         task = editor.save()
         record_addition(request, task)
@@ -215,7 +217,7 @@ def task_new(request: HttpRequest, project_pk: int) -> HttpResponse:
 def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.change_task")
     task = get_object_or_404(detail_queryset(), pk=pk)
-    editor = TaskEditor(request.POST or None, instance=task)
+    editor = TaskEditor(request.POST or None, instance=task, user=request.user)
     if request.method == "POST" and editor.is_valid():
         changed = editor.changed()
         editor.save()

@@ -215,14 +215,3 @@ def test_a_second_delivery_or_a_cancelled_run_is_not_run_again(sqlite_odbc, supe
     assert execute(pending.pk) is None
     pending.refresh_from_db()
     assert (pending.status, pending.started_at, pending.log_lines.filter(message__startswith="Attempt").count()) == (RunStatus.CANCELLED, None, 0)
-
-
-def test_load_demo_makes_a_project_whose_tasks_deliver_to_the_outbox(sqlite_odbc, settings, tmp_path):
-    settings.VAR_DIR = tmp_path  # sqlite_odbc: the demo reads its warehouse through the real SQLite3 driver
-    out = run_command("load_demo")
-    assert "“Demo/orders”, “Demo/orders-by-country”" in out
-    assert run_command("load_demo") == out  # safe to run again: nothing doubles
-    run_command("run_task", "Demo/orders", "--wait")
-    [delivered] = (tmp_path / "outbox").glob("orders_demo_*.csv")
-    lines = delivered.read_text().splitlines()
-    assert (lines[0], len(lines)) == ("id,customer,country,amount,ordered_at,note", 5001)

@@ -18,6 +18,7 @@ from runs.pipeline.source_ssh import run_ssh
 from runs.ticker import Ticker
 from tasks.code import CodeError, code_location, load_text
 from tasks.models import CodeRole, SourceKind
+from tasks.sqlbounds import SqlRefused, check_for
 from tasks.sqltext import SqlError, render
 
 STAGE = Stage.SOURCE
@@ -38,6 +39,9 @@ def prepared_sql(ctx: RunContext) -> list[str]:
     conn = ctx.task.source_connection
     try:
         batches = render(source_code(ctx), conn.dialect or "other", ctx.params)
+        check_for(conn, batches)  # every batch, before the first one runs
+    except SqlRefused as exc:
+        raise StageFailure(STAGE, str(exc), permanent=True) from None
     except SqlError as exc:
         raise StageFailure(STAGE, f"The query cannot be prepared: {exc}", permanent=True) from None
     if not batches:
