@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -105,11 +105,22 @@ def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTab
     return runs, files
 
 
+def _logged_run(request: HttpRequest, task: Task) -> Run | None:
+    """The run whose log Task Details shows when asked (`?run=<id>`, linked from the run's admin page)."""
+    wanted = request.GET.get("run")
+    if wanted is None:
+        return None
+    if not wanted.isdigit():
+        raise Http404("“run” must be the number of one of this task's runs.")
+    return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
+
+
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.view_task")
     task = get_object_or_404(detail_queryset(), pk=pk)
     states = set(task.runs.filter(status__in=Run.UNFINISHED).values_list("status", flat=True))
     latest = task.runs.order_by("-id").only("id", "status").first()
+    logged = _logged_run(request, task) or latest
     finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
     durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])
     run_table, file_table = _history_tables(request, task)
@@ -118,7 +129,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
         task=task, summary=summary(task), preview=preview(task), controls=_controls(request, states),
-        latest_run=latest, run_table=run_table, file_table=file_table, chart=charts.duration_chart(durations),
+        latest_run=latest, logged_run=logged, run_table=run_table, file_table=file_table, chart=charts.duration_chart(durations),
         history=action_history(task),
     )
 
