@@ -11,7 +11,9 @@ import hashlib
 import html
 import io
 import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
@@ -313,3 +315,12 @@ def test_check_connections_logs_only_the_pinning_of_a_host_key(sshd, started):
     logged(conn, system(), f"Pinned the host key ssh-ed25519 {sshd.host_key_fingerprint_sha256} of Acme/pinme", started)
     command("check_connections", "Acme/pinme")  # nothing changes the second time
     assert len(entries(conn)) == 1
+
+
+def test_connections_audit_is_the_one_writer_of_the_admin_log():
+    """Pages, services and commands of every app write through connections/audit.py (the admin's own log_change aside)."""
+    root = Path(__file__).resolve().parent.parent
+    writes = re.compile(r"\blog_actions\(|LogEntry\.objects\.(create|bulk_create)\(|\bLogEntry\(")
+    writers = sorted(str(path.relative_to(root)) for app in ("connections", "projects", "tasks", "runs", "etlsite")
+                     for path in (root / app).rglob("*.py") if writes.search(path.read_text()))
+    assert writers == ["connections/audit.py"]
