@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from connections.secrets import SecretField
+from connections.validators import validate_plain_name
 from projects.cron import CronError, validate_cron
 from projects.parameters import Param
 
@@ -31,7 +32,10 @@ class IntervalUnit(models.TextChoices):
 
 
 class Project(models.Model):
-    name = models.CharField("name", max_length=200, unique=True, help_text="Unique; commands refer to tasks as “project/task”.")
+    name = models.CharField(
+        "name", max_length=200, unique=True, validators=[validate_plain_name],
+        help_text="Unique; commands refer to tasks as “project/task”.",
+    )
     description = models.TextField("description", blank=True, help_text="What this project delivers, and to whom.")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="projects",

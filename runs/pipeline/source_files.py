@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 
 from connections.clients import ClientError, client_for
+from connections.clients.base import outside_base
 from connections.clients.remote import expand
 from connections.secrets import SecretError
 from projects.parameters import ParameterError, substitute
@@ -33,6 +34,9 @@ def remote_pattern(ctx: RunContext) -> str:
         pattern = pattern.replace("\\", "/")
     if not pattern:
         raise StageFailure(STAGE, "The task has no remote path to read.", permanent=True)
+    # Checked before connecting: a parameter's value may have carried the path out of the base folder.
+    if problem := outside_base(ctx.task.source_connection.folder, pattern):
+        raise StageFailure(STAGE, problem, permanent=True)
     return pattern
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from connections.clients.gpg import GpgError, inspect_key
 from connections.models import KIND_FIELDS, SECRET_FIELDS, Connection, ConnectionKind, Dialect, GpgKey, Organization
 from projects.models import IntervalUnit, Project, ProjectParameter
-from tasks.configuration import sections
+from tasks.configuration import schema, sections
 from tasks.configuration.reader import ConfigError, Reader
 from tasks.configuration.saving import assign, save_valid
 from tasks.models import Task, TaskParameter
@@ -74,7 +74,7 @@ class Importer:
         conn.kind = kind
         values = {}
         for field in KIND_FIELDS[kind]:
-            key = {"host": "server"}.get(field, field) if kind == "smb" else ("path" if kind == "folder" else field)
+            key = schema.connection_key(kind, field)
             value = self._connection_value(data, key, field, path)
             if field in SECRET_FIELDS and not value:
                 continue  # an export without secrets keeps the stored ones
@@ -207,6 +207,9 @@ class Importer:
 
 def import_config(data: dict) -> None:
     """Apply the whole file or nothing; raises ConfigError listing every problem."""
+    if found := schema.problems(data):
+        # Unknown keys and control characters first: nothing odd reaches the database.
+        raise ConfigError(found)
     reader = Reader()
     with transaction.atomic():
         Importer(reader).run(data)

@@ -26,6 +26,9 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {file}: {exc.strerror}.", returncode=2) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CommandError(f"{file} is not valid JSON: {exc}.", returncode=2) from None
+        except RecursionError:
+            # The parser gives up on lists or objects nested about a thousand deep; a Courier file is a few levels deep.
+            raise CommandError(f"{file} is nested too deeply to be a Courier configuration.", returncode=2) from None
         before = snapshot()
         try:
             import_config(data)
