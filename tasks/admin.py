@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.forms.models import BaseInlineFormSet
 
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from runs import services
 from runs.models import RunStatus
-from tasks.models import CodeLocation, Destination, Notification, Task, TaskParameter
+from tasks import placeholders, sqlbind
+from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Destination, Notification, SourceKind, Task, TaskParameter
+from tasks.parameters import ParameterError, parse_lines
 
 
 class TaskParameterInline(admin.TabularInline):
@@ -17,8 +20,26 @@ class TaskParameterInline(admin.TabularInline):
     verbose_name_plural = "parameters (override the project's)"
 
 
+class CodeFormSet(BaseInlineFormSet):
+    """The query's :name placeholders must each have a parameter among those saved with it (SPEC 6)."""
+
+    parameter_keys = None  # set by TaskAdmin._create_formsets: a callable, None while the rows have errors
+
+    def clean(self):
+        super().clean()
+        task, keys = self.instance, self.parameter_keys() if self.parameter_keys else None
+        if task.source_kind != SourceKind.DATABASE or keys is None:
+            return
+        for form in self.forms:
+            code = getattr(form, "cleaned_data", {})
+            if code.get("role") == CodeRole.SOURCE and code.get("location") == CodeLocationKind.INLINE and not code.get("DELETE"):
+                if problem := sqlbind.problem(code.get("text") or "", placeholders.dialect_of(task.source_connection), keys):
+                    form.add_error("text", problem)
+
+
 class CodeLocationInline(admin.StackedInline):
     model = CodeLocation
+    formset = CodeFormSet
     extra = 0
     max_num = 2
     fields = ["role", "location", "text", "connection", "path", "url", "cache", "cached_at"]
@@ -103,6 +124,27 @@ class TaskAdmin(admin.ModelAdmin):
         ]}),
         ("Zip and encryption", {"fields": [("zip_enabled", "zip_name"), ("gpg_key", "gpg_armor")]}),
     ]
+
+    def _create_formsets(self, request, obj, change):
+        # Django's one place where all inline formsets of a save are at hand: the query's
+        # formset gets the parameters saved with it (rows and pasted lines) to check against.
+        formsets, inlines = super()._create_formsets(request, obj, change)
+        rows = next(f for f in formsets if f.model is TaskParameter)
+
+        def keys() -> list[str] | None:
+            if not rows.is_valid():
+                return None
+            own = [f.cleaned_data.get("key") for f in rows.forms if f not in rows.deleted_forms]
+            try:
+                pasted = [p.key for p in parse_lines(request.POST.get("parameter_lines", ""))]
+            except ParameterError:
+                pasted = []  # the main form reports it
+            return placeholders.project_keys(obj.project if obj.project_id else None) + [k for k in own if k] + pasted
+
+        for formset in formsets:
+            if isinstance(formset, CodeFormSet):
+                formset.parameter_keys = keys
+        return formsets, inlines
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
