@@ -37,6 +37,21 @@ class CodeFormSet(BaseInlineFormSet):
                     form.add_error("text", problem)
 
 
+def parameter_keys(task: Task, rows, pasted: str) -> list[str] | None:
+    """Keys of the parameters a save leaves the task with: the project's, the rows' and the pasted lines'; None while the rows have errors."""
+    if rows is not None and not rows.is_valid():
+        return None
+    if rows is None:
+        own = [p.key for p in task.parameters.all()] if task.pk else []
+    else:
+        own = [f.cleaned_data.get("key") for f in rows.forms if f not in rows.deleted_forms]
+    try:
+        own += [p.key for p in parse_lines(pasted)]
+    except ParameterError:
+        pass  # the main form reports it
+    return placeholders.project_keys(task.project if task.project_id else None) + [k for k in own if k]
+
+
 class CodeLocationInline(admin.StackedInline):
     model = CodeLocation
     formset = CodeFormSet
@@ -129,21 +144,10 @@ class TaskAdmin(admin.ModelAdmin):
         # Django's one place where all inline formsets of a save are at hand: the query's
         # formset gets the parameters saved with it (rows and pasted lines) to check against.
         formsets, inlines = super()._create_formsets(request, obj, change)
-        rows = next(f for f in formsets if f.model is TaskParameter)
-
-        def keys() -> list[str] | None:
-            if not rows.is_valid():
-                return None
-            own = [f.cleaned_data.get("key") for f in rows.forms if f not in rows.deleted_forms]
-            try:
-                pasted = [p.key for p in parse_lines(request.POST.get("parameter_lines", ""))]
-            except ParameterError:
-                pasted = []  # the main form reports it
-            return placeholders.project_keys(obj.project if obj.project_id else None) + [k for k in own if k] + pasted
-
+        rows = next((f for f in formsets if f.model is TaskParameter), None)  # absent for a user who may not edit them
         for formset in formsets:
             if isinstance(formset, CodeFormSet):
-                formset.parameter_keys = keys
+                formset.parameter_keys = lambda: parameter_keys(obj, rows, request.POST.get("parameter_lines", ""))
         return formsets, inlines
 
     def save_related(self, request, form, formsets, change):
