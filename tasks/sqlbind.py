@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from tasks.parameters import mask
 from tasks.sqltext import (
     COMMENT, PUNCT, QUOTED, TRIVIA, WORD, Edit, SqlError, Token, assigned_variables, check_dialect,
     declaration_edits, edited, line_of, prepare, tokenize,
@@ -112,7 +113,7 @@ def _describe(found: list[Placeholder], sql: str) -> str:
 
 
 def check(sql: str, dialect: str, keys: Iterable[str]) -> list[Placeholder]:
-    """The query's placeholders; SqlError naming every one that has no parameter (or two)."""
+    """The query's placeholders; PlaceholderError naming every one without exactly one parameter."""
     dialect = check_dialect(dialect)
     tokens = tokenize(sql, dialect)
     found = placeholders(tokens)
@@ -243,9 +244,6 @@ def unused(sql: str, dialect: str, keys: Iterable[str]) -> list[str]:
     return [k for k in keys if key_name(k) not in names and k.strip().lower() not in declared]
 
 
-MASKED = "********"
-
-
 @dataclass(frozen=True)
 class Binding:
     """A marker of the prepared SQL and what it is bound to, as the preview and the log show it."""
@@ -256,10 +254,14 @@ class Binding:
     shown: str  # quoted, or masked when the parameter is sensitive
 
 
+def _shown(value: str, param: _Param) -> str:
+    return mask(value, [param]) if getattr(param, "sensitive", False) else json.dumps(value, ensure_ascii=False)
+
+
 def bindings(batches: list[Batch], params: Iterable[_Param]) -> list[Binding]:
-    sensitive = {key_name(p.key) for p in params if getattr(p, "sensitive", False)}
+    by_name = {key_name(p.key): p for p in params}
     return [
-        Binding(number, marker, name, MASKED if key_name(name) in sensitive else json.dumps(value, ensure_ascii=False))
+        Binding(number, marker, name, _shown(value, by_name[key_name(name)]))
         for number, batch in enumerate(batches, 1)
         for marker, (name, value) in enumerate(zip(batch.names, batch.values), 1)
     ]
