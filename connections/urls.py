@@ -15,16 +15,9 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple
-from urllib.parse import unquote, unquote_plus, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-MASK = "********"
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# Query or fragment keys that carry credentials: token, private_token, access_token, key, api_key,
-# client_secret, X-Amz-Signature, X-Amz-Credential, … (not "monkey" or "keys").
-CREDENTIAL_KEY = re.compile(
-    r"token|(?:^|[_.\-])(?:key|apikey|secret|password|passwd|passphrase|pwd|pass|sig|signature|auth|credentials?)$",
-    re.IGNORECASE,
-)
 AMBIGUOUS = re.compile(r"[\x00-\x20\x7f\\]")
 
 
@@ -91,36 +84,9 @@ def shown(url: str) -> str:
         parts = urlsplit(url)
         host, port = parts.hostname or "", parts.port
     except ValueError:
-        return MASK
+        return "(an unreadable URL)"
     if ":" in host:
         host = f"[{host}]"
     if port is not None:
         host = f"{host}:{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def mask_url(url: str) -> str:
-    """The URL with the values of credential-like query/fragment keys and any user info masked; the rest kept as written."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK
-    fragment = _masked_pairs(parts.fragment) if "=" in parts.fragment else parts.fragment
-    return urlunsplit((parts.scheme, _masked_userinfo(parts.netloc), parts.path, _masked_pairs(parts.query), fragment))
-
-
-def _masked_userinfo(netloc: str) -> str:
-    if "@" not in netloc:
-        return netloc
-    userinfo, _, host = netloc.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    # A user name alone is often a token itself (https://<token>@github.com/…).
-    return f"{user}:{MASK}@{host}" if colon else f"{MASK}@{host}"
-
-
-def _masked_pairs(text: str) -> str:
-    pairs = []
-    for pair in text.split("&"):
-        key, equals, _ = pair.partition("=")
-        pairs.append(f"{key}={MASK}" if equals and CREDENTIAL_KEY.search(unquote_plus(key)) else pair)
-    return "&".join(pairs)

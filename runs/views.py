@@ -21,6 +21,7 @@ from runs import reaper, services
 from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
 from runs.resend import ResendError, resend_file
 from tasks import charts
+from tasks.masking import shown_masker
 from tasks.models import Task
 from tasks.pages import action_history, record, render_page, require, require_superuser
 from tasks.queries import task_rows
@@ -72,7 +73,8 @@ def file_resend(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         failed = [d for d in deliveries if d.status == DeliveryStatus.FAILED]
         outcome = "; ".join(f"{d.target}: {d.get_status_display().lower()}" for d in deliveries)
-        (messages.error if failed else messages.success)(request, f"Resent {record_file.name}: {outcome}.")
+        shown = shown_masker(record_file.run.task).mask(f"Resent {record_file.name}: {outcome}.")
+        (messages.error if failed else messages.success)(request, shown)
     return redirect(reverse("courier:task_detail", args=[record_file.run.task_id]) + "#files")
 
 

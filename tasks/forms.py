@@ -6,6 +6,7 @@ parameters and destinations (formsets) and its two emails. Fields that do not
 apply to the chosen source, code location, output type or email are hidden in
 the browser (static/courier/task_form.js reads the `data-show-*` attributes
 that `Row` carries); the server validates with the models' own clean().
+For a user who may not write code, the code fields are locked (tasks/codeguard.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.forms.utils import ErrorDict
 
 from connections.models import Connection, ConnectionKind, GpgKey
 from projects.forms import ParameterForm
-from tasks import placeholders, sqlbind, sqlbounds
+from tasks import codeguard, placeholders, sqlbind, sqlbounds
 from tasks.models import (
     CodeLocation,
     CodeLocationKind,
@@ -124,7 +125,7 @@ OUTPUT = ["output_type", "output_name", "output_delimiter", "output_headers", "o
 PACKAGING = ["zip_enabled", "zip_name", "gpg_key", "gpg_armor"]
 
 
-class TaskForm(forms.ModelForm):
+class TaskForm(codeguard.CodeLockMixin, forms.ModelForm):
     use_script = forms.BooleanField(
         label="Run a processing script", required=False,
         help_text="After the source, run a Python script on the files (always on for a script-only task).",
@@ -182,7 +183,7 @@ CODE_SHOW = {
 CODE_FIELDS = ["location", "text", "connection", "path", "url", "cache"]
 
 
-class CodeForm(forms.ModelForm):
+class CodeForm(codeguard.CodeLockMixin, forms.ModelForm):
     connection = ConnectionChoiceField(
         queryset=connections(*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS), required=False, label="Connection",
         widget=KindSelect(), help_text=CodeLocation._meta.get_field("connection").help_text,
@@ -317,14 +318,19 @@ class NotificationForm(forms.ModelForm):
 class TaskEditor:
     """Binds, validates and saves every part of the task page in one transaction."""
 
-    def __init__(self, data=None, *, instance: Task):
-        self.task = instance
+    def __init__(self, data=None, *, instance: Task, user):
+        self.task, self.user = instance, user
         self.form = TaskForm(data, instance=instance)
         codes = {c.role: c for c in instance.code_locations.all()} if instance.pk else {}
         query_mode = "text/x-sh" if instance.source_kind == SourceKind.SSH else "text/x-sql"
         self.query = CodeForm(data, prefix="query", instance=codes.get(CodeRole.SOURCE), role=CodeRole.SOURCE, editor_mode=query_mode)
         self.script = CodeForm(data, prefix="script", instance=codes.get(CodeRole.PROCESSING), role=CodeRole.PROCESSING,
                                editor_mode="text/x-python")
+        self.code_locked = not codeguard.may_write_code(user)
+        if self.code_locked:
+            self.form.lock_code(codeguard.task_locks(instance))
+            for part in (self.query, self.script):
+                part.lock_code(codeguard.location_locks(codes.get(part.role), part.role, instance.source_kind))
         self.parameters = ParameterFormSet(data, instance=instance, prefix="param")
         self.destinations = DestinationFormSet(data, instance=instance, prefix="dest")
         notes = {n.event: n for n in instance.notifications.all()} if instance.pk else {}
@@ -449,6 +455,7 @@ class TaskEditor:
 
     @transaction.atomic
     def save(self) -> Task:
+        code_before = codeguard.saved_code(self.task.pk)
         self.task = self.form.save()
         self._save_code(self.query, self._needs_query(), CodeRole.SOURCE)
         self._save_code(self.script, self._needs_script(), CodeRole.PROCESSING)
@@ -457,6 +464,7 @@ class TaskEditor:
             formset.save()
         for form in self.emails.values():
             self._save_email(form)
+        codeguard.refuse_saved_change(self.user, code_before, self.task.pk)
         return self.task
 
     def changed(self) -> list[str]:

@@ -128,7 +128,7 @@ class Task(models.Model):
     class Meta:
         ordering = ["project__name", "name"]
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="task_unique_name_per_project")]
-        permissions = [("run_task", "Can run tasks")]
+        permissions = [("run_task", "Can run tasks"), ("write_code", "Can write code that runs")]
         verbose_name = "task"
 
     def __str__(self) -> str:

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from tasks.parameters import mask
+from connections.masking import MASK
 from tasks.sqltext import (
     COMMENT, PUNCT, QUOTED, TRIVIA, WORD, Edit, SqlError, Token, assigned_variables, check_dialect,
     declaration_edits, edited, line_of, prepare, tokenize,
@@ -255,7 +255,8 @@ class Binding:
 
 
 def _shown(value: str, param: _Param) -> str:
-    return mask(value, [param]) if getattr(param, "sensitive", False) else json.dumps(value, ensure_ascii=False)
+    # Masked by its key, however short the value (a masker leaves values that short alone).
+    return MASK if getattr(param, "sensitive", False) else json.dumps(value, ensure_ascii=False)
 
 
 def bindings(batches: list[Batch], params: Iterable[_Param]) -> list[Binding]:

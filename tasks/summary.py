@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from connections.urls import mask_url
+from connections.masking import MASK, mask_url
 from tasks.code import code_location
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Notification, NotificationEvent, SourceKind, Task
 
 Section = tuple[str, list[tuple[str, str]]]
-MASK = "********"
 
 
 def _yes(flag: bool, yes: str, no: str) -> str:

@@ -49,8 +49,8 @@ def text_of(page) -> str:
 # --- the task page ------------------------------------------------------------------
 
 
-def test_the_task_form_refuses_a_placeholder_without_a_parameter_and_saves_it_with_one(client, staff_runner, project, conns):
-    client.force_login(staff_runner)
+def test_the_task_form_refuses_a_placeholder_without_a_parameter_and_saves_it_with_one(client, staff_coder, project, conns):
+    client.force_login(staff_coder)
     assert client.get(reverse("courier:task_new", args=[project.pk])).status_code == 200
     data = form_data(conns, **{"query-text": QUERY})
     response = new_task(client, project, data)
@@ -64,10 +64,10 @@ def test_the_task_form_refuses_a_placeholder_without_a_parameter_and_saves_it_wi
     assert response["Location"] == reverse("courier:task_detail", args=[task.pk])
 
 
-def test_removing_the_parameter_a_placeholder_uses_is_refused(client, staff_runner, project, conns):
+def test_removing_the_parameter_a_placeholder_uses_is_refused(client, staff_coder, project, conns):
     task = factories.query_task(project, conns["db"], QUERY)
     country = TaskParameter.objects.create(task=task, key="country", value="NL")
-    client.force_login(staff_runner)
+    client.force_login(staff_coder)
     data = form_data(conns, **{"query-text": QUERY, "param-TOTAL_FORMS": "1", "param-INITIAL_FORMS": "1",
                                "param-0-id": country.pk, "param-0-key": "country", "param-0-entered_value": "NL",
                                "param-0-DELETE": "on"})
@@ -76,10 +76,10 @@ def test_removing_the_parameter_a_placeholder_uses_is_refused(client, staff_runn
     assert task.parameters.filter(key="country").exists()
 
 
-def test_the_task_form_warns_of_parameters_the_query_does_not_use(client, staff_runner, project, conns):
+def test_the_task_form_warns_of_parameters_the_query_does_not_use(client, staff_coder, project, conns):
     task = factories.query_task(project, conns["db"], "SELECT * FROM sales WHERE country = '{country}'")
     TaskParameter.objects.create(task=task, key="{country}", value="NL")
-    client.force_login(staff_runner)
+    client.force_login(staff_coder)
     page = client.get(reverse("courier:task_edit", args=[task.pk]))
     warning = re.search(r'<p class="warning-note sql-unused">(.*?)</p>', page.content.decode(), re.S)
     assert warning, "no unused-parameter warning on the form"

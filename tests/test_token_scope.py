@@ -199,9 +199,9 @@ def page_conns():
             "gitlab": factories.connection("gitlab", url="https://gitlab.example.test", token=GITLAB_TOKEN)}
 
 
-def test_the_task_page_refuses_a_web_url_outside_the_base(client, staff_runner, page_conns):
-    project = factories.project("Nightly", owner=staff_runner)
-    client.force_login(staff_runner)
+def test_the_task_page_refuses_a_web_url_outside_the_base(client, staff_coder, page_conns):
+    project = factories.project("Nightly", owner=staff_coder)
+    client.force_login(staff_coder)
     data = form_data(page_conns, **{"query-location": "web", "query-connection": page_conns["web"].pk,
                                     "query-url": "https://evil.example.test/acme/q.sql"})
     errors = errors_of(new_task(client, project, data))
@@ -213,9 +213,9 @@ def test_the_task_page_refuses_a_web_url_outside_the_base(client, staff_runner, 
     assert new_task(client, project, data).status_code == 302
 
 
-def test_the_task_page_refuses_a_gitlab_package_on_another_host(client, staff_runner, page_conns):
-    project = factories.project("Nightly", owner=staff_runner)
-    client.force_login(staff_runner)
+def test_the_task_page_refuses_a_gitlab_package_on_another_host(client, staff_coder, page_conns):
+    project = factories.project("Nightly", owner=staff_coder)
+    client.force_login(staff_coder)
     data = form_data(page_conns, source_kind="python", processing_entry="main.py", use_script="on",
                      **{"script-location": "gitlab", "script-connection": page_conns["gitlab"].pk,
                         "script-url": "https://other.example.test/team/job.git"})

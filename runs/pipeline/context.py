@@ -10,7 +10,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-from connections.models import SECRET_FIELDS
 from runs.models import Run, RunFile
 from runs.pipeline.log import RunLogger
 from tasks.models import Task
@@ -39,10 +38,6 @@ class RunContext:
     rows: int | None = None
     delivery_errors: list[Exception] = field(default_factory=list)
 
-    @property
-    def sensitive_values(self) -> list[str]:
-        return [p.value for p in self.params if p.sensitive]
-
 
 def intended_time(run: Run, task: Task) -> datetime:
     """The run's intended time in the project's zone: dates in names come from it."""
@@ -53,16 +48,6 @@ def load_parameters(task: Task, at: datetime) -> list[Param]:
     project = [p.as_param() for p in task.project.parameters.all()]
     own = [p.as_param() for p in task.parameters.all()]
     return resolve(merge(project, own), at)
-
-
-def connection_secrets(task: Task) -> list[str]:
-    """Every secret of every connection the task uses, so the log can mask them."""
-    connections = [task.source_connection, *(d.connection for d in task.destinations.all())]
-    connections += [c.connection for c in task.code_locations.all()]
-    values = []
-    for conn in filter(None, connections):
-        values += [getattr(conn, name) for name in SECRET_FIELDS]
-    return values
 
 
 def make_workdir(run: Run) -> Path:
