@@ -154,6 +154,20 @@ COURIER_RETENTION_KEEP = env.int("COURIER_RETENTION_KEEP", default=10)
 COURIER_FETCH_BATCH = env.int("COURIER_FETCH_BATCH", default=5000)
 COURIER_ROWCOUNT_SECONDS = env.float("COURIER_ROWCOUNT_SECONDS", default=2.0)
 
+# A running run writes its heartbeat this often, from a side thread (runs/ticker.py); the
+# reaper fails a running run whose heartbeat is older than COURIER_REAP_AFTER_SECONDS
+# ("worker lost") and gives it the follow-ups of any failure (runs/reaper.py, SPEC §11).
+COURIER_HEARTBEAT_SECONDS = env.float("COURIER_HEARTBEAT_SECONDS", default=15.0)
+COURIER_REAP_AFTER_SECONDS = env.float("COURIER_REAP_AFTER_SECONDS", default=150.0)
+if COURIER_HEARTBEAT_SECONDS <= 0:
+    raise ImproperlyConfigured(f"COURIER_HEARTBEAT_SECONDS must be more than 0, not {COURIER_HEARTBEAT_SECONDS:g}.")
+if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
+    # One late beat (a busy database) must not get a live run failed.
+    raise ImproperlyConfigured(
+        f"COURIER_REAP_AFTER_SECONDS ({COURIER_REAP_AFTER_SECONDS:g}) must be at least twice "
+        f"COURIER_HEARTBEAT_SECONDS ({COURIER_HEARTBEAT_SECONDS:g})."
+    )
+
 # The longest a run may take; django-q2's own limits are derived from it so
 # that the broker never redelivers a run that is still working (SPEC §11).
 COURIER_MAX_RUN_MINUTES = env.int("COURIER_MAX_RUN_MINUTES", default=360)

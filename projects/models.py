@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from connections.secrets import SecretField
+from projects.cron import CronError, validate_cron
+from projects.parameters import Param
 
 
 def validate_time_zone(value: str) -> None:
@@ -77,8 +79,6 @@ class Project(models.Model):
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             errors["end_at"] = "“Active until” must be after “active from”."
         if self.cron:
-            from projects.cron import CronError, validate_cron
-
             try:
                 validate_cron(self.cron)
             except CronError as exc:
@@ -120,9 +120,7 @@ class ParameterBase(models.Model):
         else:
             self.value, self.secret_value = value, ""
 
-    def as_param(self):
-        from tasks.parameters import Param
-
+    def as_param(self) -> Param:
         return Param(self.key, self.clear_value, self.sensitive)
 
 

@@ -13,11 +13,11 @@ from django.contrib.admin.utils import unquote
 from django.forms.models import BaseInlineFormSet
 
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
+from projects.parameters import ParameterError, parse_lines
 from runs import services
 from runs.models import RunStatus
 from tasks import codeguard, placeholders, sqlbind
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Destination, Notification, SourceKind, Task, TaskParameter
-from tasks.parameters import ParameterError, parse_lines
 
 
 class TaskParameterInline(admin.TabularInline):
@@ -124,9 +124,7 @@ def duplicate_selected(modeladmin, request, queryset):
     tasks = list(queryset.select_related("project"))
     codeguard.refuse_copy(request.user, tasks)
     for task in tasks:
-        copy = services.duplicate_task(task, user=request.user)
-        modeladmin.log_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
-        modeladmin.log_change(request, task, f"Duplicated as {copy.name}.")
+        copy = services.duplicate_task(task, request.user)
         modeladmin.message_user(request, f"Made the disabled copy “{copy}”.", messages.SUCCESS)
 
 

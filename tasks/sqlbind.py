@@ -34,8 +34,21 @@ from typing import Protocol
 
 from connections.masking import MASK
 from tasks.sqltext import (
-    COMMENT, PUNCT, QUOTED, TRIVIA, WORD, Edit, SqlError, Token, assigned_variables, check_dialect,
-    declaration_edits, edited, line_of, prepare, tokenize,
+    COMMENT,
+    PUNCT,
+    QUOTED,
+    TRIVIA,
+    WORD,
+    Edit,
+    SqlError,
+    Token,
+    assigned_variables,
+    check_dialect,
+    declaration_edits,
+    edited,
+    line_of,
+    prepare,
+    tokenize,
 )  # fmt: skip
 
 __all__ = ["Batch", "Binding", "Placeholder", "PlaceholderError", "bind", "bindings", "bound_summary", "key_name", "problem", "unused"]
@@ -68,7 +81,7 @@ class Batch:
     values: tuple[str, ...] = ()
 
 
-class _Param(Protocol):  # tasks.parameters.Param
+class _Param(Protocol):  # projects.parameters.Param
     key: str
     value: str
 

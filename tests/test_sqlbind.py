@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.parameters import Param
+from projects.parameters import Param
 from tasks.sqlbind import Batch, PlaceholderError, bind, bindings, bound_summary, problem, unused
 from tasks.sqltext import NOCOUNT, SqlError
 

@@ -6,8 +6,7 @@ import time
 
 from django.conf import settings
 
-from connections.clients import ClientError
-from connections.clients import odbc
+from connections.clients import ClientError, odbc
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
@@ -18,8 +17,8 @@ from runs.pipeline.source_ssh import run_ssh
 from runs.ticker import Ticker
 from tasks.code import CodeError, code_location, load_text
 from tasks.models import CodeRole, SourceKind
-from tasks.sqlbounds import SqlRefused, check_for
 from tasks.sqlbind import Batch, bind, bindings, bound_summary
+from tasks.sqlbounds import SqlRefused, check_for
 from tasks.sqltext import SqlError
 
 STAGE = Stage.SOURCE

@@ -12,12 +12,12 @@ import posixpath
 from connections.clients import ClientError, client_for
 from connections.clients.remote import expand
 from connections.secrets import SecretError
+from projects.parameters import ParameterError, substitute
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import numbered
 from runs.pipeline.redelimit import redelimit
-from tasks.parameters import ParameterError, substitute
 
 STAGE = Stage.SOURCE
 

@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from runs import audit
+from connections import audit
 from tasks.configuration.changes import changes, snapshot
 from tasks.configuration.importer import import_config
 from tasks.configuration.reader import ConfigError
