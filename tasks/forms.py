@@ -395,7 +395,7 @@ class TaskEditor:
         """
         sql = self._inline_sql() if parameters_valid else None
         problem = None if sql is None else sqlbind.problem(sql, self._dialect(), self._parameter_keys())
-        if problem and problem not in self.query.errors.get("text", []):
+        if problem:
             self.query.add_error("text", problem)
         return problem is None
 

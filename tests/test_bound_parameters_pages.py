@@ -55,6 +55,7 @@ def test_the_task_form_refuses_a_placeholder_without_a_parameter_and_saves_it_wi
     data = form_data(conns, **{"query-text": QUERY})
     response = new_task(client, project, data)
     assert MISSING in [html.unescape(e) for e in errors_of(response)]
+    assert html.unescape(response.content.decode()).count(MISSING) == 1
     assert not Task.objects.exists()
     # The project gives :start; a task row gives :country.
     response = new_task(client, project, {**data, "param-1-key": "country", "param-1-entered_value": "NL", "param-1-sensitive": ""})
