@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from runs import followups
+from runs import followups, state
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline.log import RunLogger
 
@@ -45,12 +45,10 @@ def reap(now: datetime | None = None, stale_after: timedelta | None = None) -> l
         message = (f"Worker lost: {run.worker or 'its worker'} gave no sign of life since "
                    f"{timezone.localtime(seen):%Y-%m-%d %H:%M:%S %Z}; the run was stopped without finishing.")
         # Only if nothing changed since we looked: a late heartbeat or finish wins.
-        changed = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at).update(
-            status=RunStatus.FAILED, finished_at=now, error=message, error_stage=Stage.FINISH, permanent=False,
-        )
+        changed = state.move(run, RunStatus.FAILED, only_if={"status": RunStatus.RUNNING, "heartbeat_at": run.heartbeat_at},
+                             finished_at=now, error=message, error_stage=Stage.FINISH, permanent=False)
         if not changed:
             continue
-        run.refresh_from_db()
         log = RunLogger(run)
         log.error(Stage.FINISH, message)
         followups.after_run(run, log)

@@ -8,7 +8,7 @@ wrapper) and is written to the admin log.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -21,7 +21,7 @@ from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
-from runs.models import Run, RunFile, RunStatus
+from runs.models import LatestRun, Run, RunFile, RunStatus
 from runs.preview import preview
 from runs.queries import task_rows
 from tasks import charts, codeguard
@@ -115,11 +115,24 @@ def _logged_run(request: HttpRequest, task: Task) -> Run | None:
     return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
 
 
+def _with_run_states(tasks: QuerySet[Task]) -> QuerySet[Task]:
+    """The latest run joined, and whether a run is running or a retry waits, in the task's own query."""
+    active = {status: Exists(Run.objects.filter(task=OuterRef("pk"), status=status)) for status in (RunStatus.RUNNING, RunStatus.RETRY_SCHEDULED)}
+    return tasks.select_related("latest_run__run").annotate(has_running=active[RunStatus.RUNNING], has_retry=active[RunStatus.RETRY_SCHEDULED])
+
+
+def _latest_run(task: Task) -> Run | None:
+    try:
+        return task.latest_run.run
+    except LatestRun.DoesNotExist:
+        return None
+
+
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.view_task")
-    task = get_object_or_404(detail_queryset(), pk=pk)
-    states = set(task.runs.filter(status__in=Run.UNFINISHED).values_list("status", flat=True))
-    latest = task.runs.order_by("-id").only("id", "status").first()
+    task = get_object_or_404(_with_run_states(detail_queryset()), pk=pk)
+    states = {status for status, found in ((RunStatus.RUNNING, task.has_running), (RunStatus.RETRY_SCHEDULED, task.has_retry)) if found}
+    latest = _latest_run(task)
     logged = _logged_run(request, task) or latest
     finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
     durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])
