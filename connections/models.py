@@ -53,7 +53,7 @@ class Dialect(models.TextChoices):
 # Which fields each kind uses (beyond name, organization and kind); the admin
 # and the config format read this, and clean() enforces the required ones.
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
-    ConnectionKind.DATABASE: ("dialect", "odbc", "query_timeout", "login_timeout", "read_only"),
+    ConnectionKind.DATABASE: ("dialect", "odbc", "query_timeout", "login_timeout", "read_only", "copy_export"),
     ConnectionKind.SFTP: ("host", "port", "folder", "username", "password", "private_key", "key_passphrase", "host_key"),
     ConnectionKind.FTP: ("host", "port", "folder", "username", "password", "tls"),
     ConnectionKind.SMB: ("host", "port", "share", "folder", "domain", "username", "password"),
@@ -100,6 +100,11 @@ class Connection(models.Model):
         "Reject queries that change data. PostgreSQL, MariaDB and SQLite sessions are made read only on the server; "
         "SQL Server and other databases have no such setting, so Courier only refuses statements that change data "
         "there: give their login read rights only."
+    ))
+    copy_export = models.BooleanField("fast PostgreSQL export (COPY)", default=True, help_text=(
+        "PostgreSQL with CSV or delimited text output: read the result through the server's COPY, several times "
+        "faster, where it gives exactly the bytes the ODBC driver would; the run log says when it cannot. "
+        "Switch off to always read through ODBC."
     ))
 
     # Servers (SFTP, FTP, SMB, SSH)

@@ -8,6 +8,7 @@ from django.conf import settings
 
 from connections.clients import ClientError, odbc
 from runs.models import Stage
+from runs.pipeline import pgcopy
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import open_writer
@@ -58,8 +59,20 @@ def run_database(ctx: RunContext) -> None:
     ctx.log.info(STAGE, f"Running the query on {conn} ({len(batches)} batch{'es' if len(batches) > 1 else ''}).")
     if bound := bindings(batches, ctx.params):
         ctx.log.info(STAGE, f"Bound as text: {bound_summary(bound)}.")
-    writer_box = []
     counter = LiveRowCount(ctx, settings.COURIER_ROWCOUNT_SECONDS)
+    with counter:
+        rows = pgcopy.export(ctx, batches, path, counter, batch=settings.COURIER_FETCH_BATCH)
+        if rows is None:
+            rows = _export_odbc(ctx, batches, path, counter)
+    ctx.rows = rows
+    ctx.log.info(STAGE, f"The query returned {rows} row{'s' if rows != 1 else ''}.")
+    if rows == 0 and ctx.task.source_fail_on_empty:
+        raise StageFailure(STAGE, "The query returned no rows, and the task is set to fail when that happens.", permanent=False)
+    ctx.files.append(LocalFile(path=path, name=name, rows=rows))
+
+
+def _export_odbc(ctx: RunContext, batches: list[Batch], path, counter: LiveRowCount) -> int:
+    writer_box = []
 
     def sink(columns, row_batches):
         writer = open_writer(ctx.task, path, columns)
@@ -70,9 +83,8 @@ def run_database(ctx: RunContext) -> None:
             counter.update(writer.rows)
 
     try:
-        with counter:
-            found = odbc.run_query(conn, [b.sql for b in batches], sink, batch=settings.COURIER_FETCH_BATCH,
-                                   values=[b.values for b in batches])
+        found = odbc.run_query(ctx.task.source_connection, [b.sql for b in batches], sink, batch=settings.COURIER_FETCH_BATCH,
+                               values=[b.values for b in batches])
     except ClientError as exc:
         raise StageFailure(STAGE, str(exc), permanent=exc.permanent) from None
     finally:
@@ -80,12 +92,7 @@ def run_database(ctx: RunContext) -> None:
             writer.close()
     if not found:
         raise StageFailure(STAGE, "The query returned no result set (only row counts); nothing to export.", permanent=True)
-    rows = writer_box[0].rows
-    ctx.rows = rows
-    ctx.log.info(STAGE, f"The query returned {rows} row{'s' if rows != 1 else ''}.")
-    if rows == 0 and ctx.task.source_fail_on_empty:
-        raise StageFailure(STAGE, "The query returned no rows, and the task is set to fail when that happens.", permanent=False)
-    ctx.files.append(LocalFile(path=path, name=name, rows=rows))
+    return writer_box[0].rows
 
 
 class LiveRowCount:

@@ -88,7 +88,7 @@ class Importer:
             return self.r.number(data, key, path, default=None if field == "port" else Connection._meta.get_field(field).default, nullable=field == "port")
         if field in ("read_only", "tls"):
             return self.r.flag(data, key, path)
-        if field == "verify_tls":
+        if field in ("verify_tls", "copy_export"):
             return self.r.flag(data, key, path, default=True)
         if field == "dialect":
             return self.r.choice(data, key, path, Dialect.values, default="other", what="dialect")
