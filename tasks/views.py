@@ -115,10 +115,13 @@ def _logged_run(request: HttpRequest, task: Task) -> Run | None:
     return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
 
 
+def _has_run(status: str) -> Exists:
+    return Exists(Run.objects.filter(task=OuterRef("pk"), status=status))
+
+
 def _with_run_states(tasks: QuerySet[Task]) -> QuerySet[Task]:
     """The latest run joined, and whether a run is running or a retry waits, in the task's own query."""
-    active = {status: Exists(Run.objects.filter(task=OuterRef("pk"), status=status)) for status in (RunStatus.RUNNING, RunStatus.RETRY_SCHEDULED)}
-    return tasks.select_related("latest_run__run").annotate(has_running=active[RunStatus.RUNNING], has_retry=active[RunStatus.RETRY_SCHEDULED])
+    return tasks.select_related("latest_run__run").annotate(has_running=_has_run(RunStatus.RUNNING), has_retry=_has_run(RunStatus.RETRY_SCHEDULED))
 
 
 def _latest_run(task: Task) -> Run | None:
@@ -131,7 +134,9 @@ def _latest_run(task: Task) -> Run | None:
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.view_task")
     task = get_object_or_404(_with_run_states(detail_queryset()), pk=pk)
-    states = {status for status, found in ((RunStatus.RUNNING, task.has_running), (RunStatus.RETRY_SCHEDULED, task.has_retry)) if found}
+    states = {RunStatus.RUNNING} if task.has_running else set()
+    if task.has_retry:
+        states.add(RunStatus.RETRY_SCHEDULED)
     latest = _latest_run(task)
     logged = _logged_run(request, task) or latest
     finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
