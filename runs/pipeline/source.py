@@ -7,8 +7,8 @@ import time
 from django.conf import settings
 
 from connections.clients import ClientError, odbc
+from connections.models import Dialect
 from runs.models import Stage
-from runs.pipeline import pgcopy
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import open_writer
@@ -61,7 +61,7 @@ def run_database(ctx: RunContext) -> None:
         ctx.log.info(STAGE, f"Bound as text: {bound_summary(bound)}.")
     counter = LiveRowCount(ctx, settings.COURIER_ROWCOUNT_SECONDS)
     with counter:
-        rows = pgcopy.export(ctx, batches, path, counter, batch=settings.COURIER_FETCH_BATCH)
+        rows = _export_copy(ctx, batches, path, counter)
         if rows is None:
             rows = _export_odbc(ctx, batches, path, counter)
     ctx.rows = rows
@@ -69,6 +69,17 @@ def run_database(ctx: RunContext) -> None:
     if rows == 0 and ctx.task.source_fail_on_empty:
         raise StageFailure(STAGE, "The query returned no rows, and the task is set to fail when that happens.", permanent=False)
     ctx.files.append(LocalFile(path=path, name=name, rows=rows))
+
+
+def _export_copy(ctx: RunContext, batches: list[Batch], path, counter: LiveRowCount) -> int | None:
+    """The PostgreSQL COPY fast path (runs/pipeline/pgcopy.py), or None where it does not apply."""
+    if ctx.task.source_connection.dialect != Dialect.POSTGRESQL:
+        return None
+    # Late import: the fast path loads psycopg and libpq (0.15 s), which no other source needs:
+    # every worker and `run_task --wait` would pay it at start-up (issue 20).
+    from runs.pipeline import pgcopy
+
+    return pgcopy.export(ctx, batches, path, counter, batch=settings.COURIER_FETCH_BATCH)
 
 
 def _export_odbc(ctx: RunContext, batches: list[Batch], path, counter: LiveRowCount) -> int:
