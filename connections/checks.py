@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from connections.clients import ClientError, client_for
+from connections.clients import ClientError
 from connections.clients.ssh_transport import UnpinnedHostKey
 from connections.host_keys import pending_line
+from connections.kinds import client_for
 from connections.models import SECRET_FIELDS, Connection
 from connections.secrets import SecretError
 
@@ -50,7 +51,7 @@ def _masked(conn: Connection, text: str) -> str:
 def _run(conn: Connection) -> tuple[bool, str, str]:
     """Whether the test passed, what it said, and the host key it read from an unpinned server."""
     try:
-        return True, client_for(conn.kind).test(conn), ""
+        return True, client_for(conn).test(), ""
     except UnpinnedHostKey as exc:
         return False, str(exc), pending_line(exc)
     except ClientError as exc:

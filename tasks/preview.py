@@ -12,12 +12,13 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from connections.kinds import Reads
 from runs.pipeline.context import load_parameters
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import encrypted_name, output_file_name, renamed, zip_file_name
 from tasks import sqltext
 from tasks.code import CodeError, code_location, load_text
-from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
+from tasks.models import CodeLocationKind, CodeRole, Task
 from tasks.parameters import Param, ParameterError, mask
 
 
@@ -64,7 +65,7 @@ def sql_preview(task: Task, params: list[Param], fetch: bool = False) -> tuple[s
 
 def _made_name(task: Task, params: list[Param], at: datetime) -> str | None:
     """The name of the file the task makes, or None when files keep their source names."""
-    table_output = task.source_kind == SourceKind.DATABASE or (task.source_kind == SourceKind.SSH and task.source_stdout_as_file)
+    table_output = task.source_reads == Reads.QUERY or (task.source_reads == Reads.COMMAND and task.source_stdout_as_file)
     if table_output:
         return output_file_name(task, params, at)
     if task.output_name:
@@ -93,7 +94,7 @@ def preview(task: Task, at: datetime | None = None, *, fetch: bool = False) -> P
     except ParameterError as exc:
         result.errors.append(f"The parameters cannot be read: {exc}")
         return result
-    if task.source_kind == SourceKind.DATABASE:
+    if task.source_reads == Reads.QUERY:
         try:
             result.sql, result.sql_note = sql_preview(task, params, fetch)
         except (sqltext.SqlError, CodeError) as exc:

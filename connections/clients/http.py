@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from connections.clients.base import ClientError
+from connections.clients.base import Client, ClientError
 
 TIMEOUT = (10, 60)  # connect, and each read
 MAX_BYTES = 20 * 1024 * 1024  # a query or script, not a data file
@@ -203,5 +203,19 @@ def check_web(conn) -> str:
     return f"Fetched {len(urls)} URL(s) that use this connection: {', '.join(shown(u) for u in urls)}."
 
 
-def test(conn) -> str:
-    return check_gitlab(conn) if conn.kind == "gitlab" else check_web(conn)
+class GitLabClient(Client):
+    def test(self) -> str:
+        return check_gitlab(self.conn)
+
+    def fetch(self, url: str, path: str = "") -> bytes:
+        return fetch_gitlab(self.conn, url, path)
+
+
+class WebClient(Client):
+    """Also made without a connection (None), for a public URL fetched without a token."""
+
+    def test(self) -> str:
+        return check_web(self.conn)
+
+    def fetch(self, url: str, path: str = "") -> bytes:
+        return fetch_web(url, self.conn)

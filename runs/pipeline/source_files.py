@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import posixpath
 
-from connections.clients import ClientError, client_for
+from connections.clients import ClientError
+from connections.clients.base import Client
 from connections.clients.remote import expand
+from connections.kinds import client_for
 from connections.secrets import SecretError
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
@@ -21,15 +23,12 @@ from tasks.parameters import ParameterError, substitute
 STAGE = "source"
 
 
-def remote_pattern(ctx: RunContext) -> str:
+def remote_pattern(ctx: RunContext, client: Client) -> str:
     """The task's remote path with parameters and date patterns filled in (wildcards kept)."""
     try:
-        pattern = substitute(ctx.task.source_path, ctx.params, ctx.at).strip()
+        pattern = client.remote_path(substitute(ctx.task.source_path, ctx.params, ctx.at).strip())
     except ParameterError as exc:
         raise StageFailure(STAGE, f"The remote path cannot be made: {exc}", permanent=True) from None
-    if ctx.task.source_connection.kind == "smb":
-        # Windows users write share paths with backslashes.
-        pattern = pattern.replace("\\", "/")
     if not pattern:
         raise StageFailure(STAGE, "The task has no remote path to read.", permanent=True)
     return pattern
@@ -37,11 +36,12 @@ def remote_pattern(ctx: RunContext) -> str:
 
 def run_files(ctx: RunContext) -> None:
     conn = ctx.task.source_connection
-    pattern = remote_pattern(ctx)
+    client = client_for(conn)
+    pattern = remote_pattern(ctx, client)
     inbox = ctx.workdir / "in"
     inbox.mkdir(exist_ok=True)
     try:
-        with client_for(conn.kind).session(conn) as client:
+        with client:
             matches = expand(client, pattern)
             if not matches:
                 _no_match(ctx, pattern)
