@@ -125,8 +125,8 @@ def variant_django(rows: int, out: Path) -> float:
 def variant_courier(rows: int, out: Path) -> float:
     task = _courier_task(rows)
     from runs.pipeline import source
-    from runs.pipeline.runner import execute
-    from runs.services import create_run
+    from runs.runner import execute
+    from runs.state import create_run
 
     stage = {}
     real_source = source.run

@@ -10,13 +10,17 @@ part of the overhead); every later run reuses it. Each repeat measures:
 
 - plain: `<that environment's python> script.py` started by this process
   (the same interpreter and packages, without Courier);
+- plain in bwrap: the same command wrapped in the script sandbox
+  (runs/sandbox.py: namespaces, mounts) — the sandbox's own cost;
 - stage: Courier's processing stage (fetch the script, resolve the
   requirements, find the cached environment, run the script with the log
-  streamed line by line, take the returned file), timed around the stage;
+  streamed line by line, take the returned file), timed around the stage,
+  once with the sandbox (the default) and once with COURIER_SCRIPT_SANDBOX=off;
 - run: the whole run (claim, log, stages, hashing and storing the file).
 
-The overhead is the median stage time minus the median plain time.
-Prints `RESULT name=value` lines.
+The overhead is the median (sandboxed) stage time minus the median plain
+time; the sandbox's overhead is the median sandboxed stage minus the median
+unsandboxed one. Prints `RESULT name=value` lines.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ print("wrote", out)
 print([str(out)])
 """
 TARGET_S = 1.0
+SANDBOX_TARGET_S = 0.2
 
 
 def setup(wheels: Path) -> None:
@@ -93,8 +98,8 @@ class StageClock:
 
 
 def courier_run(task, clock: StageClock) -> tuple[float, float]:
-    from runs.pipeline.runner import execute
-    from runs.services import create_run
+    from runs.runner import execute
+    from runs.state import create_run
 
     run_id = create_run(task, "manual").pk
     started = time.perf_counter()
@@ -107,12 +112,27 @@ def courier_run(task, clock: StageClock) -> tuple[float, float]:
     return clock.seconds, whole
 
 
-def plain_run(python: Path, folder: Path) -> float:
+def plain_run(python: Path, folder: Path, *, sandboxed: bool = False) -> float:
+    from runs import sandbox
+
     script = folder / "script.py"
     script.write_text(SCRIPT)
+    argv = [str(python), str(script)]
+    if sandboxed:
+        argv = sandbox.command(sandbox.locate(), argv, workdir=folder, environment=python.parent.parent, network=True)
     started = time.perf_counter()
-    subprocess.run([str(python), str(script)], cwd=folder, check=True, capture_output=True)
+    subprocess.run(argv, cwd=folder, check=True, capture_output=True)
     return time.perf_counter() - started
+
+
+def unsandboxed_run(task, clock: StageClock) -> tuple[float, float]:
+    from django.conf import settings
+
+    settings.COURIER_SCRIPT_SANDBOX = "off"
+    try:
+        return courier_run(task, clock)
+    finally:
+        settings.COURIER_SCRIPT_SANDBOX = "on"
 
 
 def environment_python() -> Path:
@@ -137,15 +157,19 @@ def main() -> None:
         build_stage, build_run = courier_run(task, clock)
         print(f"first run (builds the environment): stage {build_stage:.2f} s, run {build_run:.2f} s", flush=True)
         python = environment_python()
-        plain, stage, whole = [], [], []
+        plain, boxed, stage, open_stage, whole = [], [], [], [], []
         for _ in range(args.repeat):
             plain.append(plain_run(python, work))
+            boxed.append(plain_run(python, work, sandboxed=True))
             seconds, total = courier_run(task, clock)
             stage.append(seconds)
             whole.append(total)
-        print(f"plain python script.py: median {statistics.median(plain):.3f} s (min {min(plain):.3f})")
-        print(f"processing stage:       median {statistics.median(stage):.3f} s (min {min(stage):.3f})")
-        print(f"whole run:              median {statistics.median(whole):.3f} s (min {min(whole):.3f})")
+            open_stage.append(unsandboxed_run(task, clock)[0])
+        print(f"plain python script.py:   median {statistics.median(plain):.3f} s (min {min(plain):.3f})")
+        print(f"the same, in bwrap:       median {statistics.median(boxed):.3f} s (min {min(boxed):.3f})")
+        print(f"processing stage:         median {statistics.median(stage):.3f} s (min {min(stage):.3f})")
+        print(f"stage, sandbox off:       median {statistics.median(open_stage):.3f} s (min {min(open_stage):.3f})")
+        print(f"whole run:                median {statistics.median(whole):.3f} s (min {min(whole):.3f})")
         print(f"load average after: {load()}")
     finally:
         from django.conf import settings
@@ -155,12 +179,18 @@ def main() -> None:
         if var is not None and var.name.startswith("courier-test-"):
             shutil.rmtree(var, ignore_errors=True)
     overhead = statistics.median(stage) - statistics.median(plain)
+    sandbox_overhead = statistics.median(stage) - statistics.median(open_stage)
     print(f"overhead of the stage over plain python: {overhead:.3f} s (target ≤ {TARGET_S:.0f} s)")
+    print(f"overhead of the sandbox per run: {sandbox_overhead:.3f} s (target ≤ {SANDBOX_TARGET_S} s); "
+          f"bwrap around plain python: {statistics.median(boxed) - statistics.median(plain):.3f} s")
     print(f"RESULT environment_build_s={build_stage:.2f}")
     print(f"RESULT plain_python_s={statistics.median(plain):.3f}")
     print(f"RESULT processing_stage_s={statistics.median(stage):.3f}")
     print(f"RESULT whole_run_s={statistics.median(whole):.3f}")
     print(f"RESULT processing_overhead_s={overhead:.3f}")
+    print(f"RESULT plain_python_in_bwrap_s={statistics.median(boxed):.3f}")
+    print(f"RESULT processing_stage_unsandboxed_s={statistics.median(open_stage):.3f}")
+    print(f"RESULT sandbox_overhead_s={sandbox_overhead:.3f}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import PurePosixPath
 from django.utils.module_loading import import_string
 
 from connections.clients.base import Client, ClientError
+from connections.urls import base_url_problem
 
 
 class Reads(str, Enum):
@@ -96,6 +97,11 @@ def _absolute_folder(conn) -> dict[str, str]:
     return {}
 
 
+def _plain_base_url(conn) -> dict[str, str]:
+    problem = base_url_problem(conn.url) if conn.url else ""
+    return {"url": problem} if problem else {}
+
+
 _FILE_SERVER = ("host", "port", "folder", "username", "password")
 _SSH_LOGIN = ("host", "port", "username", "password", "private_key", "key_passphrase", "host_key")
 
@@ -135,13 +141,13 @@ KINDS: dict[str, Kind] = {kind.key: kind for kind in (
         "gitlab", "GitLab", "connections.clients.http.GitLabClient",
         fields=("url", "token", "verify_tls"),
         required=("url",), secrets=("token",),
-        code=CodeUse("GitLab", "url", also=("path",)),
+        code=CodeUse("GitLab", "url", also=("path",)), check=_plain_base_url,
     ),
     Kind(
         "web", "Web URL", "connections.clients.http.WebClient",
-        fields=("header", "token", "verify_tls"),
-        secrets=("token",),
-        code=CodeUse("Web URL", "url", connection_optional=True),
+        fields=("url", "header", "token", "verify_tls"),
+        required=("url",), secrets=("token",),
+        code=CodeUse("Web URL", "url", connection_optional=True), check=_plain_base_url,
     ),
     Kind(
         "folder", "Local folder", "connections.clients.folder.FolderClient",

@@ -50,7 +50,11 @@ class Connection(models.Model):
     odbc = SecretField("ODBC connection string", blank=True, help_text="DSN-less ODBC string, e.g. Driver={PostgreSQL Unicode};Server=…;Database=…;Uid=…;Pwd=…; Stored encrypted.")
     query_timeout = models.PositiveIntegerField("query timeout (s)", default=3600, help_text="A query running longer than this is stopped. 0 means no limit.")
     login_timeout = models.PositiveIntegerField("login timeout (s)", default=30, help_text="How long to wait for the database to accept the login.")
-    read_only = models.BooleanField("read only", default=False, help_text="Reject queries that change data (INSERT, UPDATE, DELETE, DDL).")
+    read_only = models.BooleanField("read only", default=False, help_text=(
+        "Reject queries that change data. PostgreSQL, MariaDB and SQLite sessions are made read only on the server; "
+        "SQL Server and other databases have no such setting, so Courier only refuses statements that change data "
+        "there: give their login read rights only."
+    ))
 
     # Servers (SFTP, FTP, SMB, SSH)
     host = models.CharField("host", max_length=255, blank=True, help_text="Host name or IP address of the server.")
@@ -78,7 +82,11 @@ class Connection(models.Model):
     tls = models.BooleanField("use TLS (FTPS)", default=False, help_text="Explicit FTPS: AUTH TLS on the control connection and a protected data channel.")
 
     # Code hosts
-    url = models.URLField("base URL", max_length=1000, blank=True, help_text="GitLab instance URL, e.g. https://gitlab.example.com.")
+    url = models.URLField(
+        "base URL", max_length=1000, blank=True,
+        help_text="GitLab: the instance's URL, e.g. https://gitlab.example.com; its token goes only to this host. "
+                  "Web: e.g. https://raw.githubusercontent.com/acme/; its token is sent only to URLs under it.",
+    )
     header = models.CharField("token header", max_length=100, blank=True, help_text="HTTP header that carries the token, e.g. Authorization.")
     token = SecretField("token", blank=True, help_text="API or access token. Stored encrypted.")
     verify_tls = models.BooleanField("verify TLS", default=True, help_text="Check the server's certificate. Switch off only for an internal server with a private CA.")

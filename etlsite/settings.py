@@ -127,6 +127,14 @@ COURIER_WORK_DIR = Path(env.str("COURIER_WORK_DIR", default=str(VAR_DIR / "work"
 COURIER_VENV_DIR = Path(env.str("COURIER_VENV_DIR", default=str(VAR_DIR / "venvs")))
 COURIER_PIP_OPTIONS = shlex.split(env.str("COURIER_PIP_OPTIONS", default=""))
 COURIER_SCRIPT_ENV_EXCLUDE = env.list("COURIER_SCRIPT_ENV_EXCLUDE", default=[])
+# Processing scripts run in a bubblewrap sandbox (SPEC §8.1); "off" runs them with
+# everything the worker may read — Courier's database and keys included. Unsafe.
+COURIER_SCRIPT_SANDBOX = env.str("COURIER_SCRIPT_SANDBOX", default="on").strip().lower()
+if COURIER_SCRIPT_SANDBOX not in ("on", "off"):
+    raise ImproperlyConfigured(f"COURIER_SCRIPT_SANDBOX must be on or off, not {COURIER_SCRIPT_SANDBOX!r}.")
+# Remote code URLs (web, GitLab, script packages) may not reach loopback, link-local or
+# unspecified addresses (this machine's own services, cloud metadata) unless this is set.
+COURIER_ALLOW_LOCAL_URLS = env.bool("COURIER_ALLOW_LOCAL_URLS", default=False)
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="courier@localhost")

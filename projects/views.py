@@ -17,6 +17,7 @@ from projects.editing import ProjectEditor
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
+from tasks import codeguard
 from tasks.clouds import name_cloud
 from tasks.filters import ProjectFilter
 from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
@@ -128,6 +129,7 @@ def project_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 def _duplicate(request: HttpRequest, project: Project) -> HttpResponse:
     require(request, "projects.add_project", "tasks.add_task")
+    codeguard.refuse_copy(request.user, project.tasks.all())
     copy = services.duplicate_project(project, user=request.user)
     record_addition(request, copy, f"Duplicated from {project.name} (id {project.pk}); its tasks are disabled.")
     record(request, project, f"Duplicated as {copy.name}.")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.urls import reverse
+from django.utils.html import format_html
 
 from connections.admin import SuperuserOnly
 from runs.models import Delivery, Run, RunFile, RunLog
+from tasks.masking import shown_masker
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -19,6 +22,16 @@ class ReadOnlyInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def shown(self, run: Run, text: str) -> str:
+        """`text` through the masker of the run's task: a file name may hold a sensitive value (SPEC §8.2).
+
+        Django makes the inlines anew for each request, so a masker is kept for one page only.
+        """
+        maskers = self.__dict__.setdefault("_maskers", {})
+        if run.task_id not in maskers:
+            maskers[run.task_id] = shown_masker(run.task)
+        return maskers[run.task_id].mask(text)
+
 
 class RunLogInline(ReadOnlyInline):
     model = RunLog
@@ -28,14 +41,36 @@ class RunLogInline(ReadOnlyInline):
 
 class RunFileInline(ReadOnlyInline):
     model = RunFile
-    fields = ["name", "size", "rows", "md5", "sha256", "stored"]
+    fields = ["file_name", "size", "rows", "md5", "sha256", "stored_at"]
     readonly_fields = fields
+
+    @admin.display(description="name")
+    def file_name(self, record: RunFile) -> str:
+        return self.shown(record.run, record.name)
+
+    @admin.display(description="stored file")
+    def stored_at(self, record: RunFile) -> str:
+        # The download link of Task Details, not the storage URL: that would carry the name unmasked.
+        link = reverse("courier:runfile_download", args=[record.pk])
+        return format_html('<a href="{}">{}</a>', link, self.shown(record.run, record.stored.name))
 
 
 class DeliveryInline(ReadOnlyInline):
     model = Delivery
-    fields = ["kind", "file", "target", "status", "at", "error"]
+    fields = ["kind", "file_name", "shown_target", "status", "at", "shown_error"]
     readonly_fields = fields
+
+    @admin.display(description="file")
+    def file_name(self, delivery: Delivery) -> str:
+        return self.shown(delivery.run, delivery.file.name) if delivery.file_id else "-"
+
+    @admin.display(description="target")
+    def shown_target(self, delivery: Delivery) -> str:
+        return self.shown(delivery.run, delivery.target)
+
+    @admin.display(description="error")
+    def shown_error(self, delivery: Delivery) -> str:
+        return self.shown(delivery.run, delivery.error)
 
 
 @admin.register(Run)

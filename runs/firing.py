@@ -1,9 +1,10 @@
-"""A project's schedule fired: book-keep the schedule, then start the project's tasks.
+"""A project starts its tasks: when its schedule fires, or by hand ("run all").
 
-Called by `runs.jobs.fire_project` in a worker. The schedule is re-armed
-first, so the trigger keeps firing whatever happens to this firing's runs.
-A second delivery of the same firing finds runs with the same intended time
-and does nothing (SPEC §11: the broker may deliver a message twice).
+`fire` is called by `runs.jobs.fire_project` in a worker. The schedule is
+re-armed first, so the trigger keeps firing whatever happens to this
+firing's runs. A second delivery of the same firing finds runs with the same
+intended time and does nothing (SPEC §11: the broker may deliver a message
+twice).
 """
 
 from __future__ import annotations
@@ -14,10 +15,25 @@ from datetime import datetime
 from django.utils import timezone
 
 from projects import scheduling
-from runs import services
-from runs.models import SiteState, Trigger
+from projects.models import Project
+from runs import sequence, state
+from runs.models import Run, RunStatus, SiteState, Trigger
 
 logger = logging.getLogger(__name__)
+
+
+def start_project(project: Project, trigger: str, *, intended_at: datetime | None = None, user=None,
+                  dedupe: bool = False, queue: bool = True) -> list[Run]:
+    """Start a project's enabled tasks: all at once, or the first of its sequence."""
+    intended_at = intended_at or timezone.now()
+    if project.sequence:
+        run = sequence.start_chain(project, trigger, intended_at=intended_at, user=user, dedupe=dedupe, queue=queue)
+        return [run] if run else []
+    starts = [
+        state.start_run(task, trigger, intended_at=intended_at, user=user, dedupe=dedupe, queue=queue)
+        for task in project.tasks.filter(enabled=True).order_by("name")
+    ]
+    return [start.run for start in starts if start.run is not None]
 
 
 def parse_intended(value: str | datetime | None) -> datetime:
@@ -37,6 +53,6 @@ def fire(project_id: int, kind: str, intended: datetime) -> str:
         return "paused: nothing started"
     if not scheduling.in_window(project, intended):
         return "outside the project's active window: nothing started"
-    runs = services.start_project(project, Trigger.SCHEDULE, intended_at=intended, dedupe=True)
-    skipped = sum(1 for run in runs if run.status == "skipped")
+    runs = start_project(project, Trigger.SCHEDULE, intended_at=intended, dedupe=True)
+    skipped = sum(1 for run in runs if run.status == RunStatus.SKIPPED)
     return f"{len(runs)} run(s) for {project}" + (f", {skipped} skipped" if skipped else "")

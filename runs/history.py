@@ -21,7 +21,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.db import transaction
 from django.utils import timezone
 
-from runs.models import FINISHED, Run, RunFile
+from runs.models import Run, RunFile
 
 BATCH = 200
 
@@ -46,7 +46,7 @@ def _protected(task_ids: set[int], keep: int) -> set[int]:
             protected.update(Run.objects.filter(task_id=task_id).order_by("-id").values_list("id", flat=True)[:keep])
             protected.update(RunFile.objects.filter(run__task_id=task_id).order_by("-id").values_list("run_id", flat=True)[:keep])
     # A waiting or working retry (or a kept one) may still need the files of the attempt it retries.
-    frontier = protected | set(Run.objects.exclude(status__in=FINISHED).values_list("id", flat=True))
+    frontier = protected | set(Run.objects.exclude(status__in=Run.FINISHED).values_list("id", flat=True))
     while frontier:
         earlier = set(Run.objects.filter(id__in=frontier, retry_of__isnull=False).values_list("retry_of_id", flat=True))
         frontier = earlier - protected
@@ -56,7 +56,7 @@ def _protected(task_ids: set[int], keep: int) -> set[int]:
 
 def candidates(days: int, keep: int, now: datetime | None = None) -> list[int]:
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    old = Run.objects.filter(status__in=FINISHED).exclude(finished_at__gte=cutoff).filter(queued_at__lt=cutoff)
+    old = Run.objects.filter(status__in=Run.FINISHED).exclude(finished_at__gte=cutoff).filter(queued_at__lt=cutoff)
     rows = list(old.values_list("id", "task_id"))
     protected = _protected({task_id for _, task_id in rows}, keep)
     return [run_id for run_id, _ in rows if run_id not in protected]

@@ -1,12 +1,15 @@
-"""django-q2 entry points: a few lines each, the work lives in the pipeline and services.
+"""django-q2 entry points: a few lines each, the work lives in the runner, firing, retries and the reaper.
 
 django-q2 only delivers; arguments are plain ints and strings so that its
-scheduler can always parse them (SPEC §11).
+scheduler can always parse them (SPEC §11). Nothing imports this module:
+django-q2 finds its functions by name ("runs.jobs.execute_run", …).
 """
 
 from __future__ import annotations
 
-from runs.pipeline.runner import execute
+from projects import scheduling
+from runs import firing, reaper, retries
+from runs.runner import execute
 
 
 def execute_run(run_id: int) -> str:
@@ -16,23 +19,16 @@ def execute_run(run_id: int) -> str:
 
 def fire_project(project_id: int, trigger_kind: str, intended: str | None = None) -> str:
     """A project's trigger fired (schedule "courier:project:<id>:<kind>"); `intended` is its fire time."""
-    from runs import firing
-
     return firing.fire(int(project_id), str(trigger_kind), firing.parse_intended(intended))
 
 
 def start_retry(run_id: int) -> str:
     """A retry's one-off schedule fired (schedule "courier:retry:<run id>")."""
-    from runs import retries
-
     return retries.start_retry(int(run_id))
 
 
 def reap() -> str:
     """Every minute (schedule "courier:reaper"): fail runs whose worker is gone, re-arm lost schedules."""
-    from projects import scheduling
-    from runs import reaper
-
     reaped = reaper.reap()
     repaired = scheduling.repair()
     return f"{len(reaped)} run(s) reaped, {repaired} schedule(s) re-armed"

@@ -18,13 +18,6 @@ class RunStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
-# A worker may only claim a run that is waiting; anything else means another
-# delivery of the same queue message got there first, or someone cancelled it.
-CLAIMABLE = (RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED)
-ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
-FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
-
-
 class Trigger(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     MANUAL = "manual", "Manual"
@@ -45,6 +38,17 @@ class Stage(models.TextChoices):
 
 
 class Run(models.Model):
+    # The sets of states that Courier's rules are written in, named once here (SPEC §4).
+    # A worker may only claim a waiting run; anything else means another delivery of the
+    # same queue message got there first, or someone cancelled it. Only waiting runs can be cancelled.
+    CLAIMABLE = (RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED)
+    # At most one active run per task: a start that finds one records a skipped run.
+    ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+    # Not over yet: a retry still to come counts, so a failure with one of these after it is not final,
+    # and a sequence with one of these is still going.
+    UNFINISHED = (RunStatus.RETRY_SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING)
+    FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
+
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="runs", verbose_name="task")
     status = models.CharField("status", max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True, help_text="Where the run is in its life.")
     trigger = models.CharField("trigger", max_length=10, choices=Trigger.choices, help_text="What started the run.")
@@ -132,7 +136,8 @@ class RunFile(models.Model):
         verbose_name = "run file"
 
     def __str__(self) -> str:
-        return self.name
+        # Not the name: it may hold a sensitive value, and pages show it masked (tasks/masking.py).
+        return f"File {self.pk} of run {self.run_id}"
 
     @property
     def is_empty(self) -> bool:
@@ -153,6 +158,9 @@ class DeliveryKind(models.TextChoices):
 
 
 class Delivery(models.Model):
+    # Arrived, or deliberately not sent: a redelivery repeats every other upload.
+    DONE = (DeliveryStatus.SENT, DeliveryStatus.SKIPPED)
+
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="deliveries", verbose_name="run")
     kind = models.CharField("kind", max_length=10, choices=DeliveryKind.choices)
     file = models.ForeignKey(RunFile, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries", verbose_name="file")

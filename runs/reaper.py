@@ -1,12 +1,13 @@
-"""Runs whose worker is gone: a heartbeat while a run works, and the reaper that notices its silence.
+"""Runs whose worker is gone: the reaper that notices a silent heartbeat.
 
 While a run works, a thread of its worker writes `heartbeat_at` every
-COURIER_HEARTBEAT_SECONDS, also while the main thread is blocked in a driver
-call. A worker killed outright (SIGKILL, a machine restart, django-q2's
-timeout guard) stops beating; the reaper, a django-q2 schedule every minute
-and `manage.py reap_runs`, marks a running run that has been silent for
+COURIER_HEARTBEAT_SECONDS (runs/ticker.py `Heartbeat`). A worker killed
+outright (SIGKILL, a machine restart, django-q2's timeout guard) stops
+beating; the reaper, a django-q2 schedule every minute and
+`manage.py reap_runs`, marks a running run that has been silent for
 COURIER_REAP_AFTER_SECONDS as failed ("worker lost") and gives it the same
-follow-up as any failure: retry policy, sequence, failure mail.
+follow-ups as any failure (runs/followups.py): retry policy, sequence,
+failure mail.
 """
 
 from __future__ import annotations
@@ -18,40 +19,15 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from runs import lifecycle
+from runs import followups
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline.log import RunLogger
-from runs.ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
 
-def heartbeat_every() -> float:
-    return float(getattr(settings, "COURIER_HEARTBEAT_SECONDS", 15))
-
-
 def reap_after() -> timedelta:
     return timedelta(seconds=float(getattr(settings, "COURIER_REAP_AFTER_SECONDS", 150)))
-
-
-class Heartbeat:
-    """Writes the run's sign of life from a side thread until stopped."""
-
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
-        self._ticker = Ticker(heartbeat_every(), self._beat, name=f"heartbeat-run-{run_id}")
-
-    @classmethod
-    def start(cls, run_id: int) -> Heartbeat:
-        beat = cls(run_id)
-        beat._ticker.start()
-        return beat
-
-    def _beat(self) -> None:
-        Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
-
-    def stop(self) -> None:
-        self._ticker.stop()
 
 
 def stale_runs(now: datetime | None = None, stale_after: timedelta | None = None):
@@ -77,7 +53,7 @@ def reap(now: datetime | None = None, stale_after: timedelta | None = None) -> l
         run.refresh_from_db()
         log = RunLogger(run)
         log.error(Stage.FINISH, message)
-        lifecycle.after_run(run, log)
+        followups.after_run(run, log)
         reaped.append(run)
         logger.warning("Run %s of %s: %s", run.pk, run.task, message)
     return reaped

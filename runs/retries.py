@@ -8,11 +8,14 @@ django-q2 schedule named "courier:retry:<run id>" that calls
 retried only when the task says "retry on every failure".
 
 A retry of a failure in the delivery stage re-sends only what did not
-arrive: the runner hands such runs to runs/redeliver.py, which finds the
-stored files through `retry_of`.
+arrive: the runner gives such runs the redelivery stage
+(runs/pipeline/redelivery.py), which finds the stored files through
+`retry_of`.
 
-Other follow-up steps (the failure mail, the sequence) ask `will_retry(run)`,
-so `schedule_retry` must come first in `lifecycle.STEPS`.
+Other follow-ups (the failure mail, the sequence) ask for the run's next
+attempt (runs/state.py `next_attempt`), so `schedule_retry` comes first in
+`followups.STEPS`. A scheduled retry (state "retry scheduled") is started by
+its schedule through `state.start_run`, like every other run.
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from projects.scheduling import RETRY_PREFIX, zone_of
-from runs.models import ACTIVE, Run, RunLog, RunStatus, SiteState, Stage, Trigger
+from runs import sequence, state
+from runs.models import LogLevel, Run, RunLog, RunStatus, SiteState, Stage, Trigger
 from runs.pipeline.log import RunLogger
 from tasks.models import Task
 
 logger = logging.getLogger(__name__)
 
 RETRY_FUNC = "runs.jobs.start_retry"
-PENDING = (RunStatus.RETRY_SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING)
 # A retry that finds the task busy waits at least this long before it looks again.
 MIN_POSTPONE = timedelta(minutes=1)
 
@@ -57,11 +60,6 @@ def why_not(run: Run) -> str | None:
     return None
 
 
-def will_retry(run: Run) -> Run | None:
-    """The attempt that follows this failed run, or None when none will (then the failure is final)."""
-    return run.retries.filter(status__in=PENDING).order_by("-id").first()
-
-
 def _when(run: Run, at: datetime) -> str:
     return f"{at.astimezone(zone_of(run.task.project)):%Y-%m-%d %H:%M:%S %Z}"
 
@@ -81,10 +79,10 @@ def delete_schedule(run: Run) -> None:
 
 
 def schedule_retry(run: Run, log: RunLogger | None = None, *, now: datetime | None = None) -> Run | None:
-    """Lifecycle step: plan the next attempt of a failed run, when the task's policy allows one."""
+    """Follow-up: plan the next attempt of a failed run, when the task's policy allows one."""
     if run.status != RunStatus.FAILED:
         return None
-    existing = will_retry(run)
+    existing = state.next_attempt(run)
     if existing is not None:
         return existing
     log = log or RunLogger(run)
@@ -95,8 +93,8 @@ def schedule_retry(run: Run, log: RunLogger | None = None, *, now: datetime | No
         return None
     due = (now or timezone.now()) + retry_delay(run.task, run.attempt)
     with transaction.atomic():
-        retry = Run.objects.create(
-            task=run.task, trigger=Trigger.RETRY, attempt=run.attempt + 1, retry_of=run,
+        retry = state.create_run(
+            run.task, Trigger.RETRY, attempt=run.attempt + 1, retry_of=run,
             intended_at=run.intended_at, due_at=due, status=RunStatus.RETRY_SCHEDULED,
         )
         retry.schedule_id = create_schedule(retry, due).pk
@@ -120,29 +118,21 @@ def start_retry(run_id: int, now: datetime | None = None) -> str:
         Run.objects.filter(pk=run.pk).update(schedule_id=None)
         log.warning(Stage.CLAIM, "The scheduler is paused: this retry waits until it is resumed.")
         return "paused"
-    from runs import services
-
     with transaction.atomic():
-        Task.objects.select_for_update().filter(pk=run.task_id).first()
-        active = run.task.runs.filter(status__in=ACTIVE).exclude(pk=run.pk).first()
-        if active is None:
-            started = Run.objects.filter(pk=run.pk, status=RunStatus.RETRY_SCHEDULED).update(
-                status=RunStatus.QUEUED, schedule_id=None, due_at=now,
-            )
-            if started:
-                services.enqueue(run)
-            return "queued" if started else "not pending"
+        start = state.start_run(run.task, run.trigger, retry=run)
+        if start.run is None:
+            return "not pending"
+        if not start.refused:
+            return "queued"
         due = now + max(retry_delay(run.task, 1), MIN_POSTPONE)
         schedule = create_schedule(run, due)
         Run.objects.filter(pk=run.pk).update(due_at=due, schedule_id=schedule.pk)
-    log.warning(Stage.CLAIM, f"Run {active.pk} of this task is still active; the retry waits until {_when(run, due)}.")
+    log.warning(Stage.CLAIM, f"Run {start.busy_with.pk} of this task is still active; the retry waits until {_when(run, due)}.")
     return "postponed"
 
 
-def cancel_pending(runs: QuerySet, reason: str) -> list[Run]:
-    """Cancel every pending retry among `runs`: the run is recorded cancelled and its schedule deleted."""
-    from runs import sequence
-
+def cancel_scheduled(runs: QuerySet, reason: str) -> list[Run]:
+    """Cancel every scheduled retry among `runs`: the run is recorded cancelled and its schedule deleted."""
     cancelled = []
     for run in runs.filter(status=RunStatus.RETRY_SCHEDULED).select_related("task__project").order_by("id"):
         with transaction.atomic():
@@ -154,14 +144,14 @@ def cancel_pending(runs: QuerySet, reason: str) -> list[Run]:
         if not changed:
             continue
         run.refresh_from_db()
-        RunLog.objects.create(run=run, stage=Stage.FINISH, level="warning", message=reason)
+        RunLog.objects.create(run=run, stage=Stage.FINISH, level=LogLevel.WARNING, message=reason)
         sequence.skip_rest(run)
         cancelled.append(run)
     return cancelled
 
 
-def rearm_pending(now: datetime | None = None) -> int:
-    """Give every pending retry without a live schedule a new one (after a pause, or a lost schedule)."""
+def rearm_scheduled(now: datetime | None = None) -> int:
+    """Give every scheduled retry without a live schedule a new one (after a pause, or a lost schedule)."""
     now = now or timezone.now()
     rearmed = 0
     for run in Run.objects.filter(status=RunStatus.RETRY_SCHEDULED).order_by("id"):

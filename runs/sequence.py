@@ -16,13 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from projects.models import Project
+from runs import state
 from runs.models import Run, RunStatus, Stage, Trigger
 from runs.pipeline.log import RunLogger
 from tasks.models import Task
 
 CHAIN_TRIGGERS = (Trigger.SCHEDULE, Trigger.SEQUENCE)
-# A sequence fired again while any of its runs is waiting, running or due for a retry is skipped.
-BUSY = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.RETRY_SCHEDULED)
 
 
 def sort_key(task: Task) -> tuple:
@@ -54,36 +53,38 @@ def in_chain(run: Run) -> bool:
 def start_chain(project: Project, trigger: str, *, intended_at: datetime, user=None, dedupe: bool = False,
                 queue: bool = True) -> Run | None:
     """Start the first task of the sequence, or record it skipped while an earlier pass is still going."""
-    from runs import services
-
     tasks = ordered_tasks(project)
     if not tasks:
         return None
     # A hand-started "run all" head is marked "sequence" so that its success carries the chain on.
     head_trigger = trigger if trigger == Trigger.SCHEDULE else Trigger.SEQUENCE
-    busy = Run.objects.filter(task__project=project, status__in=BUSY)
-    return services.start_run(tasks[0], head_trigger, intended_at=intended_at, user=user, dedupe=dedupe, busy=busy, queue=queue)
+    # The whole project counts as busy while any of its runs is not over, a retry still to come included.
+    busy = Run.objects.filter(task__project=project, status__in=Run.UNFINISHED)
+    return state.start_run(tasks[0], head_trigger, intended_at=intended_at, user=user, dedupe=dedupe, busy=busy, queue=queue).run
+
+
+def continued(run: Run) -> bool:
+    return Run.objects.filter(sequence_from=run).exists()
 
 
 def continue_chain(run: Run, log: RunLogger | None = None) -> Run | None:
-    """Lifecycle step: after a success start the next task; after a final failure skip the rest."""
-    from runs import retries, services
-
-    if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED) or not in_chain(run):
-        return None
-    if Run.objects.filter(sequence_from=run).exists():
+    """Follow-up: after a success start the next task; after a final failure skip the rest."""
+    if not in_chain(run) or continued(run):
         return None
     log = log or RunLogger(run)
     if run.status == RunStatus.FAILED:
-        if retries.will_retry(run) is None:
+        if state.next_attempt(run) is None:
             skip_rest(run, log)
+        return None
+    if run.status != RunStatus.SUCCEEDED:
         return None
     rest = following(run.task)
     if not rest:
         log.info(Stage.FINISH, "Sequence complete: this was its last task.")
         return None
-    after = services.start_run(rest[0], Trigger.SEQUENCE, intended_at=run.intended_at, user=run.started_by, sequence_from=run)
-    if after.status == RunStatus.SKIPPED:
+    start = state.start_run(rest[0], Trigger.SEQUENCE, intended_at=run.intended_at, user=run.started_by, sequence_from=run)
+    after = start.run
+    if start.refused:
         log.warning(Stage.FINISH, f"Sequence: {rest[0].name} could not start (run {after.pk}: {after.error})")
         skip_rest(after, log)
     else:
@@ -93,14 +94,12 @@ def continue_chain(run: Run, log: RunLogger | None = None) -> Run | None:
 
 def skip_rest(run: Run, log: RunLogger | None = None) -> list[Run]:
     """Record every task after this one as skipped, once."""
-    from runs import services
-
-    if not in_chain(run) or Run.objects.filter(sequence_from=run).exists():
+    if not in_chain(run) or continued(run):
         return []
     rest = following(run.task)
     reason = f"{run.task.name} did not succeed (run {run.pk}, {run.get_status_display().lower()})."
     skipped = [
-        services.record_skipped(task, Trigger.SEQUENCE, reason, intended_at=run.intended_at, user=run.started_by, sequence_from=run)
+        state.record_skipped(task, Trigger.SEQUENCE, reason, intended_at=run.intended_at, user=run.started_by, sequence_from=run)
         for task in rest
     ]
     if skipped and log is not None:

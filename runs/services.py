@@ -1,23 +1,21 @@
-"""What the admin, the pages, the commands and the worker call to start or stop runs.
+"""The front door: what the pages, the admin and the commands call to start, stop and repair runs.
 
-Starting a run always goes through `start_run`, which holds the rule "at
-most one active run per task": a trigger that finds the task busy records a
-skipped run instead (SPEC §4).
+A thin layer that only calls down (runs/state.py, firing, retries, the
+reaper, projects/scheduling.py). Starting a run always goes through
+`state.start_run`, which holds the rule "at most one active run per task":
+a start that finds the task busy records a skipped run instead (SPEC §4).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.models import Schedule
-from django_q.tasks import async_task
 
 from projects import scheduling
 from projects.models import Project
-from runs.models import ACTIVE, CLAIMABLE, Run, RunLog, RunStatus, SiteState, Stage, Trigger
+from runs import firing, reaper, retries, state
+from runs.models import Run, RunStatus, SiteState, Trigger
 from tasks.models import Task
 
 
@@ -28,82 +26,17 @@ class ServiceError(Exception):
 # --- starting runs --------------------------------------------------------------------------------
 
 
-def create_run(task: Task, trigger: str, *, user=None, intended_at: datetime | None = None, **extra) -> Run:
-    now = timezone.now()
-    return Run.objects.create(
-        task=task, trigger=trigger, started_by=user, intended_at=intended_at or now, due_at=now,
-        status=RunStatus.QUEUED, **extra,
-    )
+def run_now(task: Task, user=None, trigger: str = Trigger.MANUAL, *, queue: bool = True) -> Run:
+    """Start a run of the task now, or record it skipped while one is active.
 
-
-def enqueue(run: Run) -> None:
-    """Hand the run to a worker once the row is committed, so the worker can see it."""
-    transaction.on_commit(
-        lambda: async_task("runs.jobs.execute_run", run.pk, task_name=f"run-{run.pk}", group="runs")
-    )
-
-
-def record_skipped(task: Task, trigger: str, reason: str, *, intended_at: datetime, user=None, **extra) -> Run:
-    """A run that never started, kept so that nothing is silently ignored."""
-    now = timezone.now()
-    run = Run.objects.create(
-        task=task, trigger=trigger, started_by=user, intended_at=intended_at, due_at=now, finished_at=now,
-        status=RunStatus.SKIPPED, error=reason, **extra,
-    )
-    RunLog.objects.create(run=run, stage=Stage.CLAIM, level="warning", message=f"Skipped: {reason}")
-    return run
-
-
-def start_run(
-    task: Task, trigger: str, *, intended_at: datetime | None = None, user=None, sequence_from: Run | None = None,
-    dedupe: bool = False, busy: QuerySet | None = None, queue: bool = True,
-) -> Run | None:
-    """Queue a run of `task`, or record it skipped when a previous run is still active.
-
-    `dedupe` makes a second delivery of the same firing a no-op (None); `busy`
-    replaces "the task's active runs" (a sequence looks at the whole project);
-    `queue=False` leaves the run for the caller to execute in its own process.
-    The task row is locked so two triggers of one task cannot both see it idle.
+    `queue=False` leaves a started run for the caller to execute in its own process (`run_task --wait`).
     """
-    intended_at = intended_at or timezone.now()
-    with transaction.atomic():
-        Task.objects.select_for_update().filter(pk=task.pk).first()
-        if dedupe and Run.objects.filter(task=task, trigger=trigger, intended_at=intended_at).exists():
-            return None
-        busy = Run.objects.filter(task=task, status__in=ACTIVE) if busy is None else busy
-        active = busy.select_related("task__project").order_by("id").first()
-        if active is not None:
-            reason = f"previous run still active (run {active.pk} of {active.task}, {active.get_status_display().lower()})."
-            return record_skipped(task, trigger, reason, intended_at=intended_at, user=user, sequence_from=sequence_from)
-        run = create_run(task, trigger, user=user, intended_at=intended_at, sequence_from=sequence_from)
-        if queue:
-            enqueue(run)
-    return run
-
-
-def run_now(task: Task, user=None, trigger: str = Trigger.MANUAL) -> Run:
-    return start_run(task, trigger, user=user)
-
-
-def start_project(project: Project, trigger: str, *, intended_at: datetime | None = None, user=None,
-                  dedupe: bool = False, queue: bool = True) -> list[Run]:
-    """Start a project's enabled tasks: all at once, or the first of its sequence."""
-    from runs import sequence
-
-    intended_at = intended_at or timezone.now()
-    if project.sequence:
-        run = sequence.start_chain(project, trigger, intended_at=intended_at, user=user, dedupe=dedupe, queue=queue)
-        return [run] if run else []
-    runs = [
-        start_run(task, trigger, intended_at=intended_at, user=user, dedupe=dedupe, queue=queue)
-        for task in project.tasks.filter(enabled=True).order_by("name")
-    ]
-    return [run for run in runs if run is not None]
+    return state.start_run(task, trigger, user=user, queue=queue).run
 
 
 def run_project(project: Project, user=None, trigger: str = Trigger.MANUAL, queue: bool = True) -> list[Run]:
     """“Run all”: every enabled task now, honouring the sequence."""
-    return start_project(project, trigger, user=user, queue=queue)
+    return firing.start_project(project, trigger, user=user, queue=queue)
 
 
 def set_all_enabled(project: Project, enabled: bool) -> int:
@@ -120,7 +53,7 @@ def disable_all(project: Project) -> int:
 
 def cancel(run: Run) -> bool:
     """Cancel a run that has not started; False if it is already running or finished."""
-    changed = Run.objects.filter(pk=run.pk, status__in=CLAIMABLE).update(
+    changed = Run.objects.filter(pk=run.pk, status__in=Run.CLAIMABLE).update(
         status=RunStatus.CANCELLED, finished_at=timezone.now()
     )
     if changed and run.schedule_id:
@@ -133,45 +66,37 @@ def cancel(run: Run) -> bool:
 
 
 def cancel_retry(task: Task, user=None) -> Run:
-    """Cancel the task's pending retry; refused while the task runs (that run may plan a new one)."""
-    from runs import retries
-
+    """Cancel the task's scheduled retry; refused while the task runs (that run may plan a new one)."""
     running = task.runs.filter(status=RunStatus.RUNNING).first()
     if running is not None:
         raise ServiceError(f"{task} is running (run {running.pk}); cancel the retry after that run has ended.")
-    cancelled = retries.cancel_pending(task.runs.all(), reason=_by("Retry cancelled", user))
+    cancelled = retries.cancel_scheduled(task.runs.all(), reason=_by("Retry cancelled", user))
     if not cancelled:
         raise ServiceError(f"{task} has no pending retry.")
     return cancelled[-1]
 
 
 def reschedule_project(project: Project, user=None) -> list[Run]:
-    """Rebuild the project's schedules from its triggers and cancel its pending retries."""
-    from runs import retries
-
+    """Rebuild the project's schedules from its triggers and cancel its scheduled retries."""
     scheduling.sync_project(project)
-    return retries.cancel_pending(Run.objects.filter(task__project=project), reason=_by("Retry cancelled by a reschedule", user))
+    return retries.cancel_scheduled(Run.objects.filter(task__project=project), reason=_by("Retry cancelled by a reschedule", user))
 
 
 def reschedule_task(task: Task, user=None) -> list[Run]:
-    """Rebuild the schedules of the task's project and cancel the task's pending retries."""
-    from runs import retries
-
+    """Rebuild the schedules of the task's project and cancel the task's scheduled retries."""
     scheduling.sync_project(task.project)
-    return retries.cancel_pending(task.runs.all(), reason=_by("Retry cancelled by a reschedule", user))
+    return retries.cancel_scheduled(task.runs.all(), reason=_by("Retry cancelled by a reschedule", user))
 
 
 def reschedule_all(user=None) -> int:
-    """Rebuild every schedule from the database: each project's, the reaper's, and those of pending retries.
+    """Rebuild every schedule from the database: each project's, the reaper's, and those of scheduled retries.
 
-    Unlike the reschedule of one project, this recovery tool keeps pending
+    Unlike the reschedule of one project, this recovery tool keeps scheduled
     retries (it gives any that lost its schedule a new one). Returns the
     number of armed trigger schedules.
     """
-    from runs import retries
-
     armed = scheduling.sync_all()
-    retries.rearm_pending()
+    retries.rearm_scheduled()
     return armed
 
 
@@ -184,8 +109,6 @@ def delete_orphans() -> int:
 
 
 def reap_runs() -> list[Run]:
-    from runs import reaper
-
     return reaper.reap()
 
 
@@ -210,13 +133,11 @@ def pause_scheduler(user=None) -> SiteState:
 
 def resume_scheduler(user=None) -> SiteState:
     """Resume, and give every retry that came due while paused a schedule for now."""
-    from runs import retries
-
     site = SiteState.get()
     site.paused, site.paused_at, site.paused_by = False, None, None
     site.save(update_fields=["paused", "paused_at", "paused_by"])
     scheduling.sync_all()
-    retries.rearm_pending()
+    retries.rearm_scheduled()
     return site
 
 

@@ -1,4 +1,10 @@
-"""A side thread that does something every few seconds while a run works."""
+"""Side threads that do something every few seconds while a run works: the heartbeat, the live row count.
+
+While a run works, its heartbeat writes `heartbeat_at` every
+COURIER_HEARTBEAT_SECONDS, also while the main thread is blocked in a driver
+call; the reaper (runs/reaper.py) takes a run whose heartbeat went silent
+for a dead worker.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,11 @@ import logging
 import threading
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection, connections
+from django.utils import timezone
+
+from runs.models import Run, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +60,27 @@ class Ticker:
                     logger.exception("%s: one tick failed", self.name)
         finally:
             connections.close_all()  # this thread's own connections only
+
+
+def heartbeat_every() -> float:
+    return float(getattr(settings, "COURIER_HEARTBEAT_SECONDS", 15))
+
+
+class Heartbeat:
+    """Writes the run's sign of life from a side thread until stopped."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self._ticker = Ticker(heartbeat_every(), self._beat, name=f"heartbeat-run-{run_id}")
+
+    @classmethod
+    def start(cls, run_id: int) -> Heartbeat:
+        beat = cls(run_id)
+        beat._ticker.start()
+        return beat
+
+    def _beat(self) -> None:
+        Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+    def stop(self) -> None:
+        self._ticker.stop()

@@ -18,9 +18,10 @@ from django.views.decorators.http import require_GET, require_POST
 from projects.models import Project
 from projects.upcoming import fire_times, hours_plan, runs_per_hour
 from runs import reaper, services
-from runs.models import FINISHED, DeliveryStatus, Run, RunFile, RunStatus, SiteState
+from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
 from runs.resend import ResendError, resend_file
 from tasks import charts
+from tasks.masking import shown_masker
 from tasks.models import Task
 from tasks.pages import action_history, record, render_page, require, require_superuser
 from tasks.queries import task_rows
@@ -48,7 +49,7 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
         "run": run.pk,
         "status": run.status,
         "status_label": run.get_status_display(),
-        "finished": run.status in FINISHED,
+        "finished": run.status in Run.FINISHED,
         "rows": run.rows,
         "more": len(lines) == LOG_BATCH,
         "lines": [{**line, "at": timezone.localtime(line["at"]).strftime("%H:%M:%S")} for line in lines],
@@ -72,7 +73,8 @@ def file_resend(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         failed = [d for d in deliveries if d.status == DeliveryStatus.FAILED]
         outcome = "; ".join(f"{d.target}: {d.get_status_display().lower()}" for d in deliveries)
-        (messages.error if failed else messages.success)(request, f"Resent {record_file.name}: {outcome}.")
+        shown = shown_masker(record_file.run.task).mask(f"Resent {record_file.name}: {outcome}.")
+        (messages.error if failed else messages.success)(request, shown)
     return redirect(reverse("courier:task_detail", args=[record_file.run.task_id]) + "#files")
 
 
@@ -154,7 +156,7 @@ def scheduler_tools(request: HttpRequest) -> HttpResponse:
     return render_page(
         request, "courier/scheduler.html", title="Scheduler tools", crumbs=[("Scheduler tools", None)],
         site=site, orphans=services.orphaned_schedules(), running=running, stale_before=stale_before,
-        counts=Run.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.RETRY_SCHEDULED]).aggregate(  # on the status index
+        counts=Run.objects.filter(status__in=Run.UNFINISHED).aggregate(  # on the status index
             running=Count("id", filter=Q(status=RunStatus.RUNNING)), retries=Count("id", filter=Q(status=RunStatus.RETRY_SCHEDULED)),
         ),
         history=action_history(site),

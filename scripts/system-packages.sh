@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages Courier needs, when run as root and they are missing.
-#   scripts/system-packages.sh run   - what `make run` needs (ODBC drivers, gpg)
+#   scripts/system-packages.sh run   - what `make run` needs (ODBC drivers, gpg, bubblewrap for the script sandbox)
 #   scripts/system-packages.sh test  - plus the real servers the tests start (sshd, Samba, browser)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-RUN_PACKAGES="unixodbc odbc-postgresql odbc-mariadb libsqliteodbc tdsodbc gnupg"
+RUN_PACKAGES="unixodbc odbc-postgresql odbc-mariadb libsqliteodbc tdsodbc gnupg bubblewrap"
 TEST_PACKAGES="$RUN_PACKAGES openssh-server samba openssl git chromium"
 
 wanted=${1:-run}

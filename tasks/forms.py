@@ -6,6 +6,7 @@ parameters and destinations (formsets) and its two emails. Fields that do not
 apply to the chosen source, code location, output type or email are hidden in
 the browser (static/courier/task_form.js reads the `data-show-*` attributes
 that `Row` carries); the server validates with the models' own clean().
+For a user who may not write code, the code fields are locked (tasks/codeguard.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from connections import kinds
 from connections.kinds import Reads
 from connections.models import Connection, GpgKey
 from projects.forms import ParameterForm
+from tasks import codeguard, sqlbounds
 from tasks.models import (
     CodeLocation,
     CodeLocationKind,
@@ -116,18 +118,19 @@ TASK_SHOW = {
     "gpg_armor": ("gpg_key", ["*"]),
     "processing_entry": ("use_script", ["on"]),
     "processing_requirements": ("use_script", ["on"]),
+    "script_network": ("use_script", ["on"]),
 }
 GENERAL = ["project", "name", "enabled", "rank", "timeout_minutes"]
 RETRIES = ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]
 SOURCE = ["source_kind", "source_connection", "source_headers", "source_fail_on_empty", "source_path",
           "source_missing_ok", "source_delimiter", "source_stdout_as_file"]
-PROCESSING = ["use_script", "processing_entry", "processing_requirements"]
+PROCESSING = ["use_script", "processing_entry", "processing_requirements", "script_network"]
 OUTPUT = ["output_type", "output_name", "output_delimiter", "output_headers", "output_quoting", "output_escape_char",
           "output_encoding", "output_line_ending", "output_line_suffix"]
 PACKAGING = ["zip_enabled", "zip_name", "gpg_key", "gpg_armor"]
 
 
-class TaskForm(forms.ModelForm):
+class TaskForm(codeguard.CodeLockMixin, forms.ModelForm):
     use_script = forms.BooleanField(
         label="Run a processing script", required=False,
         help_text="After the source, run a Python script on the files (always on for a script-only task).",
@@ -185,7 +188,7 @@ CODE_SHOW = {
 CODE_FIELDS = ["location", "text", "connection", "path", "url", "cache"]
 
 
-class CodeForm(forms.ModelForm):
+class CodeForm(codeguard.CodeLockMixin, forms.ModelForm):
     connection = ConnectionChoiceField(
         queryset=connections(*REMOTE_LOCATIONS), required=False, label="Connection",
         widget=KindSelect(), help_text=CodeLocation._meta.get_field("connection").help_text,
@@ -320,14 +323,19 @@ class NotificationForm(forms.ModelForm):
 class TaskEditor:
     """Binds, validates and saves every part of the task page in one transaction."""
 
-    def __init__(self, data=None, *, instance: Task):
-        self.task = instance
+    def __init__(self, data=None, *, instance: Task, user):
+        self.task, self.user = instance, user
         self.form = TaskForm(data, instance=instance)
         codes = {c.role: c for c in instance.code_locations.all()} if instance.pk else {}
         query_mode = "text/x-sh" if instance.source_reads == Reads.COMMAND else "text/x-sql"
         self.query = CodeForm(data, prefix="query", instance=codes.get(CodeRole.SOURCE), role=CodeRole.SOURCE, editor_mode=query_mode)
         self.script = CodeForm(data, prefix="script", instance=codes.get(CodeRole.PROCESSING), role=CodeRole.PROCESSING,
                                editor_mode="text/x-python")
+        self.code_locked = not codeguard.may_write_code(user)
+        if self.code_locked:
+            self.form.lock_code(codeguard.task_locks(instance))
+            for part in (self.query, self.script):
+                part.lock_code(codeguard.location_locks(codes.get(part.role), part.role, instance.source_kind))
         self.parameters = ParameterFormSet(data, instance=instance, prefix="param")
         self.destinations = DestinationFormSet(data, instance=instance, prefix="dest")
         notes = {n.event: n for n in instance.notifications.all()} if instance.pk else {}
@@ -354,6 +362,16 @@ class TaskEditor:
     def _needs_script(self) -> bool:
         return bool(self.form.cleaned_data.get("use_script"))
 
+    def _query_within_bounds(self) -> bool:
+        """A query written here that its connection would refuse (SPEC 8.2) is an error on the query, not a failed run later."""
+        conn, code = self.form.cleaned_data.get("source_connection"), self.query.cleaned_data
+        if kinds.reads(self.form.cleaned_data.get("source_kind")) != Reads.QUERY or conn is None or code.get("location") != CodeLocationKind.INLINE:
+            return True
+        refusal = sqlbounds.refusal_in(conn, code.get("text") or "")
+        if refusal:
+            self.query.add_error("text", refusal)
+        return refusal is None
+
     def _emails_valid(self) -> bool:
         return all(f.is_valid() for f in self.emails.values())
 
@@ -366,7 +384,7 @@ class TaskEditor:
     def is_valid(self) -> bool:
         valid = self.form.is_valid()
         if valid:
-            valid &= self.query.is_valid() if self._needs_query() else self._skip(self.query)
+            valid &= (self.query.is_valid() and self._query_within_bounds()) if self._needs_query() else self._skip(self.query)
             valid &= self.script.is_valid() if self._needs_script() else self._skip(self.script)
         else:
             # Which parts apply is not known while the task's own fields are wrong.
@@ -401,6 +419,7 @@ class TaskEditor:
 
     @transaction.atomic
     def save(self) -> Task:
+        code_before = codeguard.saved_code(self.task.pk)
         self.task = self.form.save()
         self._save_code(self.query, self._needs_query(), CodeRole.SOURCE)
         self._save_code(self.script, self._needs_script(), CodeRole.PROCESSING)
@@ -409,6 +428,7 @@ class TaskEditor:
             formset.save()
         for form in self.emails.values():
             self._save_email(form)
+        codeguard.refuse_saved_change(self.user, code_before, self.task.pk)
         return self.task
 
     def changed(self) -> list[str]:

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from connections import kinds
+from connections.clients.addresses import written_local
 from connections.kinds import Reads
 from connections.models import Connection, GpgKey
 from projects.models import ParameterBase, Project
@@ -89,6 +90,10 @@ class Task(models.Model):
         "script requirements", blank=True,
         help_text="pip requirements, one per line. Blank: read from the package, or from the script's imports.",
     )
+    script_network = models.BooleanField(
+        "script may use the network", default=True,
+        help_text="Off: the processing script runs in its sandbox without any network access (its requirements are still installed).",
+    )
 
     # Output
     output_type = models.CharField("output type", max_length=10, choices=OutputType.choices, blank=True, help_text="Blank keeps source files and names as they are.")
@@ -117,7 +122,7 @@ class Task(models.Model):
     class Meta:
         ordering = ["project__name", "name"]
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="task_unique_name_per_project")]
-        permissions = [("run_task", "Can run tasks")]
+        permissions = [("run_task", "Can run tasks"), ("write_code", "Can write code that runs")]
         verbose_name = "task"
 
     def __str__(self) -> str:
@@ -193,6 +198,17 @@ class CodeLocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} ({self.get_location_display()})"
+
+    def clean(self) -> None:
+        # Refused when saved, as again when fetched (tasks/code.py, tasks/packages.py): a token
+        # sent outside its connection's base, or a local address (SPEC §8.2).
+        if self.location not in kinds.code_kinds("url") or not self.url:
+            return
+        problem = written_local(self.url)
+        if not problem and self.connection_id:
+            problem = kinds.client_for(self.connection).scope_problem(self.url)
+        if problem:
+            raise ValidationError({"url": problem})
 
 
 class IfExists(models.TextChoices):

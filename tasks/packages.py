@@ -9,7 +9,9 @@ location is a package, and its whole tree is fetched:
   in ``.git`` with the branch as fragment (``https://host/team/repo.git#main``)
   or, on GitLab, a project URL or its ``…/-/tree/<branch>`` page — cloned
   shallowly with the connection's token sent as an HTTP header (scoped to that
-  host, never on the command line).
+  host, never on the command line). The URL must be within the connection's
+  base URL or GitLab instance, may not reach a local address, and git follows
+  no redirect (curl would carry a custom token header to another host).
 
 Packages are not cached: a failed fetch fails the run.
 """
@@ -31,6 +33,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
 from connections.clients import ClientError, http
+from connections.clients.addresses import refuse_local
+from connections.kinds import client_for
 from tasks import code as code_loading
 from tasks.code import FILE_LOCATIONS, CodeError, code_client, code_location, describe, load_text
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Task
@@ -92,7 +96,7 @@ def fetch_package(code: CodeLocation, entry: str, dest: Path, *, seconds: float 
         _extract(_fetch_bytes(code), PurePosixPath(urlsplit(code.url).path).name, dest)
     else:
         url, branch = git_source(code)
-        clone(url, branch, dest, headers=_git_headers(code), verify=_verify(code), seconds=seconds)
+        clone(url, branch, dest, headers=_git_headers(code, url), verify=_verify(code), seconds=seconds)
     root = _package_root(dest, str(relative))
     target = root / relative
     if not target.is_file():
@@ -220,9 +224,17 @@ def git_source(code: CodeLocation) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, "")), branch
 
 
-def _git_headers(code: CodeLocation) -> dict[str, str]:
+def _git_headers(code: CodeLocation, url: str) -> dict[str, str]:
+    """The connection's token for cloning `url`, which must be within the connection's base URL or GitLab instance."""
     conn = code.connection
-    if conn is None or not conn.token:
+    if conn is None:
+        return {}
+    if conn.kind != code.location:
+        raise CodeError(f"“{conn}” is a {conn.get_kind_display()} connection; this package needs a {code.get_location_display()} connection.")
+    problem = client_for(conn).scope_problem(url) if conn.token or conn.url else ""
+    if problem:
+        raise CodeError(problem)
+    if not conn.token:
         return {}
     if code.location == CodeLocationKind.GITLAB:
         # GitLab's git-over-HTTPS takes a token as the password of Basic auth.
@@ -241,6 +253,7 @@ def _git_env(url: str, headers: dict[str, str], verify: bool) -> dict[str, str]:
     config = [(scope + "extraHeader", f"{name}: {value}") for name, value in headers.items()]
     if not verify:
         config.append((scope + "sslVerify", "false"))
+    config.append(("http.followRedirects", "false"))
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL="http:https", GCM_INTERACTIVE="never")
     env["GIT_CONFIG_COUNT"] = str(len(config))
     for i, (key, value) in enumerate(config):
@@ -250,6 +263,10 @@ def _git_env(url: str, headers: dict[str, str], verify: bool) -> dict[str, str]:
 
 def clone(url: str, branch: str, dest: Path, *, headers: dict[str, str], verify: bool, seconds: float) -> None:
     """Clone the tip of `branch` into the empty folder `dest`."""
+    try:
+        refuse_local(url)
+    except ClientError as exc:
+        raise CodeError(str(exc), permanent=True) from None
     env = _git_env(url, headers, verify)
     options = ["--branch", branch] if branch else []
     error = _git(["clone", "--quiet", "--depth", "1", *options, "--", url, str(dest)], env, seconds)
@@ -257,9 +274,12 @@ def clone(url: str, branch: str, dest: Path, *, headers: dict[str, str], verify:
         # A "dumb" HTTP server (static files) can only hand out the whole history.
         shutil.rmtree(dest, ignore_errors=True)
         error = _git(["clone", "--quiet", *options, "--", url, str(dest)], env, seconds)
+    if error and "returned error: 30" in error:
+        error += (" The server redirects; git follows no redirect here, so that a token never travels to another address:"
+                  " give the repository's final URL.")
     if error:
         where = http.shown(url) + (f" (branch {branch})" if branch else "")
-        permanent = any(s in error for s in ("not found", "Authentication failed", "403", "Remote branch"))
+        permanent = any(s in error for s in ("not found", "Authentication failed", "403", "Remote branch", "redirects"))
         raise CodeError(f"git could not clone {where}: {error.replace(url, http.shown(url))}", permanent=permanent)
 
 

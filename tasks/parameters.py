@@ -42,7 +42,6 @@ __all__ = [
     "env_vars",
     "expand_dates",
     "expand_parse_calls",
-    "mask",
     "merge",
     "parse_lines",
     "resolve",
@@ -386,7 +385,7 @@ def substitute(text: str, params: Iterable[Param], at: datetime) -> str:
 
 
 # --------------------------------------------------------------------------
-# Environment, masking, file names
+# Environment, file names
 # --------------------------------------------------------------------------
 
 _NOT_ENV = re.compile(r"[^A-Za-z0-9_]")
@@ -414,12 +413,6 @@ def env_vars(params: Iterable[Param]) -> dict[str, str]:
         owners[name] = param.key
         entries[name] = param.value
     return entries
-
-
-def mask(text: str, params: Iterable[Param], placeholder: str = "********") -> str:
-    """Hide every sensitive value (longest first, so no fragment stays visible)."""
-    pattern = _alternation(p.value for p in params if p.sensitive)
-    return pattern.sub(lambda _: placeholder, text) if pattern else text
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

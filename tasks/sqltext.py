@@ -38,16 +38,20 @@ from typing import Protocol
 
 __all__ = [
     "DIALECTS",
+    "NOCOUNT",
     "SqlError",
     "assigned_variables",
     "insert_parameters",
     "prepare",
     "preview",
+    "quoted_end",
     "render",
+    "show",
     "tokenize",
 ]
 
 DIALECTS = ("mssql", "postgresql", "mysql", "sqlite", "other")
+NOCOUNT = "SET NOCOUNT ON;\n"  # what Courier puts before a SQL Server query
 
 
 class SqlError(ValueError):
@@ -77,7 +81,7 @@ class Token:
 WS, NL, COMMENT, STRING, QUOTED, WORD, PUNCT = (
     "ws", "nl", "comment", "string", "quoted", "word", "punct",
 )  # fmt: skip
-_TRIVIA = (WS, NL, COMMENT)
+TRIVIA = (WS, NL, COMMENT)
 
 # --------------------------------------------------------------------------
 # Lexer
@@ -92,7 +96,7 @@ def _line_of(sql: str, offset: int) -> int:
     return sql.count("\n", 0, offset) + 1
 
 
-def _quoted_end(sql: str, start: int, close: str, backslash: bool) -> int:
+def quoted_end(sql: str, start: int, close: str, backslash: bool) -> int:
     """End of a quoted run opened at ``start``; a doubled ``close`` is kept inside."""
     index = start + 1
     while index < len(sql):
@@ -153,18 +157,18 @@ def _lex_one(sql: str, i: int, dialect: str) -> tuple[str, int]:
     if sql.startswith("/*", i):
         return COMMENT, _block_comment_end(sql, i, dialect in ("mssql", "postgresql"))
     if char == "'":
-        return STRING, _quoted_end(sql, i, "'", dialect == "mysql")
+        return STRING, quoted_end(sql, i, "'", dialect == "mysql")
     if _string_prefix_at(sql, i):
         escapes = dialect == "mysql" or (dialect == "postgresql" and char in "Ee")
-        return STRING, _quoted_end(sql, i + 1, "'", escapes)
+        return STRING, quoted_end(sql, i + 1, "'", escapes)
     if char == '"':
         # MySQL reads "..." as a string by default, with backslash escapes.
         kind = STRING if dialect == "mysql" else QUOTED
-        return kind, _quoted_end(sql, i, '"', dialect == "mysql")
+        return kind, quoted_end(sql, i, '"', dialect == "mysql")
     if char == "[" and dialect in ("mssql", "sqlite", "other"):
-        return QUOTED, _quoted_end(sql, i, "]", False)
+        return QUOTED, quoted_end(sql, i, "]", False)
     if char == "`" and dialect in ("mysql", "sqlite", "other"):
-        return QUOTED, _quoted_end(sql, i, "`", False)
+        return QUOTED, quoted_end(sql, i, "`", False)
     if char == "$" and dialect == "postgresql" and (tag := _DOLLAR_TAG.match(sql, i)):
         close = sql.find(tag.group(), tag.end())
         if close < 0:
@@ -240,7 +244,7 @@ def _split_batches(tokens: list[Token], sql: str) -> list[list[Token]]:
 
 
 def _code_indexes(tokens: list[Token]) -> list[int]:
-    return [i for i, token in enumerate(tokens) if token.kind not in _TRIVIA]
+    return [i for i, token in enumerate(tokens) if token.kind not in TRIVIA]
 
 
 def _starts_statement(tokens: list[Token], index: int, previous: int | None) -> bool:
@@ -302,7 +306,7 @@ def prepare(sql: str, dialect: str) -> list[str]:
         if _code_indexes(kept):
             batches.append(_text(kept).strip())
     if dialect == "mssql" and batches:
-        batches[0] = "SET NOCOUNT ON;\n" + batches[0]
+        batches[0] = NOCOUNT + batches[0]
     return batches
 
 
@@ -406,7 +410,7 @@ def _set(code: list[Token], k: int) -> tuple[list[_Assignment], int]:
 
 
 def _assignments(tokens: list[Token]) -> list[_Assignment]:
-    code = [token for token in tokens if token.kind not in _TRIVIA]
+    code = [token for token in tokens if token.kind not in TRIVIA]
     found: list[_Assignment] = []
     update_pending = False  # the next SET belongs to an UPDATE statement
     k = 0
@@ -464,6 +468,11 @@ def render(sql: str, dialect: str, params: Iterable[_Parameter]) -> list[str]:
     return [insert_parameters(batch, params, dialect) for batch in prepare(sql, dialect)]
 
 
+def show(batches: list[str]) -> str:
+    """Batches as one text, joined by GO lines (callers mask secrets)."""
+    return "\nGO\n".join(batches)
+
+
 def preview(sql: str, dialect: str, params: Iterable[_Parameter]) -> str:
     """The SQL that will run, batches joined by GO lines (callers mask secrets)."""
-    return "\nGO\n".join(render(sql, dialect, params))
+    return show(render(sql, dialect, params))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from connections.kinds import Reads
+from connections.masking import MASK, mask_url
 from tasks.code import code_location
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Notification, NotificationEvent, Task
 
 Section = tuple[str, list[tuple[str, str]]]
-MASK = "********"
 
 
 def _yes(flag: bool, yes: str, no: str) -> str:
@@ -20,7 +20,7 @@ def _code(code: CodeLocation | None, what: str) -> str:
     if code.location == CodeLocationKind.INLINE:
         lines = code.text.count("\n") + 1 if code.text else 0
         return f"Written on this page ({lines} line{'s' if lines != 1 else ''}); shown below."
-    where = code.path or code.url
+    where = code.path or mask_url(code.url)
     via = f" through {code.connection}" if code.connection_id else ""
     cache = " A copy is cached for when a fetch fails." if code.cache else ""
     return f"Fetched from {code.get_location_display()}{via}: {where}.{cache}"
@@ -68,6 +68,7 @@ def processing(task: Task) -> Section:
         lines.append(("Entry file", task.processing_entry))
     if code is not None:
         lines.append(("Requirements", ", ".join(task.processing_requirements.split()) or "From the package or the script's imports."))
+        lines.append(("Network", _yes(task.script_network, "The script may use the network.", "The script runs without network access.")))
     return ("Processing", lines)
 
 

@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 from django.utils.timezone import localtime
 
+from connections.masking import Masker
 from projects.models import Project
 from runs.models import Run, RunFile
 from tasks.models import Task
@@ -144,6 +145,8 @@ class RunTable(tables.Table):
 
 
 class FileTable(tables.Table):
+    """A task's stored files; names are shown through the task's masker (a name may hold a sensitive value)."""
+
     name = tables.Column("File")
     run = tables.Column("Run", accessor="run_id", linkify=lambda record: reverse("admin:runs_run_change", args=[record.run_id]))
     created_at = tables.Column("Made")
@@ -158,6 +161,13 @@ class FileTable(tables.Table):
         attrs = TABLE_ATTRS
         orderable = False
         empty_text = "No files yet."
+
+    def __init__(self, data, masker: Masker, **kwargs) -> None:
+        super().__init__(data, **kwargs)
+        self.masker = masker
+
+    def render_name(self, value):
+        return self.masker.mask(value)
 
     def render_created_at(self, value):
         return when(value)

@@ -18,11 +18,12 @@ from django_tables2 import LazyPaginator, RequestConfig
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
-from runs.models import RunFile, RunStatus
-from tasks import charts
+from runs.models import Run, RunFile, RunStatus
+from tasks import charts, codeguard
 from tasks.clouds import name_cloud
 from tasks.filters import MyTaskFilter, TaskFilter
 from tasks.forms import TaskEditor
+from tasks.masking import shown_masker
 from tasks.models import Task
 from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
 from tasks.preview import preview
@@ -98,7 +99,7 @@ def _controls(request: HttpRequest, states: set[str]) -> dict:
 def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTable]:
     # Both ordered by id only and lazily paginated: no COUNT(*) over the history.
     runs = RunTable(task.runs.select_related("started_by").order_by("-id"), prefix="runs-")
-    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), prefix="files-")
+    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), masker=shown_masker(task), prefix="files-")
     for table in (runs, files):
         RequestConfig(request, paginate={"per_page": HISTORY_PAGE_SIZE, "paginator_class": LazyPaginator}).configure(table)
     return runs, files
@@ -107,8 +108,7 @@ def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTab
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.view_task")
     task = get_object_or_404(detail_queryset(), pk=pk)
-    active = RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED
-    states = set(task.runs.filter(status__in=active).values_list("status", flat=True))
+    states = set(task.runs.filter(status__in=Run.UNFINISHED).values_list("status", flat=True))
     latest = task.runs.order_by("-id").only("id", "status").first()
     finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
     durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])
@@ -186,6 +186,7 @@ def task_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 def _duplicate(request: HttpRequest, task: Task) -> HttpResponse:
     require(request, "tasks.add_task")
+    codeguard.refuse_copy(request.user, [task])
     copy = services.duplicate_task(task, user=request.user)
     record_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
     record(request, task, f"Duplicated as {copy.name}.")
@@ -205,7 +206,7 @@ def _editor_page(request: HttpRequest, editor: TaskEditor, title: str, crumbs) -
 def task_new(request: HttpRequest, project_pk: int) -> HttpResponse:
     require(request, "tasks.add_task")
     project = get_object_or_404(Project, pk=project_pk)
-    editor = TaskEditor(request.POST or None, instance=Task(project=project))
+    editor = TaskEditor(request.POST or None, instance=Task(project=project), user=request.user)
     if request.method == "POST" and editor.is_valid():
         task = editor.save()
         record_addition(request, task)
@@ -218,7 +219,7 @@ def task_new(request: HttpRequest, project_pk: int) -> HttpResponse:
 def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.change_task")
     task = get_object_or_404(detail_queryset(), pk=pk)
-    editor = TaskEditor(request.POST or None, instance=task)
+    editor = TaskEditor(request.POST or None, instance=task, user=request.user)
     if request.method == "POST" and editor.is_valid():
         changed = editor.changed()
         editor.save()

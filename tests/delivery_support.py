@@ -15,8 +15,8 @@ import pyodbc
 
 from connections.models import Connection
 from runs.models import Run, Trigger
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 from tasks.models import Destination, Task
 from tests import factories
 

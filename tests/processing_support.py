@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 import subprocess
 import threading
 import zipfile
@@ -28,8 +29,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from runs.models import Run
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 
 WHEELS = {
     ("tinybase", "1.0"): ({"tinybase.py": "def shout(text):\n    return text.upper() + '!'\n"}, []),
@@ -92,6 +93,83 @@ def log_text(run: Run, stage: str | None = None) -> str:
     if stage:
         lines = lines.filter(stage=stage)
     return "\n".join(lines.values_list("message", flat=True))
+
+
+# ----------------------------------------------------------------------------
+# Processes a script started, seen from the host (inside the sandbox they have other PIDs)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie is dead, only not yet reaped
+
+
+def processes_with(marker: str) -> list[int]:
+    """Host PIDs of the live processes whose command line holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if marker.encode() in cmdline and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+class ProcessWatch:
+    """Looks for processes carrying `marker` in their command line while a run goes on, on a side thread."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            self.seen.update(processes_with(self.marker))
+
+    def __enter__(self) -> ProcessWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def tcp_listener() -> Iterator[tuple[int, list[bytes]]]:
+    """A TCP server on the worker's loopback: (its port, what each connection sent until it closed)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _addr = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                received.append(b"".join(iter(lambda: conn.recv(65536), b"")))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], received
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
 
 
 # ----------------------------------------------------------------------------

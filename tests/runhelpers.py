@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyodbc
 
 from runs.models import Run, RunStatus
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from tests import factories
 
 

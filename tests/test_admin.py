@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib import admin
 
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 from tests import factories
 
 pytestmark = pytest.mark.django_db

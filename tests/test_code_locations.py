@@ -20,6 +20,12 @@ from tests.file_servers import file_connection, ftp_conn, put
 
 pytestmark = pytest.mark.django_db
 
+@pytest.fixture(autouse=True)
+def local_urls(settings):
+    # The GitLab stand-in and the web servers listen on 127.0.0.1 (SPEC §8.2 refuses that by default).
+    settings.COURIER_ALLOW_LOCAL_URLS = True
+
+
 QUERY = "-- orders of the day\nDECLARE @day date = '2024-01-01'\nSELECT 'café' AS x\n"
 
 
@@ -144,7 +150,7 @@ def test_gitlab_url_of_another_instance_is_refused(gitlab):
 
 def test_web_url_sends_the_token_header(http_server):
     (http_server.root / "q.sql").write_text(QUERY, encoding="utf-8")
-    conn = factories.connection("web", header="X-Api-Key", token="web-secret-token")
+    conn = factories.connection("web", url=http_server.url, header="X-Api-Key", token="web-secret-token")
     task, _ = task_with_code(location="web", connection=conn, url=f"{http_server.url}/q.sql")
     assert load_text(fresh(task)) == QUERY
     assert http_server.received[-1].headers["X-Api-Key"] == "web-secret-token"
@@ -156,7 +162,7 @@ def test_web_url_without_connection_and_a_bare_token_as_bearer(http_server):
     assert load_text(fresh(task)) == "SELECT 1"
     assert http_server.received[-1].headers["Authorization"] is None
 
-    conn = factories.connection("web", token="abc123")
+    conn = factories.connection("web", url=http_server.url, token="abc123")
     task2, _ = task_with_code("code2", location="web", connection=conn, url=f"{http_server.url}/q.sql")
     assert load_text(fresh(task2)) == "SELECT 1"
     assert http_server.received[-1].headers["Authorization"] == "Bearer abc123"
@@ -201,7 +207,7 @@ def test_web_url_over_tls_is_verified(tls_cert, tmp_path):
         task, _ = task_with_code(location="web", url=url)
         with pytest.raises(CodeError, match="TLS certificate of .* cannot be verified"):
             load_text(fresh(task))
-        conn = factories.connection("web", verify_tls=False)
+        conn = factories.connection("web", url=url, verify_tls=False)
         CodeLocation.objects.filter(task=task).update(connection=conn)
         assert load_text(fresh(task)) == "SELECT 'tls'"
     finally:

@@ -47,12 +47,13 @@ def test_a_failure_is_recorded_with_its_reason_and_no_secret():
     assert "Very-Secret-1" not in conn.test_message
 
 
-def test_gitlab_web_and_folder(gitlab, http_server, tmp_path):
+def test_gitlab_web_and_folder(gitlab, http_server, tmp_path, settings):
+    settings.COURIER_ALLOW_LOCAL_URLS = True  # both servers listen on 127.0.0.1
     assert check_connection(factories.connection("gitlab", url=gitlab.url, token=TOKEN)).ok
     refused = check_connection(factories.connection("gitlab", name="bad-token", url=gitlab.url, token="nope-token"))
     assert not refused.ok and "401" in refused.message
 
-    web = factories.connection("web", header="X-Key", token="k3y-value")
+    web = factories.connection("web", url=http_server.url, header="X-Key", token="k3y-value")
     assert "nothing to fetch" in check_connection(web).message
     (http_server.root / "a.sql").write_text("SELECT 1")
     task = factories.query_task(factories.project(), None, "")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runs.models import Delivery, DeliveryStatus, RunStatus
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from tasks.models import Task
 from tests import factories
 from tests.delivery_support import folder_destination, log_text, md5, retry, run_task, sha256, tmpfs

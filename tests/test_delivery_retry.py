@@ -6,7 +6,7 @@ import pyodbc
 import pytest
 
 from runs.models import Delivery, DeliveryStatus, RunStatus
-from runs.redeliver import output_files, source_run
+from runs.pipeline.redelivery import output_files, source_run
 from tests import factories
 from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, orders_task, retry, run_task, sha256
 from tests.file_servers import ftp_conn, mkdirs

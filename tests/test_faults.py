@@ -22,7 +22,7 @@ import pytest
 from django_q.models import Schedule
 
 from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, RunStatus
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from tasks.models import Notification
 from tests import factories
 from tests.delivery_support import (

@@ -51,7 +51,7 @@ TYPED = {
     "ssh": {"host": "batch.acme.test", "port": "22", "username": "batch", "password": "", "private_key": "(generated)",
             "key_passphrase": "", "host_key": HOST_KEY},
     "gitlab": {"url": "https://gitlab.acme.test", "token": "glpat-Secret123", "verify_tls": "on"},
-    "web": {"header": "Authorization", "token": "Bearer web-Secret123", "verify_tls": ""},
+    "web": {"url": "https://raw.githubusercontent.com/acme/", "header": "Authorization", "token": "Bearer web-Secret123", "verify_tls": ""},
     "folder": {"folder": "/srv/courier/outbox"},
 }
 STORED = {

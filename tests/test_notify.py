@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from projects.models import ProjectParameter
 from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunStatus, Trigger
+from runs.notify import send_failure_mail, split_recipients
 from runs.pipeline.log import RunLogger
-from runs.pipeline.notify import send_failure_mail, split_recipients
 from tasks.models import Notification
 from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, orders_task, run_task
 from tests.servers_common import free_port
@@ -183,7 +183,7 @@ def test_a_file_over_the_attachment_limit_is_named_not_attached_and_a_phone_gets
 
 
 def test_with_the_real_retry_policy_only_the_last_attempt_mails(smtp, sqlite_odbc):
-    from runs.pipeline.runner import execute
+    from runs.runner import execute
 
     task = orders_task(sqlite_odbc, sql="select * from orders where id < 0", source_fail_on_empty=True, retry_max=1)
     Notification.objects.create(task=task, event="failure", recipients="ops@example.test")

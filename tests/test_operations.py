@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from projects import scheduling
-from runs import jobs, reaper, services
+from runs import jobs, reaper, services, state
 from runs.models import Run, RunStatus, SiteState, Trigger
 from tests import factories
 from tests.runhelpers import broken_task, drain, flaky_task, ok_task, source
@@ -162,8 +162,8 @@ def test_reaper_fails_silent_runs_as_worker_lost_and_applies_the_retry_policy(sq
     project = factories.project()
     conn = source(sqlite_odbc)
     task = flaky_task(project, conn, "flaky", retry_max=1, retry_delay_minutes=2)
-    silent = services.create_run(task, Trigger.SCHEDULE)
-    lively = services.create_run(ok_task(project, conn, "busy"), Trigger.SCHEDULE)
+    silent = state.create_run(task, Trigger.SCHEDULE)
+    lively = state.create_run(ok_task(project, conn, "busy"), Trigger.SCHEDULE)
     now = timezone.now()
     Run.objects.filter(pk=silent.pk).update(status=RunStatus.RUNNING, started_at=now - timedelta(minutes=10),
                                             heartbeat_at=now - timedelta(minutes=5), worker="host:123")
@@ -199,13 +199,13 @@ def test_admin_actions_for_tasks_and_the_project_page(client, superuser, sqlite_
 
 
 def test_a_second_delivery_or_a_cancelled_run_is_not_run_again(sqlite_odbc):
-    from runs.pipeline.runner import execute
+    from runs.runner import execute
 
     task = ok_task(factories.project(), source(sqlite_odbc), "orders")
     run = services.run_now(task)
     assert execute(run.pk) is not None
     assert execute(run.pk) is None  # the queue delivered the message twice: the claim finds it taken
-    later = services.create_run(task, Trigger.MANUAL)
+    later = state.create_run(task, Trigger.MANUAL)
     assert services.cancel(later) and execute(later.pk) is None
     assert Run.objects.get(pk=later.pk).status == RunStatus.CANCELLED
     assert Run.objects.get(pk=run.pk).log_lines.filter(message__startswith="Attempt 1").count() == 1

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from projects.models import Project
 from runs.models import Run, SiteState
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from tasks.models import Task
 from tests import factories
 

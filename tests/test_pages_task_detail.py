@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from runs import retries
 from runs.models import Run, RunFile, RunLog, RunStatus, Trigger
-from runs.services import create_run
+from runs.state import create_run
 from tasks.models import Task, TaskParameter
 from tests import factories
 from tests.pages_support import DB_SECRET, SFTP_SECRET, database_connection, sftp_connection

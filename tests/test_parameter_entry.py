@@ -42,10 +42,9 @@ def test_a_bad_line_is_reported_with_its_number_and_nothing_changes(client, supe
 
 
 def test_task_parameters_override_project_parameters_in_names_and_sql(sqlite_odbc, tmp_path):
-    from runs.pipeline.runner import execute
-    from runs.services import create_run
-    from tasks.preview import sql_preview
-    from runs.pipeline.context import load_parameters
+    from runs.runner import execute
+    from runs.state import create_run
+    from tasks.preview import preview
     from datetime import datetime, timezone
 
     project = factories.project()
@@ -60,7 +59,7 @@ def test_task_parameters_override_project_parameters_in_names_and_sql(sqlite_odb
     factories.destination(task, factories.connection("folder", folder=str(tmp_path)))
 
     at = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
-    sql, _ = sql_preview(task, load_parameters(task, at))
+    sql = preview(task, at).sql
     assert "DECLARE @limit int = 5" in sql
 
     task.code_locations.update(text="select 1 as one")

@@ -9,6 +9,10 @@ page), staff without permissions, staff who may only view, staff who may
 view and run, staff with the task rights (runner), staff with every project
 and task right (manager), and a superuser. Connections, GPG keys, the
 scheduler tools, django-q2's lists and the audit trail are for superusers only.
+
+Writing code that runs is a right of its own (the last part of this file):
+the runner, who lacks it, is refused every change of code through every
+route, and the same requests go through for a coder who holds it.
 """
 
 from __future__ import annotations
@@ -19,12 +23,34 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.test import Client
+from django.urls import reverse
 
+from runs.models import RunStatus
+from runs.runner import execute
+from tasks import codeguard
+from tasks.models import Task
+from tests.form_support import (
+    Conn,
+    admin_add,
+    admin_duplicate,
+    admin_edit,
+    browser_form,
+    duplicate,
+    form_on,
+    in_row,
+    new_row,
+    page_edit,
+    page_new,
+    project_duplicate,
+    set_fields,
+)
 from tests.security_support import (
     ADMIN_VIEWS,
+    CodeWorld,
     Endpoint,
     admin_actions,
     admin_models,
+    build_code_world,
     build_world,
     courier_endpoints,
     fingerprint,
@@ -373,3 +399,157 @@ def test_with_the_csrf_token_the_same_post_goes_through(world, users):
     assert response.status_code == 302
     world.task.refresh_from_db()
     assert world.task.enabled is False
+
+
+# --------------------------------------------------------------------------
+# Writing code that runs: a right of its own
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def code_world(tmp_path, django_user_model, sqlite_odbc) -> CodeWorld:
+    owner = django_user_model.objects.create_user("owner", "owner@example.test", "pw")
+    return build_code_world(tmp_path, owner, sqlite_odbc.odbc)
+
+
+@pytest.fixture
+def coders(django_user_model) -> dict:
+    """The runner (task rights, not the right to write code) and a coder (the same rights and that one)."""
+    runner = make_user(django_user_model, "staff_runner")
+    coder = make_user(django_user_model, "staff_coder")
+    coder.user_permissions.add(Permission.objects.get(codename="write_code"))
+    # Django's own rights on the admin's inline code rows: without them the admin does not show the rows at all.
+    for user in (runner, coder):
+        user.user_permissions.add(*Permission.objects.filter(codename__endswith="_codelocation"))
+    return {"staff_runner": runner, "staff_coder": django_user_model.objects.get(pk=coder.pk)}
+
+
+CODE_CHANGES = {
+    # The task pages
+    "page: edit an inline processing script": page_edit("script", **{"script-text": "print(open('/etc/passwd').read())"}),
+    "page: edit script requirements": page_edit("script", processing_requirements="evil-package"),
+    "page: edit a package's entry file": page_edit("package", processing_entry="tool/other.py"),
+    "page: move a package": page_edit("package", **{"script-path": "pkg/other.zip"}),
+    "page: switch the script off": page_edit("package", use_script=""),
+    "page: open the script's network": page_edit("package", script_network="on"),
+    "page: edit an SSH command": page_edit("ssh", **{"query-text": "cat /etc/shadow"}),
+    "page: point remote SQL elsewhere": page_edit("remote_sql", **{"query-url": "https://code.example.test/elsewhere.sql"}),
+    "page: bring remote SQL inline": page_edit("remote_sql", **{"query-location": "inline", "query-text": "select 9"}),
+    "page: keep SQL on a web server": page_edit("sql", **{"query-location": "web", "query-connection": Conn("web"),
+                                                          "query-url": "https://code.example.test/other.sql"}),
+    "page: add a processing script": page_edit("sql", use_script="on", **{"script-location": "inline", "script-text": "print(1)"}),
+    "page: switch SQL to an SSH command": page_edit("sql", source_kind="ssh", source_connection=Conn("ssh")),
+    "page: switch SQL to a Python script": page_edit("sql", source_kind="python", **{"script-location": "inline", "script-text": "print(1)"}),
+    "page: switch a script task to SQL": page_edit("script", source_kind="database", source_connection=Conn("database"),
+                                                   **{"query-location": "inline", "query-text": "select 1"}),
+    "page: new Python-script task": page_new(source_kind="python", source_connection="",
+                                             **{"script-location": "inline", "script-text": "print(1)"}),
+    "page: new task with remote SQL": page_new(**{"query-location": "web", "query-connection": Conn("web"),
+                                                  "query-url": "https://code.example.test/q.sql"}),
+    "page: new task with requirements": page_new(processing_requirements="evil-package"),
+    # The admin, its inline code rows included
+    "admin: edit script requirements": admin_edit("script", set_fields(processing_requirements="evil-package")),
+    "admin: edit an inline script": admin_edit("script", in_row("processing", text="import os; os.system('id')")),
+    "admin: delete a script": admin_edit("script", in_row("processing", DELETE="on")),
+    "admin: move a package": admin_edit("package", in_row("processing", path="pkg/other.zip")),
+    "admin: edit an SSH command": admin_edit("ssh", in_row("source", text="cat /etc/shadow")),
+    "admin: keep SQL on a web server": admin_edit("sql", in_row("source", location="web", connection=Conn("web"),
+                                                                 url="https://code.example.test/other.sql")),
+    "admin: add a script row": admin_edit("sql", lambda data, code: new_row(data, role="processing", location="inline", text="print(1)")),
+    "admin: switch SQL to an SSH command": admin_edit("sql", set_fields(source_kind="ssh", source_connection=Conn("ssh"))),
+    "admin: save a script task as new": admin_edit("script", set_fields(_saveasnew="Save as new", name="copy", source_kind="python")),
+    "admin: save a package task as new": admin_edit("package", set_fields(_saveasnew="Save as new", name="copy")),
+    "admin: new task with a script row": admin_add(new_script="print(1)"),
+    "admin: new task with an entry file": admin_add(processing_entry="main.py"),
+    # Copies
+    "page: duplicate a script task": duplicate("script"),
+    "page: duplicate an SSH task": duplicate("ssh"),
+    "page: duplicate a project with code": project_duplicate,
+    "admin: duplicate a task with remote SQL": admin_duplicate("remote_sql"),
+}
+
+
+def test_without_the_right_to_write_code_every_route_refuses_a_change_of_code(code_world, coders):
+    """The runner gets 403 and nothing changes; the coder, sending the same request, changes the tables."""
+    def check(client, user, who, case, before):
+        response = case(client, code_world)
+        changed = fingerprint() != before
+        if who == "staff_coder":
+            return None if response.status_code == 302 and changed else f"not done ({response.status_code}, changed: {changed})"
+        return expect(response, 403) or ("a refused request changed something" if changed else None)
+
+    check_matrix(coders, CODE_CHANGES, check)
+
+
+def _save_as_a_person(client, url: str, **changes) -> str:
+    """GET the form, change some fields, POST it and follow the redirect: the page the person lands on."""
+    response = client.post(url, {**form_on(client, url), **changes, "_save": "Save"}, follow=True)
+    assert response.redirect_chain, f"not saved: {response.status_code}"
+    return response.content.decode()
+
+
+def test_without_the_right_to_write_code_the_other_settings_still_change_and_the_task_runs(code_world, coders, client):
+    w, runner = code_world, coders["staff_runner"]
+    client.force_login(runner)
+    code_before = {name: codeguard.saved_code(task.pk) for name, task in w.tasks.items()}
+    sql = w.tasks["sql"]
+    page = _save_as_a_person(client, reverse("courier:task_edit", args=[sql.pk]), output_name="answer",
+                             **{"query-text": "select 42 as answer"})
+    assert "Saved the task" in page
+    for name in ("script", "package", "ssh", "remote_sql"):
+        _save_as_a_person(client, reverse("courier:task_edit", args=[w.tasks[name].pk]), output_name=f"{name}-out", retry_max="2")
+    _save_as_a_person(client, reverse("admin:tasks_task_change", args=[w.tasks["script"].pk]), timeout_minutes="7")
+    _save_as_a_person(client, reverse("courier:task_new", args=[w.project.pk]), name="plain",
+                      source_connection=w.conns["database"].pk, **{"query-text": "select 3 as three"})
+
+    tasks = {t.name: t for t in Task.objects.filter(project=w.project)}
+    assert {tasks[n].output_name for n in ("script", "package", "ssh", "remote_sql")} == {
+        "script-out", "package-out", "ssh-out", "remote_sql-out"}
+    assert tasks["script"].timeout_minutes == 7 and tasks["ssh"].retry_max == 2
+    assert {name: codeguard.saved_code(w.tasks[name].pk) for name in code_before} == code_before
+    assert tasks["plain"].code_locations.get().text == "select 3 as three"
+
+    response = client.post(reverse("courier:task_action", args=[sql.pk, "run"]), follow=True)
+    assert "Started run" in response.content.decode()
+    run = sql.runs.get()
+    assert run.started_by == runner
+    execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert (w.outbox / "answer.csv").read_text().splitlines() == ["answer", "42"]
+
+
+def _disabled_on_edit_page(client, task: Task) -> set[str]:
+    html = client.get(reverse("courier:task_edit", args=[task.pk])).content.decode()
+    return browser_form(html, "task_form")[1]
+
+
+def test_the_edit_page_shows_the_code_fields_disabled_to_whom_may_not_write_code(code_world, coders, client):
+    w = code_world
+    client.force_login(coders["staff_runner"])
+    script_fields = {"use_script", "processing_entry", "processing_requirements", "script_network", "script-location", "script-text",
+                     "script-connection", "script-path", "script-url", "script-cache"}
+    # Inline SQL stays open; where it is kept does not; code kinds cannot be chosen.
+    assert _disabled_on_edit_page(client, w.tasks["sql"]) == script_fields | {
+        "query-location", "query-connection", "query-path", "query-url", "query-cache"}
+    html = client.get(reverse("courier:task_edit", args=[w.tasks["sql"].pk])).content.decode()
+    assert '<option value="ssh" disabled>' in html and '<option value="python" disabled>' in html
+    assert '<option value="sftp">' in html and "are read-only" in html
+    # An SSH command and a script task: the source kind and the whole query or command are locked too.
+    assert {"source_kind", "query-text", "query-location"} <= _disabled_on_edit_page(client, w.tasks["ssh"])
+    assert {"source_kind", "script-text"} <= _disabled_on_edit_page(client, w.tasks["script"])
+    assert "query-text" in _disabled_on_edit_page(client, w.tasks["remote_sql"])
+    # In the admin, the task's code fields and the inline script row.
+    html = client.get(reverse("admin:tasks_task_change", args=[w.tasks["script"].pk])).content.decode()
+    disabled = browser_form(html, "task_form")[1]
+    assert {"source_kind", "processing_entry", "processing_requirements", "code_locations-0-text"} <= disabled
+
+    client.force_login(coders["staff_coder"])
+    assert _disabled_on_edit_page(client, w.tasks["ssh"]) == set()
+    assert "are read-only" not in client.get(reverse("courier:task_edit", args=[w.tasks["ssh"].pk])).content.decode()
+
+
+def test_the_right_to_write_code_is_a_permission_a_superuser_grants_and_holds(coders, django_user_model):
+    boss = django_user_model.objects.create_superuser("boss", "boss@example.test", "pw")
+    assert [codeguard.may_write_code(u) for u in (coders["staff_runner"], coders["staff_coder"], boss)] == [False, True, True]
+    assert Permission.objects.get(codename="write_code").name == "Can write code that runs"

@@ -8,8 +8,8 @@ import pyodbc
 import pytest
 
 from runs.models import Delivery, Run, RunStatus
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 from tests import factories
 
 pytestmark = pytest.mark.django_db

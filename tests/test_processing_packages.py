@@ -23,6 +23,8 @@ pytestmark = pytest.mark.django_db
 def environments(settings, offline_pip, session_venvs):
     # These tests are about fetching packages: build the tinyfmt environment once for all of them.
     settings.COURIER_VENV_DIR = session_venvs
+    # The web and git servers listen on 127.0.0.1 (SPEC §8.2 refuses that by default).
+    settings.COURIER_ALLOW_LOCAL_URLS = True
 
 # A package: an entry file that imports a local module, reads a data file beside it and needs tinyfmt.
 PACKAGE = {
@@ -133,7 +135,7 @@ def test_a_package_folder_on_ftp(ftp_server, tmp_path):
 def test_a_zip_from_a_web_url_with_one_wrapping_folder_and_a_token(http_server, tmp_path):
     # Archives made from a repository page wrap everything in one folder; the entry is found inside it.
     (http_server.root / "pkg.zip").write_bytes(zip_bytes(PACKAGE, prefix="job-main/"))
-    conn = factories.connection("web", name="web", token="web-Canary-77")
+    conn = factories.connection("web", name="web", url=http_server.url, token="web-Canary-77")
     task = package_task("web", connection=conn, url=f"{http_server.url}/pkg.zip")
     box = delivered(task, tmp_path)
 
@@ -153,7 +155,7 @@ def test_a_git_repository_branch_is_cloned_shallowly_with_the_token(git_server, 
         "main": {"main.py": shows_branch, "helpers.py": "WHICH = 'main'\n"},
         "release/2024": {"helpers.py": "WHICH = 'release'\n"},
     })
-    conn = factories.connection("web", name="git-host", header="Authorization", token="Bearer git-Canary-55")
+    conn = factories.connection("web", name="git-host", url=git_server.url, header="Authorization", token="Bearer git-Canary-55")
     task = package_task("web", connection=conn, url=f"{url}#release/2024", entry="main.py")
     box = delivered(task, tmp_path)
     run = run_task(task)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from runs.models import RunStatus, SiteState
 from runs.pipeline import processing
 from tasks.models import CodeLocation, CodeRole, Task, TaskParameter
 from tests import factories
-from tests.processing_support import log_text, run_task
+from tests.processing_support import ProcessWatch, log_text, pid_alive, run_task
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_pip")]
 
@@ -157,47 +158,41 @@ def test_exit_status_one_fails_the_run_and_keeps_the_output(sqlite_odbc, tmp_pat
     assert list(box.iterdir()) == []
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")  # a zombie is dead, only not yet reaped
-
-
-def test_a_hanging_script_and_its_children_are_killed_at_the_timeout(sqlite_odbc, tmp_path, monkeypatch):
-    pid_file = tmp_path / "child.pid"
+def test_a_hanging_script_and_its_children_are_killed_at_the_timeout(sqlite_odbc, monkeypatch):
+    # Inside the sandbox the child has another PID: the host finds it by a word in its command line.
+    marker = f"courier-child-{uuid.uuid4().hex}"
     script = (
         "import os, subprocess, sys, time\n"
-        "child = subprocess.Popen(['sleep', '600'])\n"
-        "open(os.environ['pidfile'], 'w').write(str(child.pid))\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', os.environ['marker']])\n"
         "print('waiting forever', flush=True)\n"
         "time.sleep(600)\n"
     )
     task = scripted_task(sqlite_odbc, script)
-    TaskParameter.objects.create(task=task, key="@pidfile", value=str(pid_file))
+    TaskParameter.objects.create(task=task, key="@marker", value=marker)
     # Production counts whole minutes (Task.timeout_minutes); give this run two seconds.
     monkeypatch.setattr(processing, "seconds_left", lambda ctx: 2.0)
-    run = run_task(task)
+    with ProcessWatch(marker) as watch:
+        run = run_task(task)
 
     assert run.status == RunStatus.FAILED
     assert run.error_stage == "processing"
     assert "timeout" in run.error and "every process it started" in run.error
     assert "waiting forever" in log_text(run)
-    assert not pid_alive(int(pid_file.read_text()))
+    assert watch.seen, "the child never started"
+    assert not any(pid_alive(pid) for pid in watch.seen)
 
 
-def test_the_script_sees_metadata_and_parameters_but_not_couriers_secrets(sqlite_odbc, tmp_path, settings, monkeypatch):
-    dump = tmp_path / "env.json"
+def test_the_script_sees_metadata_and_parameters_but_not_couriers_secrets(sqlite_odbc, settings, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://courier:pw@db/courier")
     monkeypatch.setenv("REDIS_URL", "redis://:pw@broker:6379/0")
     monkeypatch.setenv("COPY_OF_THE_KEY", f"prefix-{settings.SECRET_KEY}")
     monkeypatch.setenv("HARMLESS_SETTING", "kept")
     script = (
         "import json, os, sys\n"
-        f"json.dump(dict(os.environ), open({str(dump)!r}, 'w'))\n"
+        "json.dump(dict(os.environ), open('env.json', 'w'))\n"
         "print('connection is', json.loads(os.environ['COURIER_CONNECTION'])['odbc'])\n"
         "print('token is', os.environ['api_token'])\n"
+        "print(['env.json'])\n"
     )
     task = scripted_task(sqlite_odbc, script)
     TaskParameter.objects.create(task=task, key="@region", value="north")
@@ -207,7 +202,7 @@ def test_the_script_sees_metadata_and_parameters_but_not_couriers_secrets(sqlite
     run = run_task(task)
     assert run.status == RunStatus.SUCCEEDED, run.error
 
-    env = json.loads(dump.read_text())
+    env = json.loads(run.files.get().stored.read())
     for name in ("SECRET_KEY", "COURIER_SECRET_KEYS", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "COPY_OF_THE_KEY"):
         assert name not in env, name
     assert settings.SECRET_KEY not in json.dumps(env)

@@ -10,9 +10,9 @@ from django.core import mail
 from django.utils import timezone
 from django_q.models import Schedule
 
-from runs import retries, services
+from runs import retries, services, state
 from runs.models import Run, RunStatus, SiteState, Trigger
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from tasks.models import Notification
 from tests import factories
 from tests.runhelpers import add_item, broken_task, drain, flaky_task, source
@@ -60,7 +60,7 @@ def test_retry_is_due_exactly_delay_times_backoff_after_the_failure(sqlite_odbc)
     task = flaky_task(factories.project(), source(sqlite_odbc), "flaky", retry_max=5, retry_delay_minutes=3, retry_backoff=1.5)
     at = timezone.now()
     for attempt, minutes in [(1, 3), (2, 4.5), (3, 6.75)]:
-        failed = services.create_run(task, Trigger.SCHEDULE, attempt=attempt)
+        failed = state.create_run(task, Trigger.SCHEDULE, attempt=attempt)
         Run.objects.filter(pk=failed.pk).update(status=RunStatus.FAILED, error="x")
         failed.refresh_from_db()
         nxt = retries.schedule_retry(failed, now=at)
@@ -72,11 +72,11 @@ def test_failure_mail_only_when_no_retry_follows(sqlite_odbc):
     task = flaky_task(factories.project(), source(sqlite_odbc), "flaky", retry_max=1, retry_delay_minutes=0)
     Notification.objects.create(task=task, event="failure", recipients="ops@example.test")
     first = run_once(task)
-    assert retries.will_retry(first) == retry_of(first)
+    assert state.next_attempt(first) == retry_of(first)
     assert mail.outbox == []
     retries.start_retry(retry_of(first).pk)
     second = drain()[0]
-    assert second.status == RunStatus.FAILED and retries.will_retry(second) is None
+    assert second.status == RunStatus.FAILED and state.next_attempt(second) is None
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ops@example.test"]
 
 
@@ -119,7 +119,7 @@ def test_cancel_retry_removes_the_schedule_and_records_the_run_cancelled(sqlite_
 def test_cancel_retry_is_refused_while_the_task_runs(sqlite_odbc):
     task = flaky_task(factories.project(), source(sqlite_odbc), "flaky", retry_max=1)
     pending = retry_of(run_once(task))
-    busy = services.create_run(task, Trigger.MANUAL)
+    busy = state.create_run(task, Trigger.MANUAL)
     Run.objects.filter(pk=busy.pk).update(status=RunStatus.RUNNING)
     with pytest.raises(services.ServiceError, match=f"is running \\(run {busy.pk}\\)"):
         services.cancel_retry(task)

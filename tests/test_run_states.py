@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from runs.models import Run, RunStatus
-from runs.pipeline.runner import claim, execute
-from runs.services import cancel, create_run
+from runs.runner import execute
+from runs.services import cancel
+from runs.state import claim, create_run
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -110,3 +112,23 @@ def test_run_task_without_wait_queues_a_run(task, django_capture_on_commit_callb
     run = Run.objects.get()
     assert run.status == RunStatus.QUEUED and run.trigger == "manual"
     assert len(callbacks) == 1
+
+
+def test_run_task_wait_obeys_the_one_active_run_rule(task, capsys):
+    active = create_run(task, "manual")
+    claim(active.pk)  # a worker has it
+    outbox = task.destinations.get().connection.folder
+    with pytest.raises(CommandError) as refused:
+        call_command("run_task", str(task), "--wait", "--json")
+    skipped = Run.objects.exclude(pk=active.pk).get()
+    # Exit 1 with one line that names the active run (SPEC §13); the JSON reports the skipped run.
+    assert refused.value.returncode == 1
+    assert str(refused.value) == (
+        f"Run {skipped.pk} of {task} skipped: previous run still active (run {active.pk} of {task}, running)."
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert (out["run"], out["status"], out["rows"], out["files"]) == (skipped.pk, "skipped", None, [])
+    assert (skipped.status, skipped.trigger, skipped.started_at) == (RunStatus.SKIPPED, "manual", None)
+    # Nothing ran here: the active run is untouched and nothing was delivered.
+    assert Run.objects.get(pk=active.pk).status == RunStatus.RUNNING
+    assert active.log_lines.count() == 0 and not any(Path(outbox).iterdir())

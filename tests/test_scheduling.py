@@ -12,7 +12,7 @@ from django_q.models import Schedule
 
 from projects import scheduling
 from projects.models import Project
-from runs import jobs, services
+from runs import jobs, services, state
 from runs.models import Run, RunStatus, Trigger
 from tests import factories
 
@@ -134,7 +134,7 @@ def test_a_one_off_fired_but_not_yet_booked_is_not_rearmed_by_a_save():
 def test_fire_project_records_a_skipped_run_when_the_task_is_still_running(sqlite_odbc):
     project = factories.project(cron="0 6 * * *")
     task = factories.query_task(project, factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc), "select 1 as n")
-    running = services.create_run(task, Trigger.MANUAL)
+    running = state.create_run(task, Trigger.MANUAL)
     Run.objects.filter(pk=running.pk).update(status=RunStatus.RUNNING)
     at = datetime(2030, 1, 1, 6, tzinfo=UTC)
     jobs.fire_project(project.pk, "cron", at.isoformat())

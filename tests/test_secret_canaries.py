@@ -44,12 +44,13 @@ from tests.servers_odbc import MARIADB_ADMIN, _mariadb_accounts
 pytestmark = pytest.mark.django_db
 
 SCRIPT = """\
-import json, os, sys
+import json, os, socket, sys
 conn = json.loads(os.environ["COURIER_CONNECTION"])
 print("source connection string:", conn["odbc"])
 print("sensitive parameter:", os.environ["pw"], file=sys.stderr)
-with open(os.environ["dump"], "w") as fh:
-    json.dump(dict(os.environ), fh)
+# The sandbox lets the script write only into its run folder: its environment goes to the test over the network.
+with socket.create_connection(("127.0.0.1", int(os.environ["dump_port"]))) as dump:
+    dump.sendall(json.dumps(dict(os.environ)).encode())
 """
 
 
@@ -103,6 +104,8 @@ def mail(smtp_server, settings):
 def scripts(settings, wheelhouse, session_venvs):
     settings.COURIER_PIP_OPTIONS = ["--no-index", "--find-links", str(wheelhouse)]
     settings.COURIER_VENV_DIR = session_venvs
+    # The GitLab and web tasks fetch from the local HTTP server, so their tokens really travel.
+    settings.COURIER_ALLOW_LOCAL_URLS = True
 
 
 # --------------------------------------------------------------------------
@@ -132,7 +135,7 @@ def connections(c: Canaries, mariadb_odbc, login, sshd, ftp_server, smb_server, 
         "share": make("smb", name="share", host=smb_server.host, port=smb_server.port, share=smb_server.share,
                       username=smb_server.username, password=c.new("smb-password")),
         "lab": make("gitlab", name="lab", url=http_server.url, token=c.new("gitlab-token")),
-        "web": make("web", name="web", header="X-Api-Key", token=c.new("web-token")),
+        "web": make("web", name="web", url=http_server.url, header="X-Api-Key", token=c.new("web-token")),
     }
 
 
@@ -142,7 +145,7 @@ def sensitive(owner, key: str, value: str):
     param.save()
 
 
-def tasks(c: Canaries, conns: dict[str, Connection], tmp_path: Path, http_server) -> dict[str, Task]:
+def tasks(c: Canaries, conns: dict[str, Connection], dump_port: int, http_server) -> dict[str, Task]:
     project = factories.project("Canaries", cron="0 6 * * *")
     sensitive(project, "@projpw", c.new("project-parameter"))
     made = {
@@ -155,7 +158,7 @@ def tasks(c: Canaries, conns: dict[str, Connection], tmp_path: Path, http_server
         "web": Task.objects.create(project=project, name="web", source_kind="python"),
     }
     sensitive(made["extract"], "@pw", f"'{c.new('task-parameter')}'")
-    TaskParameter.objects.create(task=made["extract"], key="dump", value=str(tmp_path / "environment.json"))
+    TaskParameter.objects.create(task=made["extract"], key="dump_port", value=str(dump_port))
     CodeLocation.objects.create(task=made["extract"], role="processing", location="inline", text=SCRIPT)
     for name in ("drop", "keyed", "ftpbox", "share"):
         factories.destination(made["extract"], conns[name])
@@ -284,20 +287,21 @@ def exercise(made: dict[str, Task], superuser, staff_runner, mail, caplog) -> tu
 
 
 def test_secrets_never_leak(canaries, canary_login, mariadb_odbc, sshd, ftp_server, smb_server, http_server, mail, scripts,
-                            quick_ftp_refusals, tmp_path, superuser, staff_runner, caplog, monkeypatch):
+                            quick_ftp_refusals, tcp_listener, superuser, staff_runner, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
     # Courier's own secrets, as a worker's environment may hold them, under their names and under another.
     monkeypatch.setenv("EMAIL_URL", f"smtp://courier:{canaries.new('email-url-password')}@mail.example.test")
     monkeypatch.setenv("DATABASE_URL", f"postgres://courier:{canaries.new('database-url-password')}@db/courier")
     monkeypatch.setenv("COPY_OF_THE_DJANGO_KEY", settings.SECRET_KEY)
     conns = connections(canaries, mariadb_odbc, canary_login, sshd, ftp_server, smb_server, http_server)
-    made = tasks(canaries, conns, tmp_path, http_server)
+    dump_port, dumped = tcp_listener
+    made = tasks(canaries, conns, dump_port, http_server)
 
     runs, surfaces = exercise(made, superuser, staff_runner, mail, caplog)
 
     check_the_runs_failed_as_planned(runs, mail)
     check_no_canary_anywhere(canaries, surfaces)
-    check_the_script_environment(canaries, runs["extract"], json.loads((tmp_path / "environment.json").read_text()))
+    check_the_script_environment(canaries, runs["extract"], json.loads(dumped[0]))
     check_only_ciphertext_is_stored()
 
 

@@ -11,8 +11,8 @@ from connections.clients.remote import expand
 from connections.kinds import client_for
 from projects.models import ProjectParameter
 from runs.models import RunStatus
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 from tasks.models import Task
 from tests import factories
 from tests.file_servers import FILE_KINDS, file_connection, put

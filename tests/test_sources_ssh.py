@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from runs.models import RunStatus
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
 from tests.file_servers import put

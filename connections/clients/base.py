@@ -125,6 +125,10 @@ class Client:
         """The body of the file at `url` (`path`: the file inside a repository named by a project URL)."""
         raise self._cannot("fetch URLs")
 
+    def scope_problem(self, url: str) -> str:
+        """Why this connection's token may not be sent to `url`; "" when it may, or when the kind sends none to URLs."""
+        return ""
+
     def run_query(self, batches: list[str], sink: RowSink, *, batch: int) -> bool:
         """Run the batches in order in one session; the first result set with columns goes to `sink(columns, row_batches)`.
 

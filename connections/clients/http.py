@@ -1,20 +1,25 @@
 """Code over HTTP(S): plain web URLs (optional token header) and GitLab's raw-file API.
 
-Tokens go only to the host they belong to: redirects are followed by hand,
-and the token header is dropped when a redirect leads to another origin.
-Messages show URLs without their query string, which may carry a token.
+Tokens stay home (SPEC §8.2): a web connection's header goes only to URLs
+under its base URL, a GitLab token only to its instance. Redirects are
+followed by hand; one that leaves the connection's base drops the token.
+Every request, redirects included, is refused when it would reach a local
+address (connections/clients/addresses.py). Messages show URLs without
+user info or query string, which may carry a token.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import requests
 import urllib3
 
+from connections.clients.addresses import GuardedAdapter, refuse_local
 from connections.clients.base import Client, ClientError
+from connections.urls import is_within, shown
 
 TIMEOUT = (10, 60)  # connect, and each read
 MAX_BYTES = 20 * 1024 * 1024  # a query or script, not a data file
@@ -30,31 +35,23 @@ class HttpStatusError(ClientError):
         self.status = status
 
 
-def shown(url: str) -> str:
-    """The URL without credentials, query or fragment, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+def get(url: str, *, headers: dict[str, str] | None = None, verify: bool = True, scope: str = "") -> bytes:
+    """The body of a 200 answer to GET `url`; anything else is a ClientError naming the URL.
 
-
-def _origin(url: str) -> tuple:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port
-
-
-def get(url: str, *, headers: dict[str, str] | None = None, verify: bool = True) -> bytes:
-    """The body of a 200 answer to GET `url`; anything else is a ClientError naming the URL."""
+    `headers` (a token) are sent only while the URL is within `scope`, the
+    connection's base URL; a redirect out of it is followed without them.
+    """
     if urlsplit(url).scheme not in ("http", "https"):
         raise ClientError(f"“{shown(url)}” is not an http(s) URL.", permanent=True)
     headers = dict(headers or {})
-    origin = _origin(url)
+    if headers and not is_within(url, scope):
+        raise ClientError(f"“{shown(url)}” is not under {shown(scope) or 'a base URL'}: the token is not sent there.", permanent=True)
     for _ in range(MAX_REDIRECTS + 1):
+        refuse_local(url)
         response = _request(url, headers, verify)
         if response.is_redirect and "location" in response.headers:
             url = urljoin(url, response.headers["location"])
-            if _origin(url) != origin:
+            if headers and not is_within(url, scope):
                 headers = {}
             response.close()
             continue
@@ -67,7 +64,10 @@ def _request(url: str, headers: dict[str, str], verify: bool) -> requests.Respon
         with warnings.catch_warnings():
             # Not verifying is the connection's explicit choice, not news for every fetch.
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            return requests.get(url, headers=headers, verify=verify, timeout=TIMEOUT, allow_redirects=False, stream=True)
+            with requests.Session() as session:
+                session.mount("http://", GuardedAdapter())
+                session.mount("https://", GuardedAdapter())
+                return session.get(url, headers=headers, verify=verify, timeout=TIMEOUT, allow_redirects=False, stream=True)
     except requests.exceptions.SSLError as exc:
         raise ClientError(f"The TLS certificate of {shown(url)} cannot be verified: {_reason(exc)}", permanent=True) from None
     except requests.exceptions.Timeout:
@@ -122,11 +122,40 @@ def web_headers(conn) -> dict[str, str]:
     return {header: value}
 
 
+def _no_base_url(conn) -> str:
+    return f"The {conn.get_kind_display()} connection {conn} has no base URL: a superuser must set one before its token is sent anywhere."
+
+
+def web_scope_problem(conn, url: str) -> str:
+    """Why the web connection's token may not be sent to `url` ("" when it may)."""
+    if not conn.url:
+        return _no_base_url(conn)
+    if not is_within(url, conn.url):
+        return f"“{shown(url)}” is not under {shown(conn.url)}, the base URL of {conn}: its token is sent only there."
+    return ""
+
+
 def fetch_web(url: str, conn=None) -> bytes:
-    return get(url, headers=web_headers(conn), verify=conn.verify_tls if conn is not None else True)
+    if conn is None:
+        return get(url)
+    headers = web_headers(conn)
+    if headers or conn.url:
+        problem = web_scope_problem(conn, url)
+        if problem:
+            raise ClientError(problem, permanent=True)
+    return get(url, headers=headers, verify=conn.verify_tls, scope=conn.url)
 
 
 # --- GitLab --------------------------------------------------------------------
+
+
+def gitlab_scope_problem(conn, url: str) -> str:
+    """Why the GitLab connection's token may not be sent to `url`, which may be relative to the instance ("" when it may)."""
+    if not conn.url:
+        return _no_base_url(conn)
+    if not is_within(urljoin(conn.url.rstrip("/") + "/", url), conn.url):
+        return f"“{shown(url)}” is not on the GitLab instance {shown(conn.url)} of {conn}: its token is sent only there."
+    return ""
 
 
 def gitlab_file(conn, url: str, path: str = "") -> tuple[str, list[tuple[str, str]]]:
@@ -137,10 +166,11 @@ def gitlab_file(conn, url: str, path: str = "") -> tuple[str, list[tuple[str, st
     candidate, shortest branch first. A project URL without “/-/” takes the
     file path from `path` and reads the default branch (ref HEAD).
     """
+    problem = gitlab_scope_problem(conn, url)
+    if problem:
+        raise ClientError(problem, permanent=True)
     base_url = conn.url.rstrip("/") + "/"
     base, target = urlsplit(base_url), urlsplit(urljoin(base_url, url))
-    if (target.scheme, target.netloc) != (base.scheme, base.netloc) or not target.path.startswith(base.path):
-        raise ClientError(f"“{shown(url)}” is not on the GitLab instance {shown(conn.url)} of {conn}.", permanent=True)
     inside = unquote(target.path[len(base.path):]).strip("/")
     project, marker, rest = inside.partition("/-/")
     if not marker:
@@ -169,7 +199,7 @@ def fetch_gitlab(conn, url: str, path: str = "") -> bytes:
     project, candidates = gitlab_file(conn, url, path)
     for ref, file_path in candidates:
         try:
-            return get(gitlab_api_url(conn, project, file_path, ref), headers=_gitlab_headers(conn), verify=conn.verify_tls)
+            return get(gitlab_api_url(conn, project, file_path, ref), headers=_gitlab_headers(conn), verify=conn.verify_tls, scope=conn.url)
         except HttpStatusError as exc:
             # Only "not found" can mean that the branch name goes on past this "/".
             if exc.status != 404:
@@ -186,7 +216,7 @@ def fetch_gitlab(conn, url: str, path: str = "") -> bytes:
 
 
 def check_gitlab(conn) -> str:
-    body = get(f"{conn.url.rstrip('/')}/api/v4/version", headers=_gitlab_headers(conn), verify=conn.verify_tls)
+    body = get(f"{conn.url.rstrip('/')}/api/v4/version", headers=_gitlab_headers(conn), verify=conn.verify_tls, scope=conn.url)
     try:
         version = json.loads(body).get("version", "unknown")
     except (ValueError, AttributeError):
@@ -197,7 +227,7 @@ def check_gitlab(conn) -> str:
 def check_web(conn) -> str:
     urls = sorted({c.url for c in conn.code_locations.all() if c.url})
     if not urls:
-        return "A web connection has no address of its own and no code location uses it yet, so there was nothing to fetch."
+        return "No code location uses this connection yet, so there was nothing to fetch."
     for url in urls:
         fetch_web(url, conn)
     return f"Fetched {len(urls)} URL(s) that use this connection: {', '.join(shown(u) for u in urls)}."
@@ -206,6 +236,9 @@ def check_web(conn) -> str:
 class GitLabClient(Client):
     def test(self) -> str:
         return check_gitlab(self.conn)
+
+    def scope_problem(self, url: str) -> str:
+        return gitlab_scope_problem(self.conn, url)
 
     def fetch(self, url: str, path: str = "") -> bytes:
         return fetch_gitlab(self.conn, url, path)
@@ -216,6 +249,9 @@ class WebClient(Client):
 
     def test(self) -> str:
         return check_web(self.conn)
+
+    def scope_problem(self, url: str) -> str:
+        return web_scope_problem(self.conn, url) if self.conn is not None else ""
 
     def fetch(self, url: str, path: str = "") -> bytes:
         return fetch_web(url, self.conn)

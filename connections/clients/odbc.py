@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import pyodbc
 
@@ -113,13 +113,39 @@ def connect(conn, *, batch: int = 5000):
             raise timeout_error(exc, label, "Connecting", f"login timeout of {conn.login_timeout} s") from None
         raise map_error(exc, label, "Connecting") from None
     try:
+        _check_dialect(cnxn, conn)
         if conn.query_timeout:
             _apply_query_timeout(cnxn, conn)
         if conn.read_only:
             _apply_read_only(cnxn, conn)
         yield cnxn
     finally:
-        cnxn.close()
+        _close(cnxn)
+
+
+def _close(cnxn) -> None:
+    if not cnxn.autocommit:  # a read-only PostgreSQL transaction: nothing in it is kept
+        with suppress(pyodbc.Error):
+            cnxn.rollback()
+    cnxn.close()
+
+
+# SQL_DBMS_NAME (lower case) → the dialect that database needs. SQL bounds
+# (tasks/sqlbounds.py) and the read-only setting follow the connection's
+# dialect, so a database that is not the dialect it is saved with is refused
+# where that matters: SQLite always, the others when read only.
+DBMS_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgresql", "mariadb": "mysql", "mysql": "mysql", "microsoft sql server": "mssql"}
+
+
+def _check_dialect(cnxn, conn) -> None:
+    dbms = str(cnxn.getinfo(pyodbc.SQL_DBMS_NAME)).strip()
+    needed = DBMS_DIALECTS.get(dbms.lower())
+    if needed and needed != (conn.dialect or "other") and (needed == "sqlite" or conn.read_only):
+        raise ClientError(
+            f"{conn} reaches a {dbms} database, but its SQL dialect is not set to {dbms}: "
+            f"set it, so that {dbms}'s bounds and read-only setting apply.",
+            permanent=True,
+        )
 
 
 # Server-side limits where a driver ignores or refuses ODBC's query timeout
@@ -144,8 +170,11 @@ def _apply_query_timeout(cnxn, conn) -> None:
 
 
 # "Read only" is enforced by the server where it can be: the session refuses
-# writes, whatever the SQL looks like. Elsewhere (SQL Server, other) the ODBC
-# access mode is only a hint to the driver; a read-only login is the real guard.
+# writes, whatever the SQL looks like. tasks/sqlbounds.py refuses the SQL that
+# would switch it back. SQL Server and other databases have no such session
+# setting: the ODBC access mode below is only a hint to the driver, which the
+# server does not enforce, and ApplicationIntent=ReadOnly only routes to a
+# readable replica; there a login with read rights only is the real guard.
 READ_ONLY_SQL = {
     "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
     "mysql": "SET SESSION TRANSACTION READ ONLY",
@@ -162,8 +191,23 @@ def _apply_read_only(cnxn, conn) -> None:
             cnxn.execute(statement)
         else:
             cnxn.set_attr(pyodbc.SQL_ATTR_ACCESS_MODE, SQL_MODE_READ_ONLY)
+        if conn.dialect == "postgresql":
+            _hold_read_only_transaction(cnxn)
     except pyodbc.Error as exc:
         raise map_error(exc, str(conn), "Making the session read only") from None
+
+
+def _hold_read_only_transaction(cnxn) -> None:
+    """Open the one transaction every batch runs in, and take its snapshot.
+
+    Any statement may reset the session's default, even with the setting's
+    name in a string (set_config('default_transaction_read_only', 'off',
+    false)), but once a read-only transaction has taken its snapshot the
+    server refuses to make it writable; only ending it could, and
+    tasks/sqlbounds.py refuses the statements that end it.
+    """
+    cnxn.autocommit = False
+    cnxn.execute("SELECT 1").fetchall()
 
 
 def _query_error(exc: pyodbc.Error, conn, doing: str) -> ClientError:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from connections.models import SECRET_FIELDS
-from runs.models import Run
+from runs.models import Run, RunFile
 from runs.pipeline.log import RunLogger
 from tasks.models import Task
 from tasks.parameters import Param, merge, resolve
@@ -35,12 +34,9 @@ class RunContext:
     at: datetime
     params: list[Param] = field(default_factory=list)
     files: list[LocalFile] = field(default_factory=list)
+    stored: list[RunFile] = field(default_factory=list)  # filled by the output stage, one per file
     rows: int | None = None
     delivery_errors: list[Exception] = field(default_factory=list)
-
-    @property
-    def sensitive_values(self) -> list[str]:
-        return [p.value for p in self.params if p.sensitive]
 
 
 def intended_time(run: Run, task: Task) -> datetime:
@@ -52,16 +48,6 @@ def load_parameters(task: Task, at: datetime) -> list[Param]:
     project = [p.as_param() for p in task.project.parameters.all()]
     own = [p.as_param() for p in task.parameters.all()]
     return resolve(merge(project, own), at)
-
-
-def connection_secrets(task: Task) -> list[str]:
-    """Every secret of every connection the task uses, so the log can mask them."""
-    connections = [task.source_connection, *(d.connection for d in task.destinations.all())]
-    connections += [c.connection for c in task.code_locations.all()]
-    values = []
-    for conn in filter(None, connections):
-        values += [getattr(conn, name) for name in SECRET_FIELDS]
-    return values
 
 
 def make_workdir(run: Run) -> Path:

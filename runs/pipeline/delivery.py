@@ -2,7 +2,7 @@
 
 One session per destination; each file's outcome is recorded on its own
 Delivery row (sent, skipped or failed, with the time and the error), so a
-retry can send exactly what did not arrive (runs/redeliver.py) and a resend
+retry can send exactly what did not arrive (redelivery.py) and a resend
 adds new rows (runs/resend.py). The protocol clients upload under a
 temporary name and rename, so a vendor never sees a partial file.
 """
@@ -18,13 +18,13 @@ from django.utils import timezone
 from connections.clients import ClientError
 from connections.clients.base import IfExists
 from connections.kinds import client_for
-from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile
+from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, Stage
 from runs.pipeline.context import RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.log import RunLogger
 from tasks.models import Destination, Task
 
-STAGE = "delivery"
+STAGE = Stage.DELIVERY
 logger = logging.getLogger(__name__)
 
 
@@ -127,9 +127,20 @@ def outcome(deliveries: list[Delivery], errors: list[ClientError]) -> StageFailu
     )
 
 
-def run(ctx: RunContext, deliveries: list[Delivery], local: dict[int, Path]) -> None:
+def deliver(ctx: RunContext, deliveries: list[Delivery], local: dict[int, Path]) -> None:
+    """Send the deliveries; raises StageFailure when any of them failed."""
     errors = send(ctx.log, deliveries, local)
     ctx.delivery_errors.extend(errors)
     failure = outcome(deliveries, errors)
     if failure:
         raise failure
+
+
+def run(ctx: RunContext) -> None:
+    """The stage: every file the output stage stored, to every destination of the task."""
+    uploads = pending_uploads(ctx, ctx.stored)
+    if uploads:
+        local = {record.pk: local.path for record, local in zip(ctx.stored, ctx.files, strict=True)}
+        deliver(ctx, uploads, local)
+    elif ctx.stored:
+        ctx.log.info(STAGE, "The task has no destinations; the files are kept in Courier's file storage.")

@@ -47,10 +47,11 @@ from operator import itemgetter
 from pathlib import Path
 from types import SimpleNamespace
 
+from runs.models import Stage
 from runs.pipeline.errors import StageFailure
 from tasks.models import OutputType, Quoting, Task
 
-STAGE = "output"
+STAGE = Stage.OUTPUT
 EXTENSIONS = {OutputType.CSV: ".csv", OutputType.TEXT: ".txt", OutputType.XLSX: ".xlsx", OutputType.JSONL: ".jsonl"}
 ENDINGS = {"lf": "\n", "crlf": "\r\n"}
 

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import PurePosixPath
 
+from runs.models import Stage
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import EXTENSIONS
 from tasks.models import OutputType, Task
 from tasks.parameters import Param, ParameterError, check_file_name, substitute
 
-STAGE = "output"
+STAGE = Stage.OUTPUT
 
 
 def render_name(template: str, params: list[Param], at: datetime, what: str) -> str:

@@ -24,12 +24,12 @@ from django.core.files import File
 from django.utils import timezone
 
 from connections.clients.gpg import GpgError, encrypt_file
-from runs.models import RunFile
+from runs.models import RunFile, Stage
 from runs.pipeline import naming
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 
-STAGE = "output"
+STAGE = Stage.OUTPUT
 CHUNK = 1024 * 1024
 
 
@@ -160,23 +160,23 @@ def discard_unrecorded(record: RunFile) -> None:
                 pass  # the failure being reported matters more than this remnant
 
 
-def run(ctx: RunContext) -> list[RunFile]:
-    """Make the files final and store them; afterwards `ctx.files[i]` is the local copy of the i-th RunFile."""
+def run(ctx: RunContext) -> None:
+    """Make the files final and store them in `ctx.stored`; `ctx.files[i]` is the local copy of `ctx.stored[i]`."""
     if not ctx.files:
         ctx.log.info(STAGE, "No files to write.")
-        return []
+        return
     name_files(ctx)
     zipping = ctx.task.zip_enabled
     if zipping and empty_files_unwanted(ctx):
         leave_out_empty(ctx)
         if not ctx.files:
             ctx.log.info(STAGE, "Every output file is empty: nothing is zipped, stored or sent.")
-            return []
+            return
     if ctx.task.gpg_key_id:
         encrypt(ctx)
     if zipping:
         make_zip(ctx)
-    return [store(ctx, local) for local in ctx.files]
+    ctx.stored = [store(ctx, local) for local in ctx.files]
 
 
 # --------------------------------------------------------------------------
@@ -192,17 +192,17 @@ def fetch_stored(record: RunFile, folder: Path) -> Path:
             shutil.copyfileobj(src, dst, CHUNK)
     except SuspiciousFileOperation:
         raise StageFailure(
-            "delivery", f"The stored copy of {record.name} (run {record.run_id}) is recorded at a path outside Courier's file storage; "
+            Stage.DELIVERY, f"The stored copy of {record.name} (run {record.run_id}) is recorded at a path outside Courier's file storage; "
             "it is not read or sent.", permanent=True,
         ) from None
     except (FileNotFoundError, ValueError):
-        raise StageFailure("delivery", f"The stored copy of {record.name} (run {record.run_id}) is gone; it may have been pruned.", permanent=True) from None
+        raise StageFailure(Stage.DELIVERY, f"The stored copy of {record.name} (run {record.run_id}) is gone; it may have been pruned.", permanent=True) from None
     except OSError as exc:
-        raise StageFailure("delivery", f"The stored copy of {record.name} cannot be read: {exc.strerror or exc}.") from None
+        raise StageFailure(Stage.DELIVERY, f"The stored copy of {record.name} cannot be read: {exc.strerror or exc}.") from None
     size, md5, sha256 = file_digests(target)
     if (size, sha256) != (record.size, record.sha256):
         target.unlink(missing_ok=True)
         raise StageFailure(
-            "delivery", f"The stored copy of {record.name} no longer matches its recorded size and SHA-256; it is not sent.", permanent=True,
+            Stage.DELIVERY, f"The stored copy of {record.name} no longer matches its recorded size and SHA-256; it is not sent.", permanent=True,
         )
     return target

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from runs import venvs
+from runs import sandbox, venvs
 from runs.models import SiteState, Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
@@ -57,12 +57,29 @@ def run(ctx: RunContext) -> None:
     if remaining <= 0:
         raise StageFailure(STAGE, f"The task's timeout of {ctx.task.timeout_minutes} minute(s) ran out before the processing script could start.")
     deadline = time.monotonic() + remaining
+    bwrap = _sandbox(ctx)
     script = _fetch(ctx, deadline)
     requirements = _requirements(ctx, script)
     environment = _environment(ctx, requirements, deadline)
-    outcome = _execute(ctx, script, environment, deadline)
+    outcome = _execute(ctx, script, environment, deadline, bwrap)
     _check(ctx, outcome)
     _take_result(ctx, outcome.last_stdout)
+
+
+def _sandbox(ctx: RunContext) -> str | None:
+    """bwrap's path; None when an administrator switched the sandbox off. Checked before anything is fetched or built."""
+    if sandbox.required():
+        try:
+            return sandbox.locate()
+        except sandbox.SandboxError as exc:
+            raise StageFailure(STAGE, str(exc), permanent=True) from None
+    if not ctx.task.script_network:
+        raise StageFailure(
+            STAGE, "This task's script may not use the network, which only the sandbox can enforce, and the sandbox is "
+            "switched off (COURIER_SCRIPT_SANDBOX=off); the script was not run.", permanent=True,
+        )
+    ctx.log.warning(STAGE, "The script sandbox is switched off (COURIER_SCRIPT_SANDBOX=off): the script can read everything the worker can.")
+    return None
 
 
 def _fetch(ctx: RunContext, deadline: float) -> Script:
@@ -100,13 +117,15 @@ def _environment(ctx: RunContext, requirements: Requirements, deadline: float) -
         raise StageFailure(STAGE, exc.message + hint, permanent=exc.permanent) from None
 
 
-def _execute(ctx: RunContext, script: Script, environment: venvs.Environment, deadline: float) -> Outcome:
+def _execute(ctx: RunContext, script: Script, environment: venvs.Environment, deadline: float, bwrap: str | None) -> Outcome:
     try:
         env = script_environment(ctx, environment.bin)
     except ParameterError as exc:
         raise StageFailure(STAGE, f"The parameters cannot be passed to the script: {exc}", permanent=True) from None
     args = [str(f.path) for f in ctx.files]
     argv = [str(environment.python), str(script.entry), *args]
+    if bwrap is not None:
+        argv = sandbox.command(bwrap, argv, workdir=ctx.workdir, environment=environment.path, network=ctx.task.script_network)
     shown = f"python {script.entry.relative_to(script.root)}" + "".join(f" {Path(a).name}" for a in args)
     ctx.log.info(STAGE, f"Running {shown}.")
     logged = 0

@@ -13,12 +13,13 @@ import codecs
 import csv
 from pathlib import Path
 
+from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import field_delimiter, open_writer
 from tasks.models import OutputType
 
-STAGE = "source"
+STAGE = Stage.SOURCE
 ROWS_PER_WRITE = 5000
 
 

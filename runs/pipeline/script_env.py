@@ -22,6 +22,7 @@ from pathlib import Path
 from django.conf import settings
 
 from connections.kinds import KINDS
+from connections.masking import courier_secrets
 from connections.models import Connection
 from runs.pipeline.context import RunContext
 from tasks.parameters import env_vars
@@ -33,14 +34,6 @@ PYTHON_OVERRIDES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")
 MIN_CONTAINED_SECRET = 8
 
 
-def courier_secret_values() -> list[str]:
-    """Values of Courier's own secrets as the settings hold them."""
-    values = [settings.SECRET_KEY, *settings.COURIER_SECRET_KEYS, getattr(settings, "REDIS_URL", "")]
-    values += [db.get("PASSWORD", "") for db in settings.DATABASES.values()]
-    values.append(getattr(settings, "EMAIL_HOST_PASSWORD", ""))
-    return [v for v in values if v]
-
-
 def _carries_secret(value: str, secrets: list[str]) -> bool:
     return any(value == s or (len(s) >= MIN_CONTAINED_SECRET and s in value) for s in secrets)
 
@@ -48,7 +41,7 @@ def _carries_secret(value: str, secrets: list[str]) -> bool:
 def worker_environment() -> dict[str, str]:
     """The worker's variables without Courier's secrets (for scripts and for pip)."""
     hidden = {*ALWAYS_HIDDEN, *PYTHON_OVERRIDES, *settings.COURIER_SCRIPT_ENV_EXCLUDE}
-    secrets = courier_secret_values()
+    secrets = courier_secrets()
     return {k: v for k, v in os.environ.items() if k not in hidden and not _carries_secret(v, secrets)}
 
 

@@ -8,18 +8,20 @@ from django.conf import settings
 
 from connections.clients import ClientError
 from connections.kinds import Reads, client_for
-from runs.ticker import Ticker
+from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import open_writer
 from runs.pipeline.naming import output_file_name
 from runs.pipeline.source_files import run_files
 from runs.pipeline.source_ssh import run_ssh
+from runs.ticker import Ticker
 from tasks.code import CodeError, code_location, load_text
 from tasks.models import CodeRole, SourceKind
+from tasks.sqlbounds import SqlRefused, check_for
 from tasks.sqltext import SqlError, render
 
-STAGE = "source"
+STAGE = Stage.SOURCE
 
 
 def source_code(ctx: RunContext) -> str:
@@ -37,6 +39,9 @@ def prepared_sql(ctx: RunContext) -> list[str]:
     conn = ctx.task.source_connection
     try:
         batches = render(source_code(ctx), conn.dialect or "other", ctx.params)
+        check_for(conn, batches)  # every batch, before the first one runs
+    except SqlRefused as exc:
+        raise StageFailure(STAGE, str(exc), permanent=True) from None
     except SqlError as exc:
         raise StageFailure(STAGE, f"The query cannot be prepared: {exc}", permanent=True) from None
     if not batches:

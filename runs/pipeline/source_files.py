@@ -14,13 +14,14 @@ from connections.clients.base import Client
 from connections.clients.remote import expand
 from connections.kinds import client_for
 from connections.secrets import SecretError
+from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import numbered
 from runs.pipeline.redelimit import redelimit
 from tasks.parameters import ParameterError, substitute
 
-STAGE = "source"
+STAGE = Stage.SOURCE
 
 
 def remote_pattern(ctx: RunContext, client: Client) -> str:

@@ -16,11 +16,12 @@ from pathlib import Path
 from connections.clients import ClientError
 from connections.kinds import client_for
 from connections.secrets import SecretError
+from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import output_file_name
 
-STAGE = "source"
+STAGE = Stage.SOURCE
 MAX_LOGGED_LINES = 1000
 
 

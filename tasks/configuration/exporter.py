@@ -114,7 +114,7 @@ def task_data(task: Task, include_secrets: bool) -> dict:
         "source": source_data(task, codes),
         "processing": None if processing is None else {
             "code": code_data(processing), "entry": task.processing_entry or None,
-            "requirements": task.processing_requirements,
+            "requirements": task.processing_requirements, "network": task.script_network,
         },
         "output": output_data(task),
         "destinations": [

@@ -87,11 +87,12 @@ class TaskSections:
         processing = self.r.obj(data.get("processing"), f"{path}.processing", nullable=True)
         if processing is None:
             self.codes[CodeRole.PROCESSING] = None
-            return {"processing_entry": "", "processing_requirements": ""}
+            return {"processing_entry": "", "processing_requirements": "", "script_network": True}
         path = f"{path}.processing"
         self.codes[CodeRole.PROCESSING] = self.code(processing, path)
         return {"processing_entry": self.r.text(processing, "entry", path, default=None) or "",
-                "processing_requirements": self.r.text(processing, "requirements", path)}
+                "processing_requirements": self.r.text(processing, "requirements", path),
+                "script_network": self.r.flag(processing, "network", path, default=True)}
 
     def output(self, data: dict, path: str) -> dict:
         path = f"{path}.output"
@@ -131,7 +132,8 @@ class TaskSections:
                     existing.delete()
                 continue
             code = existing or CodeLocation(task=task, role=role)
-            save_valid(self.r, code, f"{path}.code", changed=assign(code, values), exclude=["task"])
+            section = "source" if role == CodeRole.SOURCE else "processing"
+            save_valid(self.r, code, f"{path}.{section}.code", changed=assign(code, values), exclude=["task"])
         self.destinations(task, data, path, assign, save_valid)
         self.emails(task, data, path, assign, save_valid)
 

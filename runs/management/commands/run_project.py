@@ -7,8 +7,8 @@ from collections import deque
 
 from runs import audit, services
 from runs.management.commandline import CourierCommand, failed
-from runs.models import FINISHED, Run, RunStatus, Trigger
-from runs.pipeline.runner import execute
+from runs.models import Run, RunStatus, Trigger
+from runs.runner import execute
 
 POLL_SECONDS = 1.0
 
@@ -29,7 +29,7 @@ class Command(CourierCommand):
             raise failed(f"Project {project.name} has no enabled tasks.")
         if not wait:
             for run in runs:
-                self.stdout.write(self._line(run, "queued" if run.status == RunStatus.QUEUED else run.status))
+                self.stdout.write(self._line(run, run.status))
             return
         finished = self._follow(runs)
         bad = [run for run in finished if run.status != RunStatus.SUCCEEDED]
@@ -43,7 +43,7 @@ class Command(CourierCommand):
         while pending:
             run_id = pending.popleft()
             run = Run.objects.select_related("task__project").get(pk=run_id)
-            if run.status in (RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED):
+            if run.status in Run.CLAIMABLE:
                 self.stdout.write(f"--- {run.task} (run {run.pk})")
                 if execute(run_id, echo=lambda line: self.stdout.write(line)) is None:
                     self._await(run_id)  # a worker claimed it first
@@ -54,7 +54,7 @@ class Command(CourierCommand):
         return finished
 
     def _await(self, run_id: int) -> None:
-        while Run.objects.filter(pk=run_id).exclude(status__in=FINISHED).exists():
+        while Run.objects.filter(pk=run_id).exclude(status__in=Run.FINISHED).exists():
             time.sleep(POLL_SECONDS)
 
     @staticmethod

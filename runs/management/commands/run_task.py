@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from runs import audit, services
 from runs.models import RunStatus, Trigger
-from runs.pipeline.runner import execute
+from runs.runner import execute
 from runs.reporting import run_summary
 from tasks.lookup import NotFound, find_task
 
@@ -27,14 +27,14 @@ class Command(BaseCommand):
             task = find_task(name)
         except NotFound as exc:
             raise CommandError(str(exc), returncode=2) from None
-        if not wait:
-            run = services.run_now(task, trigger=Trigger.MANUAL)
+        # With --wait the run is not queued: this process executes it. Either way, at most one active run per task (SPEC §4).
+        run = services.run_now(task, trigger=Trigger.MANUAL, queue=not wait)
+        if not wait or run.status == RunStatus.SKIPPED:
             audit.record_command(task, f"Started run {run.pk} ({run.status})")
             self._report(run, json, f"Run {run.pk} of {task} is {run.status}.")
-            if run.status == RunStatus.SKIPPED:  # at most one active run per task (SPEC §4)
+            if run.status == RunStatus.SKIPPED:
                 raise CommandError(f"Run {run.pk} of {task} skipped: {run.error}", returncode=1)
             return
-        run = services.create_run(task, Trigger.MANUAL)
         audit.record_command(task, f"Started run {run.pk} here and now (--wait)")
         # With --json, stdout carries only the JSON object; the log goes to stderr.
         stream = sys.stderr if json else self.stdout

@@ -6,20 +6,20 @@ from file storage, checks its SHA-256, and uploads it to the destinations it
 did not reach. New Delivery rows are recorded on the retry's own run; the
 files stay with the run that made them.
 
-Entry point: `redeliver(ctx) -> bool`, called by the runner before the
-stages (runs/pipeline/runner.py `_stages`). It returns False, doing nothing,
-when the run is not a retry of a delivery failure.
+The runner (runs/runner.py) runs this stage alone, instead of source to
+delivery, when `applies(run)`: the run retries a delivery failure of an
+attempt that made and stored its files.
 """
 
 from __future__ import annotations
 
-from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, Stage
+from runs.models import Delivery, DeliveryKind, Run, RunFile, Stage
 from runs.pipeline import delivery
 from runs.pipeline.context import RunContext
 from runs.pipeline.output import fetch_stored
 from tasks.models import Destination
 
-DONE = (DeliveryStatus.SENT, DeliveryStatus.SKIPPED)
+STAGE = Stage.DELIVERY
 
 
 def source_run(run: Run) -> Run | None:
@@ -38,6 +38,10 @@ def source_run(run: Run) -> Run | None:
     return None
 
 
+def applies(run: Run) -> bool:
+    return source_run(run) is not None
+
+
 def output_files(run: Run) -> list[RunFile]:
     """The files a run delivered: its own, or for a redelivery attempt those of the run that made them."""
     files = list(run.files.all())
@@ -50,9 +54,9 @@ def output_files(run: Run) -> list[RunFile]:
 def undelivered(source: Run) -> list[tuple[RunFile, Destination]]:
     """(file, destination) pairs that failed or never finished and have not arrived since, in their first order."""
     attempts = Delivery.objects.filter(kind=DeliveryKind.UPLOAD, file__run=source, destination__isnull=False)
-    done = set(attempts.filter(status__in=DONE).values_list("file_id", "destination_id"))
+    done = set(attempts.filter(status__in=Delivery.DONE).values_list("file_id", "destination_id"))
     todo: dict[tuple[int, int], tuple[RunFile, Destination]] = {}
-    for attempt in attempts.exclude(status__in=DONE).select_related("file", "destination__connection__organization").order_by("id"):
+    for attempt in attempts.exclude(status__in=Delivery.DONE).select_related("file", "destination__connection__organization").order_by("id"):
         key = (attempt.file_id, attempt.destination_id)
         if key not in done and key not in todo:
             todo[key] = (attempt.file, attempt.destination)
@@ -65,33 +69,22 @@ def _rows_of(source: Run) -> int | None:
     return None if not counts or None in counts else sum(counts)
 
 
-def redeliver(ctx: RunContext) -> bool:
-    """Re-send what an earlier attempt did not deliver; False if this run is not such a retry.
-
-    Raises StageFailure (stage "delivery") when a delivery fails again.
-    """
+def run(ctx: RunContext) -> None:
+    """The stage: re-send what an earlier attempt did not deliver; raises StageFailure when a delivery fails again."""
     source = source_run(ctx.run)
-    if source is None:
-        return False
     ctx.rows = source.rows if source.rows is not None else _rows_of(source)
     todo = undelivered(source)
     log = ctx.log
-    log.info(delivery.STAGE, f"Run {source.pk} made and stored the files; this attempt sends what it did not deliver, without running the source again.")
+    log.info(STAGE, f"Run {source.pk} made and stored the files; this attempt sends what it did not deliver, without running the source again.")
     if not todo:
-        log.info(delivery.STAGE, "Nothing is left to deliver.")
-        return True
+        log.info(STAGE, "Nothing is left to deliver.")
+        return
     folder = ctx.workdir / "stored"
     folder.mkdir(exist_ok=True)
     local = {}
     for record, _ in todo:
         if record.pk not in local:
             local[record.pk] = fetch_stored(record, folder)
-    log.info(delivery.STAGE, f"{len(todo)} deliver{'y' if len(todo) == 1 else 'ies'} to repeat: "
+    log.info(STAGE, f"{len(todo)} deliver{'y' if len(todo) == 1 else 'ies'} to repeat: "
              + "; ".join(f"{record.name} → {delivery.describe(dest)}" for record, dest in todo) + ".")
-    deliveries = delivery.create_uploads(ctx.run, todo)
-    errors = delivery.send(log, deliveries, local)
-    ctx.delivery_errors.extend(errors)
-    failure = delivery.outcome(deliveries, errors)
-    if failure:
-        raise failure
-    return True
+    delivery.deliver(ctx, delivery.create_uploads(ctx.run, todo), local)

@@ -1,48 +1,41 @@
-"""One run from claim to finish: the stages in order, every outcome recorded."""
+"""One run from claim to finish: the stages in order, every outcome recorded, then the follow-ups.
+
+The runner sits above the stages (runs/pipeline/) and is called by the
+entry points only (runs/jobs.py, and `run_task --wait` / `run_project
+--wait`): it claims the run (runs/state.py), runs the stages, saves the
+outcome, and only then calls the follow-ups in their order
+(runs/followups.py), so a crash in a follow-up never leaves the run
+unrecorded.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 from collections.abc import Callable
 
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from runs import lifecycle
-from runs.models import CLAIMABLE, Run, RunStatus, Stage
-from runs.pipeline import delivery, output, processing, source
-from runs.pipeline.context import RunContext, connection_secrets, intended_time, load_parameters, make_workdir
+from connections.secrets import SecretError
+from runs import followups
+from runs.models import Run, RunStatus, Stage
+from runs.pipeline import delivery, output, processing, redelivery, source
+from runs.pipeline.context import RunContext, intended_time, load_parameters, make_workdir
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.log import RunLogger
-from runs.reaper import Heartbeat
-from runs.redeliver import redeliver
+from runs.state import claim
+from runs.ticker import Heartbeat
+from tasks.masking import task_masker
 from tasks.models import Task
 from tasks.parameters import ParameterError
 
 logger = logging.getLogger(__name__)
 
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def claim(run_id: int) -> Run | None:
-    """Take a waiting run for this process, or None if someone else has it or it was cancelled.
-
-    A conditional UPDATE, not a lock: a second delivery of the same queue
-    message changes zero rows and does nothing.
-    """
-    now = timezone.now()
-    taken = Run.objects.filter(pk=run_id, status__in=CLAIMABLE).update(
-        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker_name()
-    )
-    if not taken:
-        logger.info("Run %s was not claimed: already taken, finished or cancelled.", run_id)
-        return None
-    return Run.objects.select_related("task__project", "task__source_connection__organization").get(pk=run_id)
+# The stages after the parameters, in order (SPEC §4); each takes the context and raises StageFailure.
+STAGES = (source.run, processing.run, output.run, delivery.run)
+# A retry after a delivery failure only sends the stored files that did not arrive.
+REDELIVERY_STAGES = (redelivery.run,)
 
 
 def _load_task(run: Run) -> Task:
@@ -56,30 +49,22 @@ def _load_task(run: Run) -> Task:
 def _context(run: Run, log: RunLogger) -> RunContext:
     task = _load_task(run)
     at = intended_time(run, task)
-    log.add_secrets(connection_secrets(task))
     try:
         params = load_parameters(task, at)
+        log.masker = task_masker(task, params)
     except ParameterError as exc:
         raise StageFailure(Stage.PARAMETERS, f"The parameters cannot be read: {exc}", permanent=True) from None
+    except SecretError as exc:
+        # Never run with a secret that cannot be read (SPEC §7); the message names it, not its value.
+        raise StageFailure(Stage.PARAMETERS, str(exc), permanent=True) from None
     ctx = RunContext(run=run, task=task, log=log, workdir=make_workdir(run), at=at, params=params)
-    log.add_secrets(ctx.sensitive_values)
     log.info(Stage.PARAMETERS, f"Intended time {at:%Y-%m-%d %H:%M %Z}; {len(params)} parameter(s).")
     return ctx
 
 
 def _stages(ctx: RunContext) -> None:
-    if redeliver(ctx):
-        # A retry after a delivery failure sends the stored files that did not arrive (runs/redeliver.py).
-        return
-    source.run(ctx)
-    processing.run(ctx)
-    files = output.run(ctx)
-    uploads = delivery.pending_uploads(ctx, files)
-    local = {record.pk: local.path for record, local in zip(files, ctx.files, strict=True)}
-    if uploads:
-        delivery.run(ctx, uploads, local)
-    elif files:
-        ctx.log.info(delivery.STAGE, "The task has no destinations; the files are kept in Courier's file storage.")
+    for stage in REDELIVERY_STAGES if redelivery.applies(ctx.run) else STAGES:
+        stage(ctx)
 
 
 def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | None:
@@ -105,7 +90,7 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
         beat.stop()
         if ctx is not None:
             shutil.rmtree(ctx.workdir, ignore_errors=True)
-    lifecycle.after_run(run, log)
+    followups.after_run(run, log)
     return run
 
 
