@@ -121,3 +121,30 @@ def test_a_superuser_adds_a_connection_of_each_kind_through_the_admin(client, su
             assert token != clear and clear not in token, f"{field} is stored in clear text"
             assert decrypt(token) == clear
             assert clear.splitlines()[0] not in landed, f"the page shows the {field} back"
+
+
+def test_switching_the_kind_of_a_saved_connection_shows_the_new_kind_s_settings_first(client, superuser):
+    client.force_login(superuser)
+    conn = factories.connection("ftp", name="drop", host="ftp.acme.test", password="old-Pa55")
+    change = f"/admin/connections/connection/{conn.pk}/change/"
+    general = {"organization": str(conn.organization_id), "name": "drop", "kind": "sftp", "description": ""}
+
+    step = client.post(change, {**general, "host": "ftp.acme.test"}, follow=True)
+    page = step.content.decode()
+    assert step.status_code == 200 and "Please correct" not in page
+    assert 'name="host_key"' in page and 'name="tls"' not in page, "the SFTP settings are shown"
+    assert Connection.objects.get(pk=conn.pk).kind == "ftp", "nothing is saved until the new settings are"
+
+    done = client.post(step.redirect_chain[-1][0], {**general, "host": "sftp.acme.test", "username": "etl"}, follow=True)
+    assert done.status_code == 200 and "was changed successfully" in done.content.decode()
+    conn.refresh_from_db()
+    assert (conn.kind, conn.host, conn.username, conn.password) == ("sftp", "sftp.acme.test", "etl", "old-Pa55")
+
+
+def test_a_kind_that_does_not_exist_is_refused_on_the_page(client, superuser):
+    client.force_login(superuser)
+    org = factories.organization("Acme")
+    response = client.post(ADD, {"organization": str(org.pk), "name": "x", "kind": "gopher"})
+    assert response.status_code == 200
+    assert "Select a valid choice. gopher is not one of the available choices." in response.content.decode()
+    assert not Connection.objects.exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import secrets
+from contextlib import suppress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -172,7 +173,7 @@ class FileServerClient(Client):
 
     The file is written under a hidden temporary name in the target folder and
     renamed into place; the temporary file is removed on any failure. A client
-    provides `path()`, `exists()`, `_put()`, `_rename()`, `_remove_quietly()`,
+    provides `path()`, `exists()`, `_put()`, `_rename()`, `_remove()`,
     `_error()` and the exception types its transfers raise.
     """
 
@@ -200,3 +201,8 @@ class FileServerClient(Client):
             self._remove_quietly(temp)
             raise
         return UploadResult(final)
+
+    def _remove_quietly(self, path: str) -> None:
+        # Cleanup after a failure must not hide that failure.
+        with suppress(Exception):
+            self._remove(path)

@@ -136,11 +136,8 @@ class FtpClient(FileServerClient):
             self.ftp.delete(final)
             self.ftp.rename(temp, final)
 
-    def _remove_quietly(self, path: str) -> None:
-        try:
-            self.ftp.delete(path)
-        except Exception:  # noqa: BLE001 - cleanup after a failure must not hide that failure
-            pass
+    def _remove(self, path: str) -> None:
+        self.ftp.delete(path)
 
     def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
         if isinstance(exc, ftplib.error_perm):

@@ -150,11 +150,8 @@ class SftpClient(FileServerClient):
             # Plain SFTP rename refuses an existing target, which is what "fail" wants.
             self.sftp.rename(temp, final)
 
-    def _remove_quietly(self, path: str) -> None:
-        try:
-            self.sftp.remove(path)
-        except Exception:  # noqa: BLE001 - cleanup after a failure must not hide that failure
-            pass
+    def _remove(self, path: str) -> None:
+        self.sftp.remove(path)
 
     def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
         code = getattr(exc, "errno", None)

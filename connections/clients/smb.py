@@ -160,11 +160,8 @@ class SmbClient(FileServerClient):
                 rename["file_name"] = to_text(self.inside(final))
                 set_info(transaction, rename)
 
-    def _remove_quietly(self, path: str) -> None:
-        try:
-            smbclient.remove(self.unc(path), **self.options)
-        except Exception:  # noqa: BLE001 - cleanup after a failure must not hide that failure
-            pass
+    def _remove(self, path: str) -> None:
+        smbclient.remove(self.unc(path), **self.options)
 
     def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
         return _map_error(exc, f"Cannot {verb} {path or 'the base folder'} on {self.label}")
