@@ -84,8 +84,8 @@ class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         """Saving with a kind other than the one whose settings the page shows shows that kind's settings instead.
 
-        Nothing is saved then: the page had no inputs for the new kind's
-        settings. What was typed in the general fields comes along (SPEC §7).
+        Nothing is saved then, since the page had no inputs for the new kind's
+        settings; on the add page, what was typed in the general fields comes along.
         """
         if request.method == "POST" and request.POST.get("kind") in KINDS:
             obj = self.get_object(request, unquote(object_id)) if object_id else None

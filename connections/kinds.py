@@ -33,11 +33,6 @@ class Reads(str, Enum):
     FILES = "files"  # downloads every file that matches the task's remote path
     COMMAND = "command"  # runs the task's command; its stdout may become the output file
 
-    @property
-    def takes_code(self) -> bool:
-        """Whether the source runs a query or command kept in a code location."""
-        return self in (Reads.QUERY, Reads.COMMAND)
-
 
 @dataclass(frozen=True)
 class SourceUse:

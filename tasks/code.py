@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from connections import kinds
 from connections.clients import ClientError, http
+from connections.clients.base import Client
 from connections.secrets import SecretError
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Task
 
@@ -76,7 +77,7 @@ def fetch_text(code: CodeLocation) -> str:
         ) from None
 
 
-def code_client(code: CodeLocation):
+def code_client(code: CodeLocation) -> Client:
     """The client that reads `code` (its connection's, or a plain one where the kind needs no connection)."""
     kind, conn = kinds.KINDS.get(code.location), code.connection
     if kind is None or kind.code is None:

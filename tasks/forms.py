@@ -46,7 +46,6 @@ CODE_SOURCES = [*QUERY_SOURCES, *COMMAND_SOURCES]
 FILE_SOURCES = kinds.sources_reading(Reads.FILES)
 TEXT_OUTPUTS = [OutputType.CSV, OutputType.TEXT]
 REMOTE_LOCATIONS = kinds.code_kinds()
-URL_LOCATIONS = kinds.code_kinds("url")
 RECIPIENT_SPLIT = re.compile(r"[;,\n]")
 
 
