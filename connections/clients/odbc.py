@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 import pyodbc
@@ -229,15 +229,16 @@ class DatabaseClient(Client):
             version = cnxn.getinfo(pyodbc.SQL_DBMS_VER)
         return f"Connected to {dbms} {version} ({self.conn})."
 
-    def run_query(self, batches: list[str], sink: RowSink, *, batch: int = 5000) -> bool:
+    def run_query(self, batches: list[str], sink: RowSink, *, batch: int = 5000, values: Sequence[Sequence[str]] = ()) -> bool:
         """Row-count-only results (INSERT/UPDATE, NOCOUNT OFF) before the first result set with columns are skipped."""
         exported = False
         with connect(self.conn, batch=batch) as cnxn:
             cursor = cnxn.cursor()
             for number, sql in enumerate(batches, 1):
                 doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
+                bound = values[number - 1] if values else ()
                 try:
-                    cursor.execute(sql)
+                    cursor.execute(sql, *bound) if bound else cursor.execute(sql)
                     exported = _export_results(cursor, sink, batch, exported)
                 except pyodbc.Error as exc:
                     raise _query_error(exc, self.conn, doing) from None

@@ -10,16 +10,16 @@ from __future__ import annotations
 import posixpath
 
 from connections.clients import ClientError
-from connections.clients.base import Client
+from connections.clients.base import Client, outside_base
 from connections.clients.remote import expand
 from connections.kinds import client_for
 from connections.secrets import SecretError
+from projects.parameters import ParameterError, substitute
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import numbered
 from runs.pipeline.redelimit import redelimit
-from tasks.parameters import ParameterError, substitute
 
 STAGE = Stage.SOURCE
 
@@ -32,6 +32,9 @@ def remote_pattern(ctx: RunContext, client: Client) -> str:
         raise StageFailure(STAGE, f"The remote path cannot be made: {exc}", permanent=True) from None
     if not pattern:
         raise StageFailure(STAGE, "The task has no remote path to read.", permanent=True)
+    # Checked before connecting: a parameter's value may have carried the path out of the base folder.
+    if problem := outside_base(ctx.task.source_connection.folder, pattern):
+        raise StageFailure(STAGE, problem, permanent=True)
     return pattern
 
 

@@ -10,7 +10,6 @@ from connections import kinds
 from connections.kinds import Reads
 from connections.models import Connection, GpgKey, Organization
 from projects.models import Project
-from tasks.code import FILE_LOCATIONS
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Task
 
 FORMAT_VERSION = 1
@@ -57,10 +56,9 @@ def code_data(code: CodeLocation | None) -> dict | None:
     data: dict = {"location": code.location}
     if code.location == CodeLocationKind.INLINE:
         data["text"] = code.text
-    elif code.location in FILE_LOCATIONS:
-        data.update(connection=str(code.connection) if code.connection else None, path=code.path)
     else:
-        data.update(connection=str(code.connection) if code.connection else None, url=code.url)
+        address = kinds.KINDS[code.location].code.address  # a path or a URL
+        data.update({"connection": str(code.connection) if code.connection else None, address: getattr(code, address)})
     if code.cache:
         data["cache"] = True
     return data
