@@ -12,12 +12,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.forms.models import BaseInlineFormSet
 
+from connections.kinds import Reads
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from projects.parameters import ParameterError, parse_lines
 from runs import services
 from runs.models import RunStatus
 from tasks import codeguard, placeholders, sqlbind
-from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Destination, Notification, SourceKind, Task, TaskParameter
+from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Destination, Notification, Task, TaskParameter
 
 
 class TaskParameterInline(admin.TabularInline):
@@ -55,7 +56,7 @@ class CodeFormSet(BaseInlineFormSet):
     def clean(self):
         super().clean()
         task, keys = self.instance, self.parameter_keys() if self.parameter_keys else None
-        if task.source_kind != SourceKind.DATABASE or keys is None:
+        if task.source_reads != Reads.QUERY or keys is None:
             return
         for form in self.forms:
             code = getattr(form, "cleaned_data", {})

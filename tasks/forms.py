@@ -21,7 +21,9 @@ from django.db import transaction
 from django.forms.models import inlineformset_factory
 from django.forms.utils import ErrorDict
 
-from connections.models import Connection, ConnectionKind, GpgKey
+from connections import kinds
+from connections.kinds import Reads
+from connections.models import Connection, GpgKey
 from projects.forms import ParameterForm
 from tasks import codeguard, placeholders, sqlbind, sqlbounds
 from tasks.models import (
@@ -29,6 +31,7 @@ from tasks.models import (
     CodeLocationKind,
     CodeRole,
     Destination,
+    DestinationKind,
     Notification,
     NotificationEvent,
     OutputType,
@@ -37,11 +40,12 @@ from tasks.models import (
     TaskParameter,
 )
 
-FILE_SOURCES = [SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB]
-CODE_SOURCES = [SourceKind.DATABASE, SourceKind.SSH]
+QUERY_SOURCES = kinds.sources_reading(Reads.QUERY)
+COMMAND_SOURCES = kinds.sources_reading(Reads.COMMAND)
+CODE_SOURCES = [*QUERY_SOURCES, *COMMAND_SOURCES]
+FILE_SOURCES = kinds.sources_reading(Reads.FILES)
 TEXT_OUTPUTS = [OutputType.CSV, OutputType.TEXT]
-REMOTE_FILE_LOCATIONS = [CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB]
-URL_LOCATIONS = [CodeLocationKind.GITLAB, CodeLocationKind.WEB]
+REMOTE_LOCATIONS = kinds.code_kinds()
 RECIPIENT_SPLIT = re.compile(r"[;,\n]")
 
 
@@ -96,12 +100,12 @@ def rows(form: forms.BaseForm, names: list[str], show: dict[str, tuple[str, list
 
 TASK_SHOW = {
     "source_connection": ("source_kind", [*CODE_SOURCES, *FILE_SOURCES]),
-    "source_headers": ("source_kind", [SourceKind.DATABASE]),
-    "source_fail_on_empty": ("source_kind", [SourceKind.DATABASE]),
+    "source_headers": ("source_kind", QUERY_SOURCES),
+    "source_fail_on_empty": ("source_kind", QUERY_SOURCES),
     "source_path": ("source_kind", FILE_SOURCES),
     "source_missing_ok": ("source_kind", FILE_SOURCES),
     "source_delimiter": ("source_kind", FILE_SOURCES),
-    "source_stdout_as_file": ("source_kind", [SourceKind.SSH]),
+    "source_stdout_as_file": ("source_kind", COMMAND_SOURCES),
     "output_delimiter": ("output_type", [OutputType.TEXT]),
     "output_headers": ("output_type", [*TEXT_OUTPUTS, OutputType.XLSX]),
     "output_quoting": ("output_type", TEXT_OUTPUTS),
@@ -175,17 +179,17 @@ class TaskForm(codeguard.CodeLockMixin, forms.ModelForm):
 
 CODE_SHOW = {
     "text": ("location", [CodeLocationKind.INLINE]),
-    "connection": ("location", [*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS]),
-    "path": ("location", [*REMOTE_FILE_LOCATIONS, CodeLocationKind.GITLAB]),
-    "url": ("location", URL_LOCATIONS),
-    "cache": ("location", [*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS]),
+    "connection": ("location", REMOTE_LOCATIONS),
+    "path": ("location", kinds.code_kinds_reading("path")),
+    "url": ("location", kinds.code_kinds_reading("url")),
+    "cache": ("location", REMOTE_LOCATIONS),
 }
 CODE_FIELDS = ["location", "text", "connection", "path", "url", "cache"]
 
 
 class CodeForm(codeguard.CodeLockMixin, forms.ModelForm):
     connection = ConnectionChoiceField(
-        queryset=connections(*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS), required=False, label="Connection",
+        queryset=connections(*REMOTE_LOCATIONS), required=False, label="Connection",
         widget=KindSelect(), help_text=CodeLocation._meta.get_field("connection").help_text,
     )
 
@@ -214,14 +218,14 @@ class CodeForm(codeguard.CodeLockMixin, forms.ModelForm):
                 errors["text"] = "Write the code here, or choose where it is kept."
             cleaned["connection"] = None
         elif location:
-            label = CodeLocationKind(location).label
-            if conn is None and location != CodeLocationKind.WEB:
-                errors["connection"] = f"Code kept on {label} needs a {label} connection."
+            use = kinds.KINDS[location].code
+            if conn is None and not use.connection_optional:
+                errors["connection"] = f"Code kept on {use.label} needs a {use.label} connection."
             elif conn is not None and conn.kind != location:
-                errors["connection"] = f"“{conn}” is a {conn.get_kind_display()} connection, not {label}."
-            if location in REMOTE_FILE_LOCATIONS and not cleaned.get("path"):
-                errors["path"] = f"Give the path of the file on the {label} server."
-            if location in URL_LOCATIONS and not re.match(r"https?://", cleaned.get("url") or ""):
+                errors["connection"] = f"“{conn}” is a {conn.get_kind_display()} connection, not {use.label}."
+            if use.address == "path" and not cleaned.get("path"):
+                errors["path"] = f"Give the path of the file on the {use.label} server."
+            if use.address == "url" and not re.match(r"https?://", cleaned.get("url") or ""):
                 errors["url"] = "Give an http:// or https:// URL."
         if errors:
             raise ValidationError(errors)
@@ -243,7 +247,7 @@ ParameterFormSet = inlineformset_factory(Task, TaskParameter, form=ParameterForm
 
 class DestinationForm(forms.ModelForm):
     connection = ConnectionChoiceField(
-        queryset=connections(ConnectionKind.SFTP, ConnectionKind.FTP, ConnectionKind.SMB, ConnectionKind.FOLDER),
+        queryset=connections(*DestinationKind.values),
         label="Connection", widget=KindSelect(),
     )
 
@@ -322,7 +326,7 @@ class TaskEditor:
         self.task, self.user = instance, user
         self.form = TaskForm(data, instance=instance)
         codes = {c.role: c for c in instance.code_locations.all()} if instance.pk else {}
-        query_mode = "text/x-sh" if instance.source_kind == SourceKind.SSH else "text/x-sql"
+        query_mode = "text/x-sh" if instance.source_reads == Reads.COMMAND else "text/x-sql"
         self.query = CodeForm(data, prefix="query", instance=codes.get(CodeRole.SOURCE), role=CodeRole.SOURCE, editor_mode=query_mode)
         self.script = CodeForm(data, prefix="script", instance=codes.get(CodeRole.PROCESSING), role=CodeRole.PROCESSING,
                                editor_mode="text/x-python")

@@ -7,10 +7,11 @@ placeholder without a parameter fails the run for good.
 
 from __future__ import annotations
 
+from connections.kinds import Reads
 from connections.models import Connection
 from projects.models import Project
 from tasks import sqlbind
-from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
+from tasks.models import CodeLocationKind, CodeRole, Task
 
 __all__ = ["dialect_of", "inline_query", "problem", "project_keys", "saved_keys", "unused"]
 
@@ -31,7 +32,7 @@ def dialect_of(conn: Connection | None) -> str:
 
 def inline_query(task: Task) -> str | None:
     """The stored query of a database task when it is written in the task, else None."""
-    if not task.pk or task.source_kind != SourceKind.DATABASE:
+    if not task.pk or task.source_reads != Reads.QUERY:
         return None
     code = task.code_locations.filter(role=CodeRole.SOURCE, location=CodeLocationKind.INLINE).first()
     return code.text if code else None

@@ -11,10 +11,11 @@ from __future__ import annotations
 import zoneinfo
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import models, transaction
 
+from connections import kinds
 from connections.clients.gpg import GpgError, inspect_key
-from connections.models import KIND_FIELDS, SECRET_FIELDS, Connection, ConnectionKind, Dialect, GpgKey, Organization
+from connections.models import Connection, GpgKey, Organization
 from projects.models import IntervalUnit, Project, ProjectParameter
 from tasks import placeholders
 from tasks.configuration import schema, sections
@@ -67,31 +68,32 @@ class Importer:
     def connection(self, org: Organization, data: dict, path: str) -> None:
         if self.r.obj(data, path) is None:
             return
-        kind = self.r.choice(data, "kind", path, ConnectionKind.values, what="connection kind")
+        key = self.r.choice(data, "kind", path, list(kinds.KINDS), what="connection kind")
         name = self.r.text(data, "name", path, required=True)
-        if kind is None:
+        if key is None:
             return
+        kind = kinds.KINDS[key]
         conn = Connection.objects.filter(organization=org, name=name).first() or Connection(organization=org, name=name)
-        conn.kind = kind
+        conn.kind = key
         values = {}
-        for field in KIND_FIELDS[kind]:
-            key = schema.connection_key(kind, field)
-            value = self._connection_value(data, key, field, path)
-            if field in SECRET_FIELDS and not value:
+        for field in kind.fields:
+            value = self._connection_value(data, kind.config_key(field), field, path)
+            if field in kind.secrets and not value:
                 continue  # an export without secrets keeps the stored ones
             values[field] = value
         changed = assign(conn, values) or conn.pk is None
         save_valid(self.r, conn, path, changed=changed, exclude=["organization"])
 
     def _connection_value(self, data: dict, key: str, field: str, path: str):
-        if field in ("port", "query_timeout", "login_timeout"):
-            return self.r.number(data, key, path, default=None if field == "port" else Connection._meta.get_field(field).default, nullable=field == "port")
-        if field in ("read_only", "tls"):
-            return self.r.flag(data, key, path)
-        if field == "verify_tls":
-            return self.r.flag(data, key, path, default=True)
-        if field == "dialect":
-            return self.r.choice(data, key, path, Dialect.values, default="other", what="dialect")
+        # Read as the model field's type, with its default when the key is left out.
+        model_field = Connection._meta.get_field(field)
+        default = model_field.get_default()
+        if isinstance(model_field, models.BooleanField):
+            return self.r.flag(data, key, path, default=default)
+        if isinstance(model_field, models.IntegerField):
+            return self.r.number(data, key, path, default=default, nullable=model_field.null)
+        if model_field.choices:
+            return self.r.choice(data, key, path, [value for value, _ in model_field.choices], default=default, what=field)
         return self.r.text(data, key, path)
 
     def gpg_key(self, data: dict, path: str) -> None:
