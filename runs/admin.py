@@ -38,6 +38,16 @@ class ReadOnlyInline(admin.TabularInline):
         return maskers[run.task_id].mask(text)
 
 
+def masked_column(description: str, text_of):
+    """A read-only column of an inline showing `text_of(record)` through the run's masker."""
+
+    @admin.display(description=description)
+    def column(inline: ReadOnlyInline, record) -> str:
+        return inline.shown(record.run, text_of(record))
+
+    return column
+
+
 class LastLogLines(BaseInlineFormSet):
     """The run's last LOG_LINES_SHOWN log lines, oldest first: two small queries however long the log."""
 
@@ -62,9 +72,7 @@ class RunFileInline(ReadOnlyInline):
     fields = ["file_name", "size", "rows", "md5", "sha256", "stored_at"]
     readonly_fields = fields
 
-    @admin.display(description="name")
-    def file_name(self, record: RunFile) -> str:
-        return self.shown(record.run, record.name)
+    file_name = masked_column("name", lambda record: record.name)
 
     @admin.display(description="stored file")
     def stored_at(self, record: RunFile) -> str:
@@ -78,17 +86,9 @@ class DeliveryInline(ReadOnlyInline):
     fields = ["kind", "file_name", "shown_target", "status", "at", "shown_error"]
     readonly_fields = fields
 
-    @admin.display(description="file")
-    def file_name(self, delivery: Delivery) -> str:
-        return self.shown(delivery.run, delivery.file.name) if delivery.file_id else "-"
-
-    @admin.display(description="target")
-    def shown_target(self, delivery: Delivery) -> str:
-        return self.shown(delivery.run, delivery.target)
-
-    @admin.display(description="error")
-    def shown_error(self, delivery: Delivery) -> str:
-        return self.shown(delivery.run, delivery.error)
+    file_name = masked_column("file", lambda delivery: delivery.file.name if delivery.file_id else "-")
+    shown_target = masked_column("target", lambda delivery: delivery.target)
+    shown_error = masked_column("error", lambda delivery: delivery.error)
 
 
 @admin.register(Run)
