@@ -187,3 +187,15 @@ def set_fields(**values):
 
 def in_row(role: str, **values):
     return lambda data, code: data.update({code[role] + name: value for name, value in values.items()})
+
+
+def typed_in(client, url: str, form_id: str, **typed):
+    """GET the page, type or pick the given values, POST what the browser sends and follow the redirect.
+
+    A value of None unticks a checkbox (the browser then sends nothing for it).
+    """
+    page = client.get(url)
+    assert page.status_code == 200, f"GET {url}: {page.status_code}"
+    data = browser_form(page.content.decode(), form_id)[0]
+    data.update(typed)
+    return client.post(url, {key: value for key, value in data.items() if value is not None}, follow=True)
