@@ -119,7 +119,7 @@ def test_the_edit_page_refuses_a_doomed_value_and_keeps_the_saved_task(client, s
 
     assert set(field_errors(response.context["editor"])) == {"output_type", "output_name"}
     task.refresh_from_db()
-    assert (task.output_type, task.output_name) == ("csv", "")
+    assert (task.output_type, task.output_name) == ("", "")  # blank: CSV for a query
 
 
 @pytest.mark.parametrize("typed", [
