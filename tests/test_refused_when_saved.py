@@ -21,19 +21,14 @@ from tasks.configuration.reader import ConfigError
 from tasks.models import Task
 from tests import factories
 from tests.form_support import typed_in
+from tests.pages_support import connections_to_pick
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def conns(tmp_path):
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    return {
-        "database": factories.connection("database", name="warehouse", dialect="sqlite", odbc=f"Driver={{SQLite3}};Database={tmp_path}/x;"),
-        "sftp": factories.connection("sftp", name="drop", host="sftp.example.test", username="u", folder="/in"),
-        "folder": factories.connection("folder", name="outbox", folder=str(outbox)),
-    }
+    return connections_to_pick(tmp_path)
 
 
 @dataclass(frozen=True)

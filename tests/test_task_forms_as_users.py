@@ -20,23 +20,14 @@ from runs.runner import execute
 from tasks.models import CodeRole, Task
 from tests import factories
 from tests.form_support import typed_in
+from tests.pages_support import connections_to_pick
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def conns(tmp_path):
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    return {
-        "database": factories.connection("database", name="warehouse", dialect="sqlite",
-                                         odbc=f"Driver={{SQLite3}};Database={tmp_path / 'dw.sqlite3'};"),
-        "sftp": factories.connection("sftp", name="drop", host="sftp.example.test", username="u", folder="/in"),
-        "ftp": factories.connection("ftp", name="legacy", host="ftp.example.test", folder="/"),
-        "smb": factories.connection("smb", name="share", host="fs.example.test", share="data", username="u"),
-        "ssh": factories.connection("ssh", name="batch", host="batch.example.test", username="u"),
-        "folder": factories.connection("folder", name="outbox", folder=str(outbox)),
-    }
+    return connections_to_pick(tmp_path)
 
 
 def landed_on(response, url: str) -> str:
