@@ -25,7 +25,7 @@ from django.forms.utils import ErrorDict
 
 from connections.models import Connection, ConnectionKind, GpgKey
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
-from tasks import codeguard
+from tasks import codeguard, placeholders, sqlbind
 from tasks.models import (
     CodeLocation,
     CodeLocationKind,
@@ -363,7 +363,9 @@ class TaskEditor:
 
     def _draft(self) -> Draft[forms.BaseForm]:
         """The task as this page would save it, each part named by the form that shows it."""
-        draft = Draft(self.form.instance, self.form, script=self._needs_script(), parameter_keys=set(self._parameter_keys()))
+        # While the parameter rows have errors of their own, their keys are not known yet.
+        keys = set(self._parameter_keys()) if self.parameters.is_valid() else None
+        draft = Draft(self.form.instance, self.form, script=self._needs_script(), parameter_keys=keys)
         for code_form, role, wanted in ((self.query, CodeRole.SOURCE, self._needs_query()), (self.script, CodeRole.PROCESSING, self._needs_script())):
             if wanted and code_form.is_valid():
                 code_form.instance.role = role
@@ -373,19 +375,39 @@ class TaskEditor:
         draft.destinations = [(f, f.instance) for f in kept]
         return draft
 
-    def _parameter_keys(self):
-        yield from self.form.instance.project.parameters.values_list("key", flat=True)
-        yield from (param.key for param in self.form.cleaned_data.get("parameter_lines") or [])
-        for form in self.parameters.forms:
-            if form.is_valid() and form.cleaned_data.get("key") and not form.cleaned_data.get("DELETE"):
-                yield form.cleaned_data["key"]
-
     def _runnable(self) -> bool:
         """Refuse what could only fail when the task runs, on the field that holds it (tasks/validation.py)."""
         found = refusals(self._draft())
         for refusal in found:
             refusal.where.add_error(refusal.field, refusal.message)
         return not found
+
+    def _inline_sql(self) -> str | None:
+        """The database query written on this page (as posted, or as stored when the page is first shown)."""
+        if not self.form.is_bound:
+            return placeholders.inline_query(self.task)
+        code = self.query.cleaned_data if self.query.is_bound else {}
+        if self.form.cleaned_data.get("source_kind") != SourceKind.DATABASE or code.get("location") != CodeLocationKind.INLINE:
+            return None
+        return code.get("text") or ""
+
+    def _parameter_keys(self) -> list[str]:
+        """Keys of the project's parameters and the task's, as they are being saved."""
+        if not self.form.is_bound:
+            return placeholders.saved_keys(self.task)
+        deleted = self.parameters.deleted_forms
+        own = [f.cleaned_data.get("key") for f in self.parameters.forms if f not in deleted and hasattr(f, "cleaned_data")]
+        own += [param.key for param in self.form.cleaned_data.get("parameter_lines") or []]
+        return placeholders.project_keys(self.form.cleaned_data.get("project")) + [key for key in own if key]
+
+    def _dialect(self) -> str:
+        conn = self.form.cleaned_data.get("source_connection") if self.form.is_bound else self.task.source_connection
+        return placeholders.dialect_of(conn)
+
+    def unused_parameters(self) -> list[str]:
+        """Parameters the query uses neither as a placeholder nor in a declaration: a warning on the page, not an error."""
+        sql = self._inline_sql() if not self.form.is_bound or hasattr(self.form, "cleaned_data") else None
+        return [] if sql is None else sqlbind.unused(sql, self._dialect(), self._parameter_keys())
 
     def _emails_valid(self) -> bool:
         return all(f.is_valid() for f in self.emails.values())
@@ -404,6 +426,7 @@ class TaskEditor:
 
     def _validate(self) -> bool:
         valid = self.form.is_valid()
+        parameters_valid = self.parameters.is_valid()
         if valid:
             valid &= self.query.is_valid() if self._needs_query() else self._skip(self.query)
             valid &= self.script.is_valid() if self._needs_script() else self._skip(self.script)
@@ -411,7 +434,7 @@ class TaskEditor:
             # Which parts apply is not known while the task's own fields are wrong.
             self._skip(self.query)
             self._skip(self.script)
-        valid &= self.parameters.is_valid()
+        valid &= parameters_valid
         valid &= self.destinations.is_valid()
         valid &= self._emails_valid()
         if self.form.is_valid():

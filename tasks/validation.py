@@ -17,7 +17,8 @@ the run would trip over:
 - a "%" that starts no date pattern in a name or a source path (write %%);
 - a query whose result would be kept "as is" without a processing script;
 - a web or GitLab URL outside its connection's base URL or on this machine;
-- inline SQL its connection may not run (tasks/sqlbounds.py).
+- inline SQL its connection may not run (tasks/sqlbounds.py), or with a
+  :name placeholder that no parameter fills (tasks/sqlbind.py, SPEC §6).
 
 Each is checked again when the task runs: a parameter's value can still
 carry a name out of its folder.
@@ -33,7 +34,7 @@ from connections.clients.addresses import written_local
 from connections.clients.base import outside_base
 from connections.urls import scope_problem
 from projects.parameters import file_name_problem, stray_percent, without_keys
-from tasks import sqlbounds
+from tasks import placeholders, sqlbind, sqlbounds
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Destination, OutputType, SourceKind, Task
 
 Where = TypeVar("Where")
@@ -59,14 +60,14 @@ class Draft(Generic[Where]):
     script: bool = False  # a processing script runs after the source
     codes: list[tuple[Where, CodeLocation]] = field(default_factory=list)  # the query or command and the script that apply
     destinations: list[tuple[Where, Destination]] = field(default_factory=list)
-    parameter_keys: set[str] = field(default_factory=set)  # the project's and the task's
+    parameter_keys: set[str] | None = field(default_factory=set)  # the project's and the task's; None: not known yet
 
 
 def refusals(draft: Draft[Where]) -> list[Refusal[Where]]:
     """Everything in `draft` that would make its runs fail, each on the part and field that holds it."""
     found = [Refusal(draft.where, name, message) for name, message in _task_problems(draft)]
     for where, code in draft.codes:
-        found += [Refusal(where, name, message) for name, message in _code_problems(draft.task, code)]
+        found += [Refusal(where, name, message) for name, message in _code_problems(draft, code)]
     for where, destination in draft.destinations:
         if destination.connection_id and destination.folder and (problem := outside_base(destination.connection.folder, destination.folder)):
             found.append(Refusal(where, "folder", problem))
@@ -74,7 +75,7 @@ def refusals(draft: Draft[Where]) -> list[Refusal[Where]]:
 
 
 def _task_problems(draft: Draft) -> Iterator[tuple[str, str]]:
-    task, keys = draft.task, draft.parameter_keys
+    task, keys = draft.task, draft.parameter_keys or ()
     if task.source_kind in FILE_SOURCES and task.source_connection_id and task.source_path:
         problem = outside_base(task.source_connection.folder, task.source_path) or _stray_percent(task.source_path, keys)
         if problem:
@@ -88,7 +89,8 @@ def _task_problems(draft: Draft) -> Iterator[tuple[str, str]]:
         yield "zip_name", problem
 
 
-def _code_problems(task: Task, code: CodeLocation) -> Iterator[tuple[str, str]]:
+def _code_problems(draft: Draft, code: CodeLocation) -> Iterator[tuple[str, str]]:
+    task = draft.task
     if code.location in FILE_LOCATIONS and code.connection_id and code.path:
         if problem := outside_base(code.connection.folder, code.path):
             yield "path", problem
@@ -96,7 +98,11 @@ def _code_problems(task: Task, code: CodeLocation) -> Iterator[tuple[str, str]]:
         if problem := written_local(code.url) or (code.connection_id and scope_problem(code.connection, code.url)):
             yield "url", problem
     elif code.location == CodeLocationKind.INLINE and code.role == CodeRole.SOURCE and task.source_kind == SourceKind.DATABASE:
-        if task.source_connection_id and (problem := sqlbounds.refusal_in(task.source_connection, code.text)):
+        conn = task.source_connection if task.source_connection_id else None
+        problem = sqlbounds.refusal_in(conn, code.text) if conn else None
+        if not problem and draft.parameter_keys is not None:
+            problem = sqlbind.problem(code.text, placeholders.dialect_of(conn), draft.parameter_keys)
+        if problem:
             yield "text", problem
 
 
