@@ -231,7 +231,7 @@ Q_CLUSTER = {
     # result it saves, which cut the workers' throughput by a third
     # (bench/scheduler.py, docs/benchmarks.md). Failures are still kept.
     "save_limit": -1,
-    "label": "Queue",
+    "label": "Queue internals",  # the admin heading of django-q2's own tables (superusers only)
     "time_zone": "UTC",
 }
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -49,8 +49,19 @@ courier_patterns = [
     page("projects/<int:pk>/<slug:action>/", project_views.project_action, "project_action"),
 ]
 
+
+def app_page(app_label: str, list_page: str):
+    """The admin's page of an app whose objects live on Courier's pages (etlsite.pages.LeadsToCourierPages): Courier's list.
+
+    The admin still links it (from the breadcrumbs of an object's history page) though its app list leaves the app out.
+    """
+    return path(f"admin/{app_label}/", admin.site.admin_view(RedirectView.as_view(pattern_name=list_page)))
+
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/courier/", include((courier_patterns, "courier"))),
+    app_page("projects", "courier:project_list"),
+    app_page("tasks", "courier:task_list"),
     path("admin/", admin.site.urls),
 ]

@@ -93,7 +93,7 @@ class DeliveryInline(ReadOnlyInline):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["id", "task", "status", "trigger", "attempt", "due_at", "started_at", "finished_at", "rows"]
+    list_display = ["id", "task_link", "status", "trigger", "attempt", "due_at", "started_at", "finished_at", "rows"]
     list_filter = ["status", "trigger"]
     search_fields = ["task__name", "task__project__name"]
     list_select_related = ["task__project"]
@@ -101,14 +101,19 @@ class RunAdmin(admin.ModelAdmin):
     show_full_result_count = False
     inlines = [RunFileInline, DeliveryInline, RunLogInline]
     fieldsets = [
-        (None, {"fields": ["task", "status", "trigger", "attempt", "started_by", "retry_of", "sequence_from"]}),
+        (None, {"fields": ["task_link", "status", "trigger", "attempt", "started_by", "retry_of", "sequence_from"]}),
         ("Times", {"fields": ["intended_at", "due_at", "queued_at", "started_at", "finished_at", "heartbeat_at", "worker"]}),
         ("Outcome", {"fields": ["rows", "error_stage", "error", "permanent"]}),
         ("Log", {"fields": ["log_summary"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Run._meta.fields] + ["log_summary"]
+        return [f.name for f in Run._meta.fields] + ["task_link", "log_summary"]
+
+    @admin.display(description="task", ordering="task__name")
+    def task_link(self, run: Run) -> str:
+        # Straight to Task Details: a task's page is Courier's (tasks/admin.py).
+        return format_html('<a href="{}">{}</a>', reverse("courier:task_detail", args=[run.task_id]), run.task)
 
     @admin.display(description="log")
     def log_summary(self, run: Run) -> str:

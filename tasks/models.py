@@ -6,8 +6,6 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from connections import kinds
-from connections.clients.addresses import written_local
-from connections.clients.base import outside_base
 from connections.kinds import Reads
 from connections.models import Connection, GpgKey
 from connections.validators import validate_plain_name
@@ -136,6 +134,7 @@ class Task(models.Model):
         return kinds.reads(self.source_kind)
 
     def clean(self) -> None:
+        # Which fields the choices need; what would fail when it runs is tasks/validation.py's.
         errors = {}
         # A source is a connection of the same kind, except a script-only one.
         wanted = kinds.KINDS[self.source_kind] if self.source_reads else None
@@ -146,11 +145,8 @@ class Task(models.Model):
             errors["source_connection"] = f"“{conn}” is a {conn.get_kind_display()} connection; this source needs a {wanted.label} connection."
         elif not wanted and conn is not None:
             errors["source_connection"] = "A Python-script-only source takes no connection."
-        if self.source_reads == Reads.FILES:
-            if not self.source_path:
-                errors["source_path"] = "A file source needs a remote path."
-            elif conn is not None and (problem := outside_base(conn.folder, self.source_path)):
-                errors["source_path"] = problem
+        if self.source_reads == Reads.FILES and not self.source_path:
+            errors["source_path"] = "A file source needs a remote path."
         if self.retry_backoff < 1:
             errors["retry_backoff"] = "The backoff multiplier must be 1 or more."
         if self.zip_enabled and not self.zip_name:
@@ -204,21 +200,6 @@ class CodeLocation(models.Model):
     def __str__(self) -> str:
         return f"{self.get_role_display()} ({self.get_location_display()})"
 
-    def clean(self) -> None:
-        if self.location in kinds.code_kinds("path"):
-            if self.connection_id and self.path and (problem := outside_base(self.connection.folder, self.path)):
-                raise ValidationError({"path": problem})
-            return
-        # Refused when saved, as again when fetched (tasks/code.py, tasks/packages.py): a token
-        # sent outside its connection's base, or a local address (SPEC §8.2).
-        if self.location not in kinds.code_kinds("url") or not self.url:
-            return
-        problem = written_local(self.url)
-        if not problem and self.connection_id:
-            problem = kinds.client_for(self.connection).scope_problem(self.url)
-        if problem:
-            raise ValidationError({"url": problem})
-
 
 class IfExists(models.TextChoices):
     FAIL = "fail", "Fail"
@@ -253,8 +234,6 @@ class Destination(models.Model):
     def clean(self) -> None:
         if self.connection_id and self.connection.kind != self.kind:
             raise ValidationError({"connection": f"“{self.connection}” is a {self.connection.get_kind_display()} connection, not {self.get_kind_display()}."})
-        if self.connection_id and self.folder and (problem := outside_base(self.connection.folder, self.folder)):
-            raise ValidationError({"folder": problem})
 
 
 class NotificationEvent(models.TextChoices):

@@ -17,11 +17,11 @@ from connections import kinds
 from connections.clients.gpg import GpgError, inspect_key
 from connections.models import Connection, GpgKey, Organization
 from projects.models import IntervalUnit, Project, ProjectParameter
-from tasks import placeholders
 from tasks.configuration import schema, sections
 from tasks.configuration.reader import ConfigError, Reader
 from tasks.configuration.saving import assign, save_valid
-from tasks.models import Task, TaskParameter
+from tasks.models import CodeRole, Task, TaskParameter
+from tasks.validation import Draft, refusals
 
 FORMAT_VERSION = 1
 
@@ -60,7 +60,7 @@ class Importer:
             "contact_email": self.r.text(contact, "email", f"{path}.contact"),
             "contact_phone": self.r.text(contact, "phone", f"{path}.contact"),
         })
-        save_valid(self.r, org, path, changed=changed)
+        save_valid(self.r, org, path, changed=changed, keys=schema.ORGANIZATION_FIELD_KEYS)
         if org.pk:
             for i, conn in enumerate(self.r.items(data, "connections", path)):
                 self.connection(org, conn, f"{path}.connections[{i}]")
@@ -133,7 +133,7 @@ class Importer:
         changed = assign(project, values)
         if owner is None:
             return
-        save_valid(self.r, project, path, changed=changed)
+        save_valid(self.r, project, path, changed=changed, keys=schema.PROJECT_FIELD_KEYS)
         if project.pk is None:
             return
         self.parameters(project.parameters, ProjectParameter, {"project": project}, data, path)
@@ -201,13 +201,28 @@ class Importer:
         changed = assign(task, values)
         if self.r.errors:
             return
-        save_valid(self.r, task, path, changed=changed, exclude=["project"])
+        save_valid(self.r, task, path, changed=changed, exclude=["project"], keys=schema.TASK_FIELD_KEYS)
         if task.pk is None:
             return
         self.parameters(task.parameters, TaskParameter, {"task": task}, data, path)
         section.save_children(task, data, path)
-        if problem := placeholders.problem(task):  # the task's and the project's parameters are saved by now
-            self.r.error(f"{path}.source.code.text", problem)
+        self.refuse_doomed(task, path)
+
+    def refuse_doomed(self, task: Task, path: str) -> None:
+        """What could only fail when the task runs (tasks/validation.py), at its JSON path: the import then rolls back.
+
+        Judged on the task as saved inside the import's transaction, with its code, destinations and parameters.
+        """
+        codes = list(task.code_locations.select_related("connection"))
+        draft = Draft(
+            task, path, script=any(code.role == CodeRole.PROCESSING for code in codes),
+            codes=[(f"{path}.{'source' if code.role == CodeRole.SOURCE else 'processing'}.code", code) for code in codes],
+            destinations=[(f"{path}.destinations[{d.position}]", d) for d in task.destinations.select_related("connection")],
+            parameter_keys={*task.project.parameters.values_list("key", flat=True), *task.parameters.values_list("key", flat=True)},
+        )
+        for refusal in refusals(draft):
+            key = schema.TASK_FIELD_KEYS.get(refusal.field, refusal.field) if refusal.where == path else refusal.field
+            self.r.error(f"{refusal.where}.{key}", refusal.message)
 
 
 def import_config(data: dict) -> None:

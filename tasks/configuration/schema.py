@@ -90,6 +90,26 @@ ORGANIZATION = obj("name", "description", "address", contact=obj("name", "email"
 DOCUMENT = obj("version", organizations=Items(ORGANIZATION), gpg_keys=Items(obj("name", "public_key")), projects=Items(PROJECT))
 
 
+# Where an error found on a model field is reported (SPEC §12: each error names its JSON path):
+# the field's JSON key below its object, for the fields whose key differs from the field's name.
+ORGANIZATION_FIELD_KEYS = {"contact_name": "contact.name", "contact_email": "contact.email", "contact_phone": "contact.phone"}
+PROJECT_FIELD_KEYS = {
+    "cron": "triggers.cron", "interval_every": "triggers.interval.every", "interval_unit": "triggers.interval.unit",
+    "once_at": "triggers.once", "start_at": "triggers.start", "end_at": "triggers.end",
+}
+TASK_FIELD_KEYS = {
+    "retry_max": "retries.max", "retry_delay_minutes": "retries.delay_minutes", "retry_backoff": "retries.backoff",
+    "retry_on_every_failure": "retries.on_every_failure",
+    **{f"source_{key}": f"source.{key}" for key in ("kind", "connection", "headers", "fail_on_empty", "path", "missing_ok",
+                                                      "delimiter", "stdout_as_file")},
+    "processing_entry": "processing.entry", "processing_requirements": "processing.requirements", "script_network": "processing.network",
+    **{f"output_{key}": f"output.{key}" for key in ("type", "name", "delimiter", "headers", "quoting", "escape_char", "encoding",
+                                                      "line_ending", "line_suffix")},
+    "zip_enabled": "output.zip", "zip_name": "output.zip.name", "gpg_key": "output.gpg.key", "gpg_armor": "output.gpg.armor",
+}
+NOTIFICATION_FIELD_KEYS = {"recipients": "to"}
+
+
 def problems(document: Any) -> list[str]:
     """Every unknown key and every string with a forbidden control character, as "path: message"."""
     found: list[str] = []

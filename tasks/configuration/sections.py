@@ -5,6 +5,7 @@ from __future__ import annotations
 from connections import kinds
 from connections.kinds import Reads
 from connections.models import Connection, GpgKey
+from tasks.configuration import schema
 from tasks.configuration.reader import Reader
 from tasks.configuration.saving import assign, save_valid
 from tasks.models import (
@@ -172,4 +173,4 @@ class TaskSections:
                 values.update(attach=self.r.flag(item, "attach", item_path), embed=self.r.flag(item, "embed", item_path),
                               skip_empty=self.r.flag(item, "skip_empty", item_path))
             notification = existing or Notification(task=task, event=event)
-            save_valid(self.r, notification, item_path, changed=assign(notification, values), exclude=["task"])
+            save_valid(self.r, notification, item_path, changed=assign(notification, values), exclude=["task"], keys=schema.NOTIFICATION_FIELD_KEYS)
