@@ -59,6 +59,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's styles, Courier's scripts) with DEBUG off too, from STATIC_ROOT
+    # (`make run` collects them there).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -138,7 +141,9 @@ COURIER_ALLOW_LOCAL_URLS = env.bool("COURIER_ALLOW_LOCAL_URLS", default=False)
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="courier@localhost")
-COURIER_BASE_URL = env.str("COURIER_BASE_URL", default="http://127.0.0.1:8000")
+# The port `make run` (scripts/serve.sh) serves on; `make run PORT=8123` sets it for one start.
+COURIER_PORT = env.int("COURIER_PORT", default=8000)
+COURIER_BASE_URL = env.str("COURIER_BASE_URL", default=f"http://127.0.0.1:{COURIER_PORT}")
 # A mail server that never answers must not hold a worker (SPEC §11: every blocking call has a limit).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # Success mails: total bytes of attached files, and characters of cell text in an embedded table.

@@ -9,6 +9,7 @@ before `admin.site.urls` so the admin's catch-all never hides them.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -49,8 +50,13 @@ courier_patterns = [
     page("projects/<int:pk>/<slug:action>/", project_views.project_action, "project_action"),
 ]
 
+handler403 = "etlsite.errors.permission_denied"
+handler404 = "etlsite.errors.page_not_found"
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Browsers ask for /favicon.ico on their own; the pages also link the file.
+    path("favicon.ico", RedirectView.as_view(url=static("courier/favicon.ico"), permanent=True)),
     path("admin/courier/", include((courier_patterns, "courier"))),
     path("admin/", admin.site.urls),
 ]
