@@ -104,6 +104,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# One way to write a moment on every page, the admin's included: 2026-11-29 11:20 UTC.
+FORMAT_MODULE_PATH = ["etlsite.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -37,6 +37,7 @@ courier_patterns = [
     page("tasks/", task_views.task_list, "task_list"),
     page("tasks/mine/", task_views.my_tasks, "my_tasks"),
     page("tasks/<int:pk>/", task_views.task_detail, "task_detail"),
+    page("tasks/<int:pk>/live/", task_views.task_live, "task_live"),
     page("tasks/<int:pk>/edit/", task_views.task_edit, "task_edit"),
     page("tasks/<int:pk>/delete/", task_views.task_delete, "task_delete"),
     page("tasks/<int:pk>/<slug:action>/", task_views.task_action, "task_action"),
