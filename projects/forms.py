@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from connections.forms import KEEP_HINT
+from projects.parameters import ParameterError, parse_lines
 
 
 class ParameterForm(forms.ModelForm):
@@ -55,8 +56,6 @@ class ParameterLinesForm(forms.ModelForm):
     )
 
     def clean_parameter_lines(self):
-        from tasks.parameters import ParameterError, parse_lines
-
         try:
             return parse_lines(self.cleaned_data["parameter_lines"])
         except ParameterError as exc:

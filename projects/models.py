@@ -9,6 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from connections.secrets import SecretField
+from connections.validators import validate_plain_name
+from projects.cron import CronError, validate_cron
+from projects.parameters import Param
 
 
 def validate_time_zone(value: str) -> None:
@@ -29,7 +32,10 @@ class IntervalUnit(models.TextChoices):
 
 
 class Project(models.Model):
-    name = models.CharField("name", max_length=200, unique=True, help_text="Unique; commands refer to tasks as “project/task”.")
+    name = models.CharField(
+        "name", max_length=200, unique=True, validators=[validate_plain_name],
+        help_text="Unique; commands refer to tasks as “project/task”.",
+    )
     description = models.TextField("description", blank=True, help_text="What this project delivers, and to whom.")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="projects",
@@ -77,8 +83,6 @@ class Project(models.Model):
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             errors["end_at"] = "“Active until” must be after “active from”."
         if self.cron:
-            from projects.cron import CronError, validate_cron
-
             try:
                 validate_cron(self.cron)
             except CronError as exc:
@@ -118,9 +122,7 @@ class ParameterBase(models.Model):
         else:
             self.value, self.secret_value = value, ""
 
-    def as_param(self):
-        from tasks.parameters import Param
-
+    def as_param(self) -> Param:
         return Param(self.key, self.clear_value, self.sensitive)
 
 

@@ -89,9 +89,7 @@ def duplicate_selected(modeladmin, request, queryset):
     tasks = list(queryset.select_related("project"))
     codeguard.refuse_copy(request.user, tasks)
     for task in tasks:
-        copy = services.duplicate_task(task, user=request.user)
-        modeladmin.log_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
-        modeladmin.log_change(request, task, f"Duplicated as {copy.name}.")
+        copy = services.duplicate_task(task, request.user)
         modeladmin.message_user(request, f"Made the disabled copy “{copy}”.", messages.SUCCESS)
 
 

@@ -9,29 +9,29 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_tables2 import LazyPaginator, RequestConfig
 
+from etlsite.filters import MyTaskFilter, TaskFilter
+from etlsite.pages import action_history, record, record_addition, record_deletion, render_page, require
+from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
 from runs.live import TaskState, task_state
 from runs.models import Run, RunFile, RunStatus, SiteState
+from runs.preview import preview
+from runs.queries import task_rows
 from tasks import charts, codeguard
 from tasks.clouds import name_cloud
-from tasks.filters import MyTaskFilter, TaskFilter
 from tasks.forms import TaskEditor
 from tasks.masking import shown_masker
 from tasks.models import Task
-from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
-from tasks.preview import preview
-from tasks.queries import task_rows
 from tasks.summary import summary
-from tasks.tables import FileTable, RunTable, TaskTable
 
 LIST_PAGE_SIZE = 25
 HISTORY_PAGE_SIZE = 15
@@ -109,6 +109,16 @@ def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTab
     return runs, files
 
 
+def _logged_run(request: HttpRequest, task: Task) -> Run | None:
+    """The run whose log Task Details shows when asked (`?run=<id>`, linked from the run's admin page)."""
+    wanted = request.GET.get("run")
+    if wanted is None:
+        return None
+    if not wanted.isdigit():
+        raise Http404("“run” must be the number of one of this task's runs.")
+    return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
+
+
 def _live_parts(request: HttpRequest, task: Task, state: TaskState) -> dict:
     """What Task Details shows of the runs; the page and its live updates render it alike."""
     finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
@@ -125,7 +135,8 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request, "courier/task_detail.html", title=task.name,
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
-        summary=summary(task), preview=preview(task), history=action_history(task), **_live_parts(request, task, task_state(task)),
+        summary=summary(task), preview=preview(task), history=action_history(task), pinned_run=_logged_run(request, task),
+        **_live_parts(request, task, task_state(task)),
     )
 
 
@@ -219,9 +230,7 @@ def task_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def _duplicate(request: HttpRequest, task: Task) -> HttpResponse:
     require(request, "tasks.add_task")
     codeguard.refuse_copy(request.user, [task])
-    copy = services.duplicate_task(task, user=request.user)
-    record_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
-    record(request, task, f"Duplicated as {copy.name}.")
+    copy = services.duplicate_task(task, request.user)
     messages.success(request, f"Made the disabled copy “{copy.name}”.")
     return redirect("courier:task_detail", pk=copy.pk)
 

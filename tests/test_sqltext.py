@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.parameters import Param
+from projects.parameters import Param
 from tasks.sqltext import SqlError, assigned_variables, insert_parameters, prepare, preview
 
 NOCOUNT = "SET NOCOUNT ON;\n"

@@ -6,8 +6,7 @@ import time
 
 from django.conf import settings
 
-from connections.clients import ClientError
-from connections.clients import odbc
+from connections.clients import ClientError, odbc
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure

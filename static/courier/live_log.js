@@ -13,11 +13,14 @@
   }
   const note = document.getElementById("live-log-note");
   const title = document.getElementById("live-log-title");
-  const badges = document.querySelectorAll("[data-live-status]");
+  // A run pinned by ?run= keeps its log here; the task's badge still follows the task.
+  const pinned = panel.dataset.pinned === "true";
   const LOG_MS = 1500;
   const STATE_MS = 3000; // while a run is going
   const IDLE_MS = 10000; // while none is
-  const MAX_LINES = 5000; // older lines are dropped from the page, not from the run
+  // Above the longest log a run writes (a script's output is cut at 10,000 lines), so a finished
+  // run's log is shown whole; only a log longer still drops its oldest lines from the page.
+  const MAX_LINES = 20000;
   let after = 0;
   let generation = 0; // a new followed run makes older log answers stale
   let version = panel.dataset.liveVersion || "";
@@ -26,9 +29,9 @@
   let stateTimer = null;
   let stateBusy = false;
 
-  // The status badges of the page (the task's and the log's) follow the run too.
-  function showStatus(status, label) {
-    for (const badge of badges) {
+  // The status badges of the page: "task" (the run the page follows) and "log" (the run whose log is shown).
+  function showStatus(which, status, label) {
+    for (const badge of document.querySelectorAll('[data-live-status="' + which + '"]')) {
       const span = document.createElement("span");
       span.className = "status status-" + status;
       span.textContent = label;
@@ -77,7 +80,7 @@
       return; // the page follows another run now
     }
     append(data.lines);
-    showStatus(data.status, data.status_label);
+    showStatus("log", data.status, data.status_label);
     if (log.dataset.status && log.dataset.status !== data.status) {
       askState(0); // the run moved on: the history and the buttons follow at once
     }
@@ -153,7 +156,10 @@
       replace("run-history", data.runs);
       replace("file-history", data.files);
       if (data.current) {
-        showStatus(data.current.status, data.current.status_label);
+        showStatus("task", data.current.status, data.current.status_label);
+      }
+      if (data.current && !pinned) {
+        showStatus("log", data.current.status, data.current.status_label);
         if (data.current.log_url !== log.dataset.url) {
           follow(data.current);
         } else if (!data.current.finished && log.dataset.complete === "true") {

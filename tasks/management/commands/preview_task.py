@@ -7,9 +7,9 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from runs.preview import preview
 from tasks.lookup import NotFound, find_task
 from tasks.models import SourceKind
-from tasks.preview import preview
 
 
 def intended_time(text: str | None, zone_name: str) -> datetime | None:

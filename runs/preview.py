@@ -14,14 +14,14 @@ from django.utils import timezone
 
 from connections.masking import Masker
 from connections.secrets import SecretError
+from projects.parameters import Param, ParameterError
 from runs.pipeline.context import load_parameters
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import encrypted_name, output_file_name, renamed, zip_file_name
 from tasks import sqlbounds, sqltext
 from tasks.code import CodeError, code_location, load_text
-from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
 from tasks.masking import task_masker
-from tasks.parameters import Param, ParameterError
+from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
 
 
 @dataclass
