@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from connections.masking import Masker
+from etlsite.times import paused_note, when
 from projects.models import Project
-from projects.times import paused_note, when
 from runs.models import Run, RunFile
 from tasks.models import Task
 

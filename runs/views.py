@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from etlsite.pages import action_history, record, render_page, require, require_superuser
+from etlsite.times import zoned
 from projects.models import Project
-from projects.times import zoned
 from projects.upcoming import day_plan, fire_times
 from runs import reaper, services
 from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from etlsite.tables import duration_text
-from projects.times import shown, zoned
+from etlsite.times import shown, zoned
 
 WIDTH, HEIGHT = 1000, 120  # drawing area of the SVG, in user units (it scales to the page width)
 

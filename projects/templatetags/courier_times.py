@@ -1,10 +1,10 @@
-"""Template filters for moments on the pages (projects/times.py): `{{ run.started_at|when:task.project.timezone }}`."""
+"""Template filters for moments on the pages (etlsite/times.py): `{{ run.started_at|when:task.project.timezone }}`."""
 
 from __future__ import annotations
 
 from django import template
 
-from projects import times
+from etlsite import times
 
 register = template.Library()
 

@@ -1,4 +1,4 @@
-"""The admin's date formats, as Courier's pages write them (projects/times.py): 2026-11-29 11:20 UTC.
+"""The admin's date formats, as Courier's pages write them (etlsite/times.py): 2026-11-29 11:20 UTC.
 
 Django reads these before its own English formats (FORMAT_MODULE_PATH); the input
 formats are not set here, so the admin's date fields still take what they took.
