@@ -155,7 +155,7 @@ class FileTable(tables.Table):
     created_at = tables.Column("Made")
     size = tables.Column("Bytes")
     rows = tables.Column("Rows")
-    md5 = tables.Column("MD5")
+    md5 = tables.Column("MD5", attrs={"td": {"class": "hash"}})
     actions = tables.TemplateColumn(template_name="courier/file_actions.html", verbose_name="", orderable=False)
 
     class Meta:
