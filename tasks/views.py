@@ -65,7 +65,9 @@ def _task_list(request: HttpRequest, *, mine: bool) -> HttpResponse:
         base = base.filter(project__owner=request.user)
     filter_class = MyTaskFilter if mine else TaskFilter
     filterset = filter_class(request.GET, queryset=base, request=request)
-    table = TaskTable(filterset.qs, next_run=next_run_lookup(), paused=SiteState.get().paused)
+    filtered = any(request.GET.get(name) for name in filterset.filters)
+    table = TaskTable(filterset.qs, next_run=next_run_lookup(), paused=SiteState.get().paused,
+                      empty_text=None if filtered else "No tasks yet: a task is made on its project's page (New task).")
     RequestConfig(request, paginate={"per_page": LIST_PAGE_SIZE}).configure(table)
     clouds = [] if mine else [
         name_cloud("Owners", filter_class, request.GET, base, param="owner", key="project__owner_id",
