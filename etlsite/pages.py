@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from connections import audit
+from runs.models import Run, RunStatus
 
 Crumbs = Sequence[tuple[str, str | None]]
 
@@ -77,3 +78,14 @@ def action_history(obj: models.Model, limit: int = 15) -> list[LogEntry]:
     content_type = ContentType.objects.get_for_model(obj)  # cached after the first call
     entries = LogEntry.objects.filter(content_type=content_type, object_id=str(obj.pk)).select_related("user")
     return list(entries.order_by("-action_time", "-id")[:limit])
+
+
+def skipped_note(runs: Sequence[Run]) -> str:
+    """“ Skipped: orders, previous run still active (run 5 of Nightly/orders, running); recorded as skipped run 7.”
+
+    For the starts among `runs` that found their task busy (the run engine records them skipped, with the
+    reason), or “” when none did.
+    """
+    notes = [f"{run.task.name}, {run.error.rstrip('.')}; recorded as skipped run {run.pk}"
+             for run in runs if run.status == RunStatus.SKIPPED]
+    return f" Skipped: {'; '.join(notes)}." if notes else ""

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from etlsite.filters import ProjectFilter
-from etlsite.pages import action_history, record, record_addition, record_deletion, render_page, require
+from etlsite.pages import action_history, record, record_addition, record_deletion, render_page, require, skipped_note
 from etlsite.tables import ProjectTable, TaskTable
 from projects import scheduling
 from projects.describe import schedule_in_words, triggers_in_words
@@ -20,7 +20,7 @@ from projects.editing import ProjectEditor
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
-from runs.models import SiteState
+from runs.models import RunStatus, SiteState
 from runs.queries import task_rows
 from tasks import codeguard
 from tasks.clouds import name_cloud
@@ -98,7 +98,8 @@ def _run_all(request: HttpRequest, project: Project) -> str:
     require(request, "tasks.run_task")
     runs = services.run_project(project, user=request.user)
     how = "one after another" if project.sequence else "all at once"
-    return f"Started the enabled tasks by hand, {how} ({len(runs)} run(s) queued)."
+    queued = sum(run.status != RunStatus.SKIPPED for run in runs)
+    return f"Started the enabled tasks by hand, {how} ({queued} run(s) queued).{skipped_note(runs)}"
 
 
 def _reschedule(request: HttpRequest, project: Project) -> str:

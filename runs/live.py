@@ -6,15 +6,17 @@ latest few, the one that ended last. So a start that was skipped because a
 run was still going never hides that run, nor, later, how it ended.
 
 `TaskState.version` changes whenever anything the page shows of the runs
-changes (a new run, a status, a new file); the live endpoint sends the page
-again only then. Three small queries on the (task, -id) index.
+changes: a new run, or a run's status (a run's files are listed when it
+ends). The live endpoint sends the page again only then. Two small queries
+on the (task, -id) index; none on the file history, which could only be
+filtered through a join.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runs.models import Run, RunFile, RunStatus
+from runs.models import Run, RunStatus
 from tasks.models import Task
 
 RECENT = 5  # the latest runs among which the one that ended last is found
@@ -25,7 +27,6 @@ class TaskState:
     current: Run | None  # the run the page follows
     unfinished: tuple[tuple[int, str], ...]  # (id, status) of the runs not over yet
     latest_id: int  # the newest run, skipped ones included
-    latest_file_id: int
 
     @property
     def statuses(self) -> set[str]:
@@ -40,7 +41,7 @@ class TaskState:
     def version(self) -> str:
         current = f"{self.current.pk}-{self.current.status}" if self.current else "none"
         unfinished = ".".join(f"{pk}-{status}" for pk, status in self.unfinished)
-        return f"{current}:{self.latest_id}:{self.latest_file_id}:{unfinished}"
+        return f"{current}:{self.latest_id}:{unfinished}"
 
 
 def _followed(unfinished: list[Run], recent: list[Run]) -> Run | None:
@@ -57,10 +58,8 @@ def task_state(task: Task) -> TaskState:
     fields = ("id", "task_id", "status", "finished_at")
     unfinished = list(task.runs.filter(status__in=Run.UNFINISHED).only(*fields).order_by("id"))
     recent = list(task.runs.only(*fields).order_by("-id")[:RECENT])
-    newest_file = RunFile.objects.filter(run__task=task).order_by("-id").values_list("id", flat=True).first()
     return TaskState(
         current=_followed(unfinished, recent),
         unfinished=tuple((run.pk, run.status) for run in unfinished),
         latest_id=recent[0].pk if recent else 0,
-        latest_file_id=newest_file or 0,
     )

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from etlsite.pages import action_history, record, render_page, require, require_superuser
+from etlsite.pages import action_history, record, render_page, require, require_superuser, skipped_note
 from etlsite.times import zoned
 from projects.models import Project
 from projects.upcoming import day_plan, fire_times
@@ -131,10 +131,13 @@ def run_errored(request: HttpRequest) -> HttpResponse:
     """“Run all errored”: a manual run of every task whose latest run failed."""
     require(request, "tasks.run_task")
     tasks = list(task_rows().filter(last_status=RunStatus.FAILED))
-    for task in tasks:
-        run = services.run_now(task, user=request.user)
-        record(request, task, f"Started run {run.pk} by hand (run all errored).")
-    messages.success(request, f"Started {len(tasks)} errored task(s)." if tasks else "No task is in error.")
+    runs = [services.run_now(task, user=request.user) for task in tasks]
+    for task, run in zip(tasks, runs):
+        record(request, task, f"Started run {run.pk} by hand (run all errored)." if run.status != RunStatus.SKIPPED
+               else f"Run all errored: not started.{skipped_note([run])}")
+    started = sum(run.status != RunStatus.SKIPPED for run in runs)
+    (messages.success if started == len(runs) else messages.warning)(
+        request, f"Started {started} errored task(s).{skipped_note(runs)}" if tasks else "No task is in error.")
     return redirect("courier:dashboard")
 
 

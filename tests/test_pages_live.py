@@ -168,7 +168,7 @@ def test_the_live_state_is_cheap_when_nothing_changed(client, staff_runner, task
         assert live(client, task, etag).status_code == 304
     with CaptureQueriesContext(connection) as changed:
         assert live(client, task).status_code == 200
-    assert len(unchanged) <= 8, "\n".join(q["sql"][:150] for q in unchanged)
+    assert len(unchanged) <= 7, "\n".join(q["sql"][:150] for q in unchanged)
     assert len(changed) <= 25, "\n".join(q["sql"][:150] for q in changed)
 
 
@@ -177,3 +177,28 @@ def test_the_live_state_needs_the_right_to_view_tasks(client, django_user_model,
     client.force_login(nobody)
     response = live(client, task)
     assert response.status_code == 403
+
+
+def test_run_all_and_run_all_errored_say_which_starts_were_skipped(client, staff_runner, task):
+    """The same honesty on the project's Run all and the dashboard's Run all errored."""
+    other = factories.query_task(task.project, database_connection(), "select 2", name="payments")
+    active = running(task)
+    client.force_login(staff_runner)
+    html = client.post(reverse("courier:project_action", args=[task.project_id, "run-all"]), follow=True).content.decode()
+    skipped = task.runs.get(status=RunStatus.SKIPPED)
+    assert "(1 run(s) queued)" in html
+    assert (f"Skipped: invoices, previous run still active (run {active.pk} of Billing/invoices, running); "
+            f"recorded as skipped run {skipped.pk}.") in html
+
+    # Both errored (their latest run failed); payments has an older run still going.
+    Run.objects.filter(task=other).update(status=RunStatus.RUNNING, started_at=timezone.now())
+    busy = other.runs.get()
+    Run.objects.filter(pk=active.pk).update(status=RunStatus.FAILED, finished_at=timezone.now())
+    Run.objects.filter(pk=skipped.pk).delete()
+    for errored in (task, other):
+        Run.objects.filter(pk=create_run(errored, Trigger.SCHEDULE).pk).update(status=RunStatus.FAILED, finished_at=timezone.now())
+    html = client.post(reverse("courier:run_errored"), follow=True).content.decode()
+    assert "Started 1 errored task(s)." in html
+    skipped = other.runs.get(status=RunStatus.SKIPPED)
+    assert (f"Skipped: payments, previous run still active (run {busy.pk} of Billing/payments, running); "
+            f"recorded as skipped run {skipped.pk}.") in html
