@@ -22,12 +22,17 @@ def assert_admin_look(html: str) -> None:
     assert 'class="breadcrumbs"' in html
 
 
-def test_a_refused_courier_page_says_why_in_the_admin_look(client, staff_runner):
-    client.force_login(staff_runner)
-    response = client.get(reverse("courier:scheduler"))
+def refused(client, url: str) -> str:
+    response = client.get(url)
     assert response.status_code == 403
     html = response.content.decode()
     assert_admin_look(html)
+    return html
+
+
+def test_a_refused_courier_page_says_why_in_the_admin_look(client, staff_runner):
+    client.force_login(staff_runner)
+    html = refused(client, reverse("courier:scheduler"))
     assert '<p class="errornote">Only superusers may use the scheduler tools.</p>' in html
     assert "Log out" in html  # the user is still told who they are, with the sidebar of what they may see
     assert 'id="nav-sidebar"' in html and ">All tasks</a>" in html
@@ -36,13 +41,10 @@ def test_a_refused_courier_page_says_why_in_the_admin_look(client, staff_runner)
 def test_a_refused_admin_page_names_what_was_refused(client, staff_runner):
     """The admin raises PermissionDenied without a message; the page still names what the user may not do."""
     client.force_login(staff_runner)
-    response = client.get(reverse("admin:admin_logentry_changelist"))
-    assert response.status_code == 403
-    html = response.content.decode()
-    assert_admin_look(html)
+    html = refused(client, reverse("admin:admin_logentry_changelist"))
     assert '<p class="errornote">You do not have permission to view log entries.</p>' in html
-    response = client.get(reverse("admin:connections_connection_add"))
-    assert '<p class="errornote">You do not have permission to add connections.</p>' in response.content.decode()
+    html = refused(client, reverse("admin:connections_connection_add"))
+    assert '<p class="errornote">You do not have permission to add connections.</p>' in html
 
 
 def test_a_missing_page_is_in_the_admin_look(client, staff_runner):

@@ -12,19 +12,14 @@ import pytest
 from runs.models import Run, RunStatus
 from runs.runner import execute
 from tests import factories
-from tests.test_pages_browser import (  # noqa: F401 (pytest fixtures)
-    CHROMIUM,
+from tests.test_pages_browser import (  # noqa: F401 (pytest fixtures, and the marks: a transactional database, Chromium)
     EXPECTED_CSV,
     Visit,
     browser_page,
     log_in,
+    pytestmark,
     world,
 )
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="the system Chromium (/usr/bin/chromium) is not installed"),
-]
 
 
 @pytest.fixture

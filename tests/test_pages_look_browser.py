@@ -15,17 +15,12 @@ from runs import services
 from runs.models import Run, RunStatus, Trigger
 from tests import factories
 from tests.pages_support import database_connection
-from tests.test_pages_browser import (  # noqa: F401 (pytest fixtures)
-    CHROMIUM,
+from tests.test_pages_browser import (  # noqa: F401 (pytest fixtures, and the marks: a transactional database, Chromium)
     Visit,
     browser_page,
     log_in,
+    pytestmark,
 )
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="the system Chromium (/usr/bin/chromium) is not installed"),
-]
 
 
 @pytest.fixture
