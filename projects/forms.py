@@ -11,7 +11,7 @@ from projects.parameters import ParameterError, parse_lines
 class ParameterForm(forms.ModelForm):
     entered_value = forms.CharField(
         label="Value", required=False, strip=False, widget=forms.TextInput(attrs={"size": 40}),
-        help_text="Inserted as written; parse(%Y-%m-%d-1) gives a date.",
+        help_text="Bound as text to SQL placeholders, inserted as written elsewhere; parse(%Y-%m-%d-1) gives a date.",
     )
 
     class Meta:

@@ -98,8 +98,10 @@ class ParameterBase(models.Model):
     stays empty so that no page or export can show it by accident.
     """
 
-    key = models.CharField("key", max_length=200, help_text="E.g. @day; matched exactly in SQL declarations, replaced everywhere in names and subjects.")
-    value = models.TextField("value", blank=True, help_text="Inserted as written; parse(%Y-%m-%d-1) is replaced by a date.")
+    key = models.CharField("key", max_length=200, help_text="E.g. @day: SQL's :day placeholders are bound to it, the default of "
+                           "DECLARE @day or SET @day is replaced by it, and it is replaced everywhere in names and subjects.")
+    value = models.TextField("value", blank=True, help_text="Bound as text to SQL placeholders, inserted as written elsewhere; "
+                             "parse(%Y-%m-%d-1) is replaced by a date.")
     sensitive = models.BooleanField("sensitive", default=False, help_text="Store encrypted and show masked in previews, logs and emails.")
     secret_value = SecretField("sensitive value", blank=True, help_text="The value of a sensitive parameter, stored encrypted.")
     position = models.PositiveIntegerField("position", default=0, help_text="Order in which parameters are listed.")

@@ -16,6 +16,7 @@ from django.db import transaction
 from connections.clients.gpg import GpgError, inspect_key
 from connections.models import KIND_FIELDS, SECRET_FIELDS, Connection, ConnectionKind, Dialect, GpgKey, Organization
 from projects.models import IntervalUnit, Project, ProjectParameter
+from tasks import placeholders
 from tasks.configuration import schema, sections
 from tasks.configuration.reader import ConfigError, Reader
 from tasks.configuration.saving import assign, save_valid
@@ -203,6 +204,8 @@ class Importer:
             return
         self.parameters(task.parameters, TaskParameter, {"task": task}, data, path)
         section.save_children(task, data, path)
+        if problem := placeholders.problem(task):  # the task's and the project's parameters are saved by now
+            self.r.error(f"{path}.source.code.text", problem)
 
 
 def import_config(data: dict) -> None:
