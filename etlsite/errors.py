@@ -1,4 +1,4 @@
-"""The site's error pages (handler403/handler404 in etlsite/urls.py), in the admin's frame.
+"""The site's error pages (handler403/handler404 in etlsite/urls.py, CSRF_FAILURE_VIEW), in the admin's frame.
 
 Django's own handlers render without the admin's context, so a refused page
 was a bare "403 Forbidden" without its reason. These add the admin's context
@@ -41,10 +41,18 @@ def refused_what(request: HttpRequest) -> str:
     return f"You do not have permission to {ADMIN_VIEWS[view]} {model._meta.verbose_name_plural}."
 
 
-def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
-    reason = str(exception) or refused_what(request)
+def _refused(request: HttpRequest, reason: str) -> HttpResponse:
     context = {**_admin_context(request), "title": "Not allowed", "reason": reason}
     return HttpResponseForbidden(loader.render_to_string("403.html", context, request))
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _refused(request, str(exception) or refused_what(request))
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form sent without a valid security token (a stale page, cookies off)."""
+    return _refused(request, f"The form was refused: its security check failed ({reason}). Reload the page and send it again.")
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -46,6 +46,8 @@ if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY is not set: put it in the environment or in .env (`make run` writes one).")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# A refused form says why in the admin's look, as every refused page does.
+CSRF_FAILURE_VIEW = "etlsite.errors.csrf_failure"
 
 # Secrets of connections and sensitive parameters are encrypted with these
 # Fernet keys, kept apart from SECRET_KEY so that either can be rotated alone.

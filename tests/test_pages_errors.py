@@ -5,6 +5,8 @@ And with DEBUG off, as a fresh install runs: static files and the favicon are se
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -83,3 +85,14 @@ def test_static_files_and_the_favicon_are_served_with_debug_off(staff_runner):
     favicon = client.get("/favicon.ico", follow=True)
     assert favicon.status_code == 200
     assert b"".join(favicon.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO file
+
+
+def test_a_form_refused_by_the_csrf_check_says_why_in_the_admin_look(staff_runner):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_runner)
+    response = client.post(reverse("courier:scheduler_action", args=["pause"]))
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert_admin_look(html)
+    assert re.search(r'<p class="errornote">The form was refused: its security check failed \(CSRF cookie not set\.\)\. '
+                     r"Reload the page and send it again\.</p>", html), html
