@@ -21,7 +21,12 @@ ADMIN_VIEWS = {"changelist": "view", "add": "add", "change": "view", "delete": "
 
 
 def _admin_context(request: HttpRequest) -> dict:
-    return admin.site.each_context(request) if hasattr(request, "user") else {}
+    if not hasattr(request, "user"):
+        return {}
+    context = admin.site.each_context(request)
+    # Someone not logged in to the admin sees its frame, not its (empty) menu.
+    context["is_nav_sidebar_enabled"] = context["is_nav_sidebar_enabled"] and context["has_permission"]
+    return context
 
 
 def refused_what(request: HttpRequest) -> str:

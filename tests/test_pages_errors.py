@@ -57,6 +57,9 @@ def test_a_missing_page_is_in_the_admin_look(client, staff_runner):
         html = response.content.decode()
         assert_admin_look(html)
         assert "Page not found" in html
+    anonymous = Client().get("/nowhere/")
+    assert anonymous.status_code == 404 and "Page not found" in anonymous.content.decode()
+    assert 'id="nav-sidebar"' not in anonymous.content.decode()  # nothing of the site is shown to a stranger
 
 
 def test_a_server_error_is_in_the_admin_look(client, staff_runner, monkeypatch):
