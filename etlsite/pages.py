@@ -24,6 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from connections import audit
+from runs.models import Run, RunStatus
 
 Crumbs = Sequence[tuple[str, str | None]]
 
@@ -129,3 +130,12 @@ class LeadsToCourierPages:
         self._refuse_unless(self.has_delete_permission(request, obj), "delete")
         return redirect(self.delete_page, pk=obj.pk)
 
+def skipped_note(runs: Sequence[Run]) -> str:
+    """“ Skipped: orders, previous run still active (run 5 of Nightly/orders, running); recorded as skipped run 7.”
+
+    For the starts among `runs` that found their task busy (the run engine records them skipped, with the
+    reason), or “” when none did.
+    """
+    notes = [f"{run.task.name}, {run.error.rstrip('.')}; recorded as skipped run {run.pk}"
+             for run in runs if run.status == RunStatus.SKIPPED]
+    return f" Skipped: {'; '.join(notes)}." if notes else ""

@@ -77,8 +77,10 @@ class RunFileInline(ReadOnlyInline):
     @admin.display(description="stored file")
     def stored_at(self, record: RunFile) -> str:
         # The download link of Task Details, not the storage URL: that would carry the name unmasked.
-        link = reverse("courier:runfile_download", args=[record.pk])
-        return format_html('<a href="{}">{}</a>', link, self.shown(record.run, record.stored.name))
+        # The name is in its own column; the storage path beside it only widened the table.
+        if not record.stored:
+            return "not kept"
+        return format_html('<a href="{}">Download</a>', reverse("courier:runfile_download", args=[record.pk]))
 
 
 class DeliveryInline(ReadOnlyInline):
@@ -100,6 +102,9 @@ class RunAdmin(admin.ModelAdmin):
     # Counting a large history on every page load is what makes admin lists slow.
     show_full_result_count = False
     inlines = [RunFileInline, DeliveryInline, RunLogInline]
+
+    class Media:
+        css = {"all": ["courier/run_admin.css"]}
     fieldsets = [
         (None, {"fields": ["task_link", "status", "trigger", "attempt", "started_by", "retry_of", "sequence_from"]}),
         ("Times", {"fields": ["intended_at", "due_at", "queued_at", "started_at", "finished_at", "heartbeat_at", "worker"]}),

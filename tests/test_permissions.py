@@ -90,6 +90,7 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "task_list": (GET, perm("tasks.view_task")),
     "my_tasks": (GET, perm("tasks.view_task")),
     "task_detail": (GET, perm("tasks.view_task")),
+    "task_live": (GET, perm("tasks.view_task")),
     "task_edit": (FORM, perm("tasks.change_task")),
     "task_delete": (FORM, perm("tasks.delete_task")),
     "task_action:run": (POST, perm("tasks.run_task")),
