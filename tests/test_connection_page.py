@@ -23,18 +23,13 @@ from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
 from tests.form_support import browser_form
 from tests.ssh_witness import ssh_witness  # noqa: F401 - a fixture
+from tests.test_host_keys import csrf_client
 
 pytestmark = pytest.mark.django_db
 
 
 def change_url(conn: Connection) -> str:
     return f"/admin/connections/connection/{conn.pk}/change/"
-
-
-def csrf_client(user) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    return client
 
 
 def page_of(response) -> str:
