@@ -83,6 +83,16 @@ def admin_actions() -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def admin_own_views() -> list[tuple[str, str]]:
+    """(model label, URL name) of each view a model admin adds to Django's own (ModelAdmin.get_urls), e.g. “Pin this key”."""
+    found = []
+    for model, model_admin in admin.site._registry.items():
+        info = f"{model._meta.app_label}_{model._meta.model_name}"
+        standard = {f"{info}_{view}" for view in ADMIN_VIEWS}
+        found += [(model._meta.label_lower, p.name) for p in model_admin.get_urls() if p.name and p.name not in standard]
+    return sorted(found)
+
+
 def model_for(endpoint: Endpoint, param: str):
     """What a URL argument points at: `project_pk` a project; `pk` the object the URL's name begins with."""
     if param == "project_pk":

@@ -46,6 +46,7 @@ from tests.security_support import (
     Endpoint,
     admin_actions,
     admin_models,
+    admin_own_views,
     build_code_world,
     build_world,
     courier_endpoints,
@@ -140,6 +141,13 @@ ADMIN_RULES: dict[str, dict[str, Rule]] = {
     "django_q.failure": {**SUPERUSERS_ONLY, "add": never},
     "django_q.ormq": {**SUPERUSERS_ONLY, "add": never},
     "admin.logentry": {**SUPERUSERS_ONLY, "add": never, "delete": never},  # the audit trail is read only
+}
+
+# The views a model admin adds to Django's own, each about one object: the buttons on a connection's page, a user's password.
+ADMIN_OWN_RULES: dict[str, tuple[str, Rule]] = {
+    "auth_user_password_change": (FORM, perm("auth.change_user")),
+    "connections_connection_pin_host_key": (POST, superuser),
+    "connections_connection_test": (POST, superuser),
 }
 
 # Tasks and projects have none: Courier's pages act on them (LEADS_TO_COURIER).
@@ -249,6 +257,7 @@ def test_every_url_and_action_has_its_rule():
     assert {e.id for e in courier_endpoints()} == set(COURIER_RULES), "write down the rights of new or removed Courier URLs"
     assert set(admin_models()) == set(ADMIN_RULES), "write down the rights of new or removed admin models"
     assert set(admin_actions()) == set(ACTION_RULES), "write down the rights of new or removed admin actions"
+    assert {name for _, name in admin_own_views()} == set(ADMIN_OWN_RULES), "write down the rights of new or removed admin views"
 
 
 # --------------------------------------------------------------------------
@@ -312,6 +321,36 @@ def test_every_admin_view(world, users):
         return expect(response, 200)
 
     check_matrix(users, ADMIN_CASES, check)
+
+
+def own_view_url(world, label: str, name: str) -> str:
+    return reverse(f"admin:{name}", args=[world.objects[label].pk])
+
+
+def test_every_admin_view_of_our_own(world, users):
+    """An action never runs on GET, a form shows to whom may use it; a POST is done for them, refused for the others."""
+    def check(client, user, who, case, before):
+        label, name = case
+        kind, rule = ADMIN_OWN_RULES[name]
+        url = own_view_url(world, label, name)
+        shown = client.get(url)
+        if who in LOGGED_OUT:
+            problem = logged_out(shown)
+        else:
+            problem = expect(shown, 405 if kind == POST else 200 if rule(user) else 403)
+        if problem:
+            return f"GET: {problem}"
+        response = client.post(url)
+        if who in LOGGED_OUT:
+            problem = logged_out(response)
+        elif rule(user):
+            # Done (302 back to the page) or a form shown again with its errors (200): never refused.
+            return None if response.status_code in (200, 302) else f"allowed, yet answered {response.status_code}"
+        else:
+            problem = expect(response, 403)
+        return problem or (None if fingerprint() == before else "a refused request changed something")
+
+    check_matrix(users, {name: (label, name) for label, name in admin_own_views()}, check)
 
 
 def test_the_admin_index_lists_superuser_only_models_to_superusers_only(world, users):
@@ -380,6 +419,8 @@ def test_every_admin_form_and_action_refuses_a_post_without_the_csrf_token(world
         app, model = label.split(".")
         data = {"action": action, "_selected_action": [world.objects[label].pk], "post": "yes"}
         answers[f"{label}:{action}"] = client.post(f"/admin/{app}/{model}/", data).status_code
+    for label, name in admin_own_views():
+        answers[name] = client.post(own_view_url(world, label, name), {"fingerprint": "x"}).status_code
     assert answers == dict.fromkeys(answers, 403)
     assert fingerprint() == before
 
