@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from runs import notify, retries, sequence
+from runs import catchup, lateness, notify, retries, sequence, waiting
 from runs.models import Run
 from runs.pipeline.log import RunLogger
 
@@ -27,5 +27,9 @@ def after_run(run: Run, log: RunLogger) -> None:
 # Follow-up steps, in order; each takes (run, log) and looks at the run's status to see
 # whether it applies. The retry decision must come first: the sequence and the failure
 # mail act only when no retry follows, which they read as the run's next attempt
-# (runs/state.py `next_attempt`).
-STEPS = (retries.schedule_retry, sequence.continue_chain, notify.send_success_mail, notify.send_failure_mail)
+# (runs/state.py `next_attempt`), and so do the runs waiting for this task and the next
+# missed fire time to run late. The recovered mail of a late task comes after the run's own mails.
+STEPS = (
+    retries.schedule_retry, sequence.continue_chain, waiting.after_run, catchup.after_run,
+    notify.send_success_mail, notify.send_failure_mail, lateness.after_run,
+)

@@ -14,7 +14,7 @@ from django_q.models import Schedule
 
 from projects import scheduling
 from projects.models import Project
-from runs import firing, reaper, retries, state
+from runs import catchup, firing, reaper, retries, state
 from runs.models import Run, RunStatus, SiteState, Trigger
 from tasks.models import Task
 
@@ -53,7 +53,7 @@ def disable_all(project: Project) -> int:
 
 def cancel(run: Run) -> bool:
     """Cancel a run that has not started; False if it is already running or finished."""
-    changed = Run.objects.filter(pk=run.pk, status__in=Run.CLAIMABLE).update(
+    changed = Run.objects.filter(pk=run.pk, status__in=Run.CANCELLABLE).update(
         status=RunStatus.CANCELLED, finished_at=timezone.now()
     )
     if changed and run.schedule_id:
@@ -131,13 +131,22 @@ def pause_scheduler(user=None) -> SiteState:
     return site
 
 
-def resume_scheduler(user=None) -> SiteState:
-    """Resume, and give every retry that came due while paused a schedule for now."""
+def resume_scheduler(user=None, *, catch_up: bool = False) -> SiteState:
+    """Resume, and give every retry that came due while paused a schedule for now.
+
+    With `catch_up` ("resume and catch up") the pause counts as downtime: each
+    fire time that passed while paused is recorded as missed, and each
+    project's missed-run policy runs them late (runs/catchup.py). Without it
+    they are simply not run, as the operator meant by pausing.
+    """
     site = SiteState.get()
+    paused_at = site.paused_at if site.paused else None
     site.paused, site.paused_at, site.paused_by = False, None, None
     site.save(update_fields=["paused", "paused_at", "paused_by"])
     scheduling.sync_all()
     retries.rearm_scheduled()
+    if catch_up and paused_at is not None:
+        catchup.after_pause(paused_at)
     return site
 
 
