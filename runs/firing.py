@@ -70,12 +70,13 @@ def fire(project_id: int, kind: str, intended: datetime, fired_at: datetime | No
         return "paused: nothing started"
     if not scheduling.in_window(project, intended):
         return "outside the project's active window: nothing started"
-    missed, now_due = catchup.split(project, kind, intended, fired_at or intended)
+    fired_at = fired_at or intended
+    missed, now_due = catchup.split(project, kind, intended, fired_at)
     runs = start_project(project, Trigger.SCHEDULE, intended_at=now_due, dedupe=True) if now_due else []
     if missed:
-        late = (fired_at or intended) - missed[0]
-        catchup.record(project, missed, why=f"the scheduler was not running (the {kind} trigger fired {_minutes(late)} late)",
-                       started_on_time=now_due is not None)
+        # The catch-up window is measured from when the scheduler came back.
+        catchup.record(project, missed, now=fired_at, started_on_time=now_due is not None,
+                       why=f"the scheduler was not running (the {kind} trigger fired {_minutes(fired_at - missed[0])} late)")
     skipped = sum(1 for run in runs if run.status == RunStatus.SKIPPED)
     return (f"{len(runs)} run(s) for {project}" + (f", {skipped} skipped" if skipped else "")
             + (f", {len(missed)} missed fire time(s) recorded" if missed else ""))
