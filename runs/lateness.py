@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -45,7 +46,7 @@ def expected_moment(task: Task, day: date) -> datetime:
     """`expected_by` on `day` in the project's zone (a time in a daylight-saving gap falls after it)."""
     zone = scheduling.zone_of(task.project)
     naive = datetime.combine(day, task.expected_by)
-    return naive.replace(tzinfo=zone).astimezone(timezone.utc).astimezone(zone)
+    return naive.replace(tzinfo=zone).astimezone(dt_timezone.utc).astimezone(zone)
 
 
 def fires_on(project: Project, day: date) -> bool:
