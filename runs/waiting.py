@@ -48,8 +48,8 @@ def waiting_runs():
 
 
 def after_run(run: Run, log: RunLogger | None = None) -> None:
-    """Follow-up: a run that is over may release, or fail, the runs waiting for its task."""
-    if run.status in Run.UNFINISHED or state.next_attempt(run) is not None:
+    """Follow-up: a run that is over may release or skip the runs waiting for its task (or change what they wait for)."""
+    if run.status in Run.UNFINISHED:
         return
     for waiting in waiting_runs().filter(task__wait_for=run.task):
         outcome = settle(waiting)
