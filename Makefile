@@ -30,7 +30,10 @@ demo: install
 run: demo
 	scripts/serve.sh
 
-test: install-test
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+
+test: install-test lint
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest -q -p no:cacheprovider
 
 clean:

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_POST
 
 from connections.checks import check_connection
 from connections.clients.ssh_transport import host_address
-from connections.host_keys import PinRefused, host_key_fingerprint, pending_fingerprint, pending_key, pin_host_key
 from connections.forms import ConnectionForm, GpgKeyForm, secret_field_names
+from connections.host_keys import PinRefused, host_key_fingerprint, pending_fingerprint, pending_key, pin_host_key
 from connections.models import KIND_FIELDS, Connection, GpgKey, Organization
 
 

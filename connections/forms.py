@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from connections.clients.gpg import GpgError, inspect_key
 from connections.models import Connection, GpgKey
 from connections.secrets import SecretField
 
@@ -65,8 +66,6 @@ class GpgKeyForm(forms.ModelForm):
         fields = ["name", "public_key"]
 
     def clean_public_key(self):
-        from connections.clients.gpg import GpgError, inspect_key
-
         text = self.cleaned_data["public_key"].strip()
         try:
             self.key_info = inspect_key(text)

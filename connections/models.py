@@ -9,10 +9,14 @@ from django.db import models
 
 from connections.secrets import SecretField
 from connections.urls import base_url_problem
+from connections.validators import validate_plain_name
 
 
 class Organization(models.Model):
-    name = models.CharField("name", max_length=100, unique=True, help_text="The vendor or department, e.g. “Acme”.")
+    name = models.CharField(
+        "name", max_length=100, unique=True, validators=[validate_plain_name],
+        help_text="The vendor or department, e.g. “Acme”.",
+    )
     description = models.TextField("description", blank=True, help_text="What this organization is to us.")
     address = models.TextField("address", blank=True, help_text="Postal address, for reference.")
     contact_name = models.CharField("contact name", max_length=200, blank=True, help_text="Who to call about its data.")
@@ -77,7 +81,10 @@ class Connection(models.Model):
         Organization, on_delete=models.PROTECT, related_name="connections",
         verbose_name="organization", help_text="The organization this connection belongs to.",
     )
-    name = models.CharField("name", max_length=100, help_text="Unique within the organization; tasks refer to “Organization/name”.")
+    name = models.CharField(
+        "name", max_length=100, validators=[validate_plain_name],
+        help_text="Unique within the organization; tasks refer to “Organization/name”.",
+    )
     kind = models.CharField("kind", max_length=20, choices=ConnectionKind.choices, help_text="The kind of system this connects to.")
     description = models.TextField("description", blank=True, help_text="Notes for other administrators.")
 
@@ -163,7 +170,7 @@ class Connection(models.Model):
 
 
 class GpgKey(models.Model):
-    name = models.CharField("name", max_length=100, unique=True, help_text="How tasks refer to this key.")
+    name = models.CharField("name", max_length=100, unique=True, validators=[validate_plain_name], help_text="How tasks refer to this key.")
     public_key = models.TextField("public key", help_text="ASCII-armoured OpenPGP public key (-----BEGIN PGP PUBLIC KEY BLOCK-----).")
     fingerprint = models.CharField("fingerprint", max_length=64, blank=True, editable=False, help_text="Read from the key when it is saved.")
     user_ids = models.TextField("user ids", blank=True, editable=False, help_text="Read from the key when it is saved.")

@@ -8,7 +8,9 @@ REDIS_URL switch to the multi-machine set-up.
 from __future__ import annotations
 
 import os
+import re
 import shlex
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -18,6 +20,21 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(os.environ.get("COURIER_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
+
+# Courier's own files (database, stored files, run folders, environments) are
+# readable by its account only (SPEC §8.2): every process that loads these
+# settings (web server, workers, commands) creates files 0600 and folders 0700
+# from here on, and the scripts it starts inherit that. Files delivered to a
+# local-folder destination are not Courier's: they get the modes the umask the
+# service was started with gives them (or COURIER_FOLDER_UMASK). Processes
+# started afresh by this one inherit 0o077, so the first one passes its
+# starting umask on through the environment.
+_umask_at_start = os.umask(0o077)
+_folder_umask = env.str("COURIER_FOLDER_UMASK", default=f"{_umask_at_start:03o}")
+if not re.fullmatch(r"0?[0-7]{3}", _folder_umask):
+    raise ImproperlyConfigured(f"COURIER_FOLDER_UMASK must be an octal umask such as 022, not {_folder_umask!r}.")
+COURIER_FOLDER_UMASK = int(_folder_umask, 8)
+os.environ["COURIER_FOLDER_UMASK"] = f"{COURIER_FOLDER_UMASK:03o}"
 
 VAR_DIR = Path(env.str("COURIER_VAR_DIR", default=str(BASE_DIR / "var")))
 # The embedded default keeps its database, files and work folders here.
@@ -51,6 +68,7 @@ INSTALLED_APPS = [
     "django_q",
     "django_filters",
     "django_tables2",
+    "axes",
     "connections",
     "projects",
     "tasks",
@@ -65,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "etlsite.urls"
@@ -95,7 +115,30 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Login throttling (django-axes): after this many failed logins the same
+# username from the same address is refused for a while, even with the right
+# password; other users, and the same user from elsewhere, can still log in.
+# The address is the connection's own (REMOTE_ADDR): X-Forwarded-For is not
+# trusted, or one client could pose as many addresses. An operator lifts a
+# lock-out early with `manage.py axes_reset_username NAME`. Only failures are
+# recorded (no log of every login: the admin's own history covers changes).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("COURIER_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("COURIER_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "courier/locked_out.html"
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+# No start-up banner on every manage.py command; lock-outs are still logged.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -117,6 +160,9 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Stored files and their folders are Courier's alone (Django's default would be 0644).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # Each run works in a private folder below this one.
 COURIER_WORK_DIR = Path(env.str("COURIER_WORK_DIR", default=str(VAR_DIR / "work")))
 # Processing scripts: one cached virtual environment per requirement set
@@ -153,6 +199,20 @@ COURIER_RETENTION_KEEP = env.int("COURIER_RETENTION_KEEP", default=10)
 # count is written to the run log.
 COURIER_FETCH_BATCH = env.int("COURIER_FETCH_BATCH", default=5000)
 COURIER_ROWCOUNT_SECONDS = env.float("COURIER_ROWCOUNT_SECONDS", default=2.0)
+
+# A running run writes its heartbeat this often, from a side thread (runs/ticker.py); the
+# reaper fails a running run whose heartbeat is older than COURIER_REAP_AFTER_SECONDS
+# ("worker lost") and gives it the follow-ups of any failure (runs/reaper.py, SPEC §11).
+COURIER_HEARTBEAT_SECONDS = env.float("COURIER_HEARTBEAT_SECONDS", default=15.0)
+COURIER_REAP_AFTER_SECONDS = env.float("COURIER_REAP_AFTER_SECONDS", default=150.0)
+if COURIER_HEARTBEAT_SECONDS <= 0:
+    raise ImproperlyConfigured(f"COURIER_HEARTBEAT_SECONDS must be more than 0, not {COURIER_HEARTBEAT_SECONDS:g}.")
+if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
+    # One late beat (a busy database) must not get a live run failed.
+    raise ImproperlyConfigured(
+        f"COURIER_REAP_AFTER_SECONDS ({COURIER_REAP_AFTER_SECONDS:g}) must be at least twice "
+        f"COURIER_HEARTBEAT_SECONDS ({COURIER_HEARTBEAT_SECONDS:g})."
+    )
 
 # The longest a run may take; django-q2's own limits are derived from it so
 # that the broker never redelivers a run that is still working (SPEC §11).

@@ -8,6 +8,8 @@ from django.utils.html import format_html, format_html_join
 from projects import scheduling
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from projects.models import Project, ProjectParameter
+from runs import services
+from tasks.models import Task
 
 
 class ProjectParameterInline(admin.TabularInline):
@@ -17,8 +19,6 @@ class ProjectParameterInline(admin.TabularInline):
 
 
 class TaskInline(admin.TabularInline):
-    from tasks.models import Task
-
     model = Task
     fields = ["name", "enabled", "rank", "source_kind", "output_type"]
     readonly_fields = ["source_kind", "output_type"]
@@ -32,8 +32,6 @@ class TaskInline(admin.TabularInline):
 
 @admin.action(description="Run all: start the enabled tasks now (honouring the sequence)", permissions=["run"])
 def run_all(modeladmin, request, queryset):
-    from runs import services
-
     for project in queryset:
         runs = services.run_project(project, user=request.user)
         modeladmin.log_change(request, project, f"Started the enabled tasks by hand ({len(runs)} run(s)).")
@@ -46,8 +44,6 @@ def _switch_all_tasks(enabled: bool):
 
     @admin.action(description=f"{'Enable' if enabled else 'Disable'} all tasks of the selected projects", permissions=["change_tasks"])
     def action(modeladmin, request, queryset):
-        from runs import services
-
         switch = services.enable_all if enabled else services.disable_all
         changed = 0
         for project in queryset:
@@ -66,8 +62,6 @@ disable_all = _switch_all_tasks(False)
 
 @admin.action(description="Reschedule: rebuild the schedules, cancel pending retries", permissions=["change"])
 def reschedule(modeladmin, request, queryset):
-    from runs import services
-
     for project in queryset:
         cancelled = services.reschedule_project(project, user=request.user)
         modeladmin.log_change(request, project, f"Rebuilt the schedules; cancelled {len(cancelled)} pending retry(ies).")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django import forms
 
 from connections.forms import KEEP_HINT
+from projects.parameters import ParameterError, parse_lines
 
 
 class ParameterForm(forms.ModelForm):
     entered_value = forms.CharField(
         label="Value", required=False, strip=False, widget=forms.TextInput(attrs={"size": 40}),
-        help_text="Inserted as written; parse(%Y-%m-%d-1) gives a date.",
+        help_text="Bound as text to SQL placeholders, inserted as written elsewhere; parse(%Y-%m-%d-1) gives a date.",
     )
 
     class Meta:
@@ -55,8 +56,6 @@ class ParameterLinesForm(forms.ModelForm):
     )
 
     def clean_parameter_lines(self):
-        from tasks.parameters import ParameterError, parse_lines
-
         try:
             return parse_lines(self.cleaned_data["parameter_lines"])
         except ParameterError as exc:

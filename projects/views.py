@@ -11,18 +11,18 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
+from etlsite.filters import ProjectFilter
+from etlsite.pages import action_history, record, record_addition, record_deletion, render_page, require
+from etlsite.tables import ProjectTable, TaskTable
 from projects import scheduling
 from projects.describe import schedule_in_words, triggers_in_words
 from projects.editing import ProjectEditor
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
+from runs.queries import task_rows
 from tasks import codeguard
 from tasks.clouds import name_cloud
-from tasks.filters import ProjectFilter
-from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
-from tasks.queries import task_rows
-from tasks.tables import ProjectTable, TaskTable
 
 LIST_PAGE_SIZE = 25
 TASKS_PAGE_SIZE = 50
@@ -130,9 +130,7 @@ def project_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def _duplicate(request: HttpRequest, project: Project) -> HttpResponse:
     require(request, "projects.add_project", "tasks.add_task")
     codeguard.refuse_copy(request.user, project.tasks.all())
-    copy = services.duplicate_project(project, user=request.user)
-    record_addition(request, copy, f"Duplicated from {project.name} (id {project.pk}); its tasks are disabled.")
-    record(request, project, f"Duplicated as {copy.name}.")
+    copy = services.duplicate_project(project, request.user)
     messages.success(request, f"Made the copy “{copy.name}” with its tasks disabled.")
     return redirect("courier:project_detail", pk=copy.pk)
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
 from connections.admin import SuperuserOnly
 from runs.models import Delivery, Run, RunFile, RunLog
 from tasks.masking import shown_masker
+
+# A run may log some 10,000 lines (a processing script's output); its admin page shows the last
+# ones and links to Task Details, whose live log reads the whole log in batches.
+LOG_LINES_SHOWN = 200
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -33,10 +38,23 @@ class ReadOnlyInline(admin.TabularInline):
         return maskers[run.task_id].mask(text)
 
 
+class LastLogLines(BaseInlineFormSet):
+    """The run's last LOG_LINES_SHOWN log lines, oldest first: two small queries however long the log."""
+
+    def get_queryset(self):
+        if not hasattr(self, "_queryset"):
+            lines = super().get_queryset().order_by("id")
+            first = list(lines.order_by("-id").values_list("id", flat=True)[LOG_LINES_SHOWN - 1:LOG_LINES_SHOWN])
+            self._queryset = lines.filter(id__gte=first[0]) if first else lines
+        return self._queryset
+
+
 class RunLogInline(ReadOnlyInline):
     model = RunLog
+    formset = LastLogLines
     fields = ["at", "stage", "level", "message"]
     readonly_fields = fields
+    verbose_name_plural = "last log lines"
 
 
 class RunFileInline(ReadOnlyInline):
@@ -86,10 +104,20 @@ class RunAdmin(admin.ModelAdmin):
         (None, {"fields": ["task", "status", "trigger", "attempt", "started_by", "retry_of", "sequence_from"]}),
         ("Times", {"fields": ["intended_at", "due_at", "queued_at", "started_at", "finished_at", "heartbeat_at", "worker"]}),
         ("Outcome", {"fields": ["rows", "error_stage", "error", "permanent"]}),
+        ("Log", {"fields": ["log_summary"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Run._meta.fields]
+        return [f.name for f in Run._meta.fields] + ["log_summary"]
+
+    @admin.display(description="log")
+    def log_summary(self, run: Run) -> str:
+        total = run.log_lines.count()
+        link = reverse("courier:task_detail", args=[run.task_id]) + f"?run={run.pk}#live-log-module"
+        if total <= LOG_LINES_SHOWN:
+            return format_html('All {} log lines are shown below (also on <a href="{}">Task Details</a>).', total, link)
+        return format_html('The last {} of {} log lines are shown below. Read <a href="{}">the whole log on Task Details</a>.',
+                           LOG_LINES_SHOWN, f"{total:,}", link)
 
     def has_add_permission(self, request):
         return False
@@ -139,7 +167,7 @@ _superusers_only_for_django_q()
 
 @admin.register(LogEntry)
 class AuditTrailAdmin(SuperuserOnly, admin.ModelAdmin):
-    """Every manual action and change, with who and when (runs/audit.py), read only."""
+    """Every manual action and change, with who and when (connections/audit.py), read only."""
 
     list_display = ["action_time", "user", "content_type", "object_repr", "action_flag", "message"]
     list_filter = ["action_flag", "content_type"]

@@ -1,12 +1,12 @@
 from django.apps import AppConfig
+from django_q.signals import pre_enqueue
 
 
 class RunsConfig(AppConfig):
     name = "runs"
 
     def ready(self) -> None:
-        from django_q.signals import pre_enqueue
-
+        # Late import: ready() is where Django wants signal receivers connected, once every model is loaded.
         from runs.firing import stamp_fire_time
 
         # In every process that queues work, the scheduler's included: firings carry when they fired.

@@ -52,8 +52,6 @@ class Run(models.Model):
     # A worker may only claim a waiting run; anything else means another delivery of the
     # same queue message got there first, or someone cancelled it. Only waiting runs can be cancelled.
     CLAIMABLE = (RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED)
-    # What a person may cancel: a run not started yet, also one waiting for other tasks.
-    CANCELLABLE = (RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED, RunStatus.WAITING)
     # At most one active run per task: a start that finds one records a skipped run.
     # A run waiting for other tasks counts: it will start, and the next firing must not start beside it.
     ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)

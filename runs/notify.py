@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from connections.masking import Masker
 from connections.secrets import SecretError
+from projects.parameters import Param, ParameterError, substitute
 from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, RunStatus, Stage
 from runs.pipeline.context import intended_time, load_parameters
 from runs.pipeline.log import RunLogger
@@ -50,7 +51,6 @@ from runs.retries import why_not
 from runs.state import next_attempt
 from tasks.masking import task_masker
 from tasks.models import Notification, NotificationEvent
-from tasks.parameters import Param, ParameterError, substitute
 
 STAGE = Stage.NOTIFY
 LOG_TAIL = 15

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def reap_after() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "COURIER_REAP_AFTER_SECONDS", 150)))
+    return timedelta(seconds=settings.COURIER_REAP_AFTER_SECONDS)
 
 
 def stale_runs(now: datetime | None = None, stale_after: timedelta | None = None):

@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 
+from connections import audit
 from connections.secrets import SecretError
 from runs.models import Delivery, RunFile
 from runs.pipeline import delivery
@@ -63,7 +63,5 @@ def resend_file(record: RunFile, user) -> list[Delivery]:
         deliveries = delivery.create_uploads(run, [(record, d) for d in destinations], resent_by=user)
         delivery.send(log, deliveries, {record.pk: path})
     summary = "; ".join(f"{d.target}: {d.get_status_display().lower()}" for d in deliveries)
-    LogEntry.objects.log_actions(
-        user.pk, [task], CHANGE, change_message=log.mask(f"Resent {record.name} (run {run.pk}) — {summary}"), single_object=True,
-    )
+    audit.record(user, task, log.mask(f"Resent {record.name} (run {run.pk}) — {summary}"))
     return deliveries

@@ -18,6 +18,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from connections.secrets import SecretError
+from projects.parameters import ParameterError
 from runs import followups
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline import delivery, output, processing, redelivery, source
@@ -28,7 +29,6 @@ from runs.state import claim
 from runs.ticker import Heartbeat
 from tasks.masking import task_masker
 from tasks.models import Task
-from tasks.parameters import ParameterError
 
 logger = logging.getLogger(__name__)
 

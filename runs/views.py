@@ -15,16 +15,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from etlsite.pages import action_history, record, render_page, require, require_superuser
 from projects.models import Project
 from projects.upcoming import fire_times, hours_plan, runs_per_hour
 from runs import reaper, services
 from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
+from runs.queries import task_rows
 from runs.resend import ResendError, resend_file
 from tasks import charts
 from tasks.masking import shown_masker
 from tasks.models import Task
-from tasks.pages import action_history, record, render_page, require, require_superuser
-from tasks.queries import task_rows
 
 LOG_BATCH = 500  # lines per poll; the page asks again at once while `more` is true
 DASHBOARD_ROWS = 50

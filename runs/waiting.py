@@ -43,6 +43,16 @@ def settle(run: Run) -> str:
     return RunStatus.QUEUED
 
 
+def cancel(task, reason: str) -> list[Run]:
+    """Cancel the task's waiting runs (a person decided not to wait); returns them."""
+    cancelled = []
+    for run in waiting_runs().filter(task=task):
+        if Run.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(status=RunStatus.CANCELLED, finished_at=timezone.now(), error=reason):
+            RunLog.objects.create(run=run, stage=Stage.FINISH, level=LogLevel.WARNING, message=reason)
+            cancelled.append(run)
+    return cancelled
+
+
 def waiting_runs():
     return Run.objects.filter(status=RunStatus.WAITING).select_related("task__project").order_by("intended_at", "id")
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Write a local .env with fresh keys the first time Courier is started on a machine.
 set -euo pipefail
+# The keys must never be readable by another account, not even for the moment before a chmod.
+umask 077
 cd "$(dirname "$0")/.."
 if [ ! -f .env ]; then
   .venv/bin/python - <<'PY'

@@ -10,12 +10,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.forms.models import BaseInlineFormSet
 
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
+from projects.parameters import ParameterError, parse_lines
 from runs import services
 from runs.models import RunStatus
-from tasks import codeguard
-from tasks.models import CodeLocation, Destination, Notification, Task, TaskParameter
+from tasks import codeguard, placeholders, sqlbind
+from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Destination, Notification, SourceKind, Task, TaskParameter
 
 
 class TaskParameterInline(admin.TabularInline):
@@ -45,9 +47,42 @@ class TaskAdminForm(codeguard.CodeLockMixin, ParameterLinesForm):
             self.lock_code(codeguard.task_locks(self.instance))
 
 
+class CodeFormSet(BaseInlineFormSet):
+    """The query's :name placeholders must each have a parameter among those saved with it (SPEC 6)."""
+
+    parameter_keys = None  # set by TaskAdmin._create_formsets: a callable, None while the rows have errors
+
+    def clean(self):
+        super().clean()
+        task, keys = self.instance, self.parameter_keys() if self.parameter_keys else None
+        if task.source_kind != SourceKind.DATABASE or keys is None:
+            return
+        for form in self.forms:
+            code = getattr(form, "cleaned_data", {})
+            if code.get("role") == CodeRole.SOURCE and code.get("location") == CodeLocationKind.INLINE and not code.get("DELETE"):
+                if problem := sqlbind.problem(code.get("text") or "", placeholders.dialect_of(task.source_connection), keys):
+                    form.add_error("text", problem)
+
+
+def parameter_keys(task: Task, rows, pasted: str) -> list[str] | None:
+    """Keys of the parameters a save leaves the task with: the project's, the rows' and the pasted lines'; None while the rows have errors."""
+    if rows is not None and not rows.is_valid():
+        return None
+    if rows is None:
+        own = [p.key for p in task.parameters.all()] if task.pk else []
+    else:
+        own = [f.cleaned_data.get("key") for f in rows.forms if f not in rows.deleted_forms]
+    try:
+        own += [p.key for p in parse_lines(pasted)]
+    except ParameterError:
+        pass  # the main form reports it
+    return placeholders.project_keys(task.project if task.project_id else None) + [k for k in own if k]
+
+
 class CodeLocationInline(admin.StackedInline):
     model = CodeLocation
     form = CodeLocationForm
+    formset = CodeFormSet
     extra = 0
     max_num = 2
     fields = ["role", "location", "text", "connection", "path", "url", "cache", "cached_at"]
@@ -89,9 +124,7 @@ def duplicate_selected(modeladmin, request, queryset):
     tasks = list(queryset.select_related("project"))
     codeguard.refuse_copy(request.user, tasks)
     for task in tasks:
-        copy = services.duplicate_task(task, user=request.user)
-        modeladmin.log_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
-        modeladmin.log_change(request, task, f"Duplicated as {copy.name}.")
+        copy = services.duplicate_task(task, request.user)
         modeladmin.message_user(request, f"Made the disabled copy “{copy}”.", messages.SUCCESS)
 
 
@@ -139,6 +172,16 @@ class TaskAdmin(admin.ModelAdmin):
         ]}),
         ("Zip and encryption", {"fields": [("zip_enabled", "zip_name"), ("gpg_key", "gpg_armor")]}),
     ]
+
+    def _create_formsets(self, request, obj, change):
+        # Django's one place where all inline formsets of a save are at hand: the query's
+        # formset gets the parameters saved with it (rows and pasted lines) to check against.
+        formsets, inlines = super()._create_formsets(request, obj, change)
+        rows = next((f for f in formsets if f.model is TaskParameter), None)  # absent for a user who may not edit them
+        for formset in formsets:
+            if isinstance(formset, CodeFormSet):
+                formset.parameter_keys = lambda: parameter_keys(obj, rows, request.POST.get("parameter_lines", ""))
+        return formsets, inlines
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Django honours "save as new" even where the admin offers no such button: it is a copy.

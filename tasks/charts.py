@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tasks.tables import duration_text
+from etlsite.tables import duration_text
 
 WIDTH, HEIGHT = 1000, 120  # drawing area of the SVG, in user units (it scales to the page width)
 

@@ -23,7 +23,7 @@ from django.forms.utils import ErrorDict
 
 from connections.models import Connection, ConnectionKind, GpgKey
 from projects.forms import ParameterForm
-from tasks import codeguard, sqlbounds
+from tasks import codeguard, placeholders, sqlbind, sqlbounds
 from tasks.models import (
     CodeLocation,
     CodeLocationKind,
@@ -359,13 +359,53 @@ class TaskEditor:
 
     def _query_within_bounds(self) -> bool:
         """A query written here that its connection would refuse (SPEC 8.2) is an error on the query, not a failed run later."""
-        conn, code = self.form.cleaned_data.get("source_connection"), self.query.cleaned_data
-        if self.form.cleaned_data.get("source_kind") != SourceKind.DATABASE or conn is None or code.get("location") != CodeLocationKind.INLINE:
+        conn, sql = self.form.cleaned_data.get("source_connection"), self._inline_sql()
+        if conn is None or sql is None:
             return True
-        refusal = sqlbounds.refusal_in(conn, code.get("text") or "")
+        refusal = sqlbounds.refusal_in(conn, sql)
         if refusal:
             self.query.add_error("text", refusal)
         return refusal is None
+
+    def _inline_sql(self) -> str | None:
+        """The database query written on this page (as posted, or as stored when the page is first shown)."""
+        if not self.form.is_bound:
+            return placeholders.inline_query(self.task)
+        code = self.query.cleaned_data if self.query.is_bound else {}
+        if self.form.cleaned_data.get("source_kind") != SourceKind.DATABASE or code.get("location") != CodeLocationKind.INLINE:
+            return None
+        return code.get("text") or ""
+
+    def _parameter_keys(self) -> list[str]:
+        """Keys of the project's parameters and the task's, as they are being saved."""
+        if not self.form.is_bound:
+            return placeholders.saved_keys(self.task)
+        deleted = self.parameters.deleted_forms
+        own = [f.cleaned_data.get("key") for f in self.parameters.forms if f not in deleted and hasattr(f, "cleaned_data")]
+        return placeholders.project_keys(self.form.cleaned_data.get("project")) + [key for key in own if key]
+
+    def _dialect(self) -> str:
+        conn = self.form.cleaned_data.get("source_connection") if self.form.is_bound else self.task.source_connection
+        return placeholders.dialect_of(conn)
+
+    def _placeholders_bound(self, parameters_valid: bool) -> bool:
+        """A :name placeholder without its parameter (SPEC 6) is an error on the query, not a failed run later.
+
+        Not judged while the parameter rows have errors of their own: their keys are not known yet.
+        """
+        sql = self._inline_sql() if parameters_valid else None
+        problem = None if sql is None else sqlbind.problem(sql, self._dialect(), self._parameter_keys())
+        if problem:
+            self.query.add_error("text", problem)
+        return problem is None
+
+    def _query_valid(self, parameters_valid: bool) -> bool:
+        return self.query.is_valid() and self._query_within_bounds() and self._placeholders_bound(parameters_valid)
+
+    def unused_parameters(self) -> list[str]:
+        """Parameters the query uses neither as a placeholder nor in a declaration: a warning on the page, not an error."""
+        sql = self._inline_sql() if not self.form.is_bound or hasattr(self.form, "cleaned_data") else None
+        return [] if sql is None else sqlbind.unused(sql, self._dialect(), self._parameter_keys())
 
     def _emails_valid(self) -> bool:
         return all(f.is_valid() for f in self.emails.values())
@@ -378,14 +418,15 @@ class TaskEditor:
 
     def is_valid(self) -> bool:
         valid = self.form.is_valid()
+        parameters_valid = self.parameters.is_valid()
         if valid:
-            valid &= (self.query.is_valid() and self._query_within_bounds()) if self._needs_query() else self._skip(self.query)
+            valid &= self._query_valid(parameters_valid) if self._needs_query() else self._skip(self.query)
             valid &= self.script.is_valid() if self._needs_script() else self._skip(self.script)
         else:
             # Which parts apply is not known while the task's own fields are wrong.
             self._skip(self.query)
             self._skip(self.script)
-        valid &= self.parameters.is_valid()
+        valid &= parameters_valid
         valid &= self.destinations.is_valid()
         valid &= self._emails_valid()
         return bool(valid)

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from connections.masking import HideEverything, Masker, masker_for
 from connections.models import Connection
 from connections.secrets import SecretError
+from projects.parameters import Param, merge
 from tasks.models import Task
-from tasks.parameters import Param, merge
 
 
 def task_connections(task: Task) -> list[Connection]:

@@ -6,8 +6,10 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from connections.clients.addresses import written_local
+from connections.clients.base import outside_base
 from connections.models import Connection, ConnectionKind, GpgKey
 from connections.urls import scope_problem
+from connections.validators import validate_plain_name
 from projects.models import ParameterBase, Project
 
 
@@ -59,7 +61,7 @@ SOURCE_CONNECTION_KIND = {
 
 class Task(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks", verbose_name="project", help_text="Tasks run when their project fires.")
-    name = models.CharField("name", max_length=200, help_text="Unique within the project.")
+    name = models.CharField("name", max_length=200, validators=[validate_plain_name], help_text="Unique within the project.")
     enabled = models.BooleanField("enabled", default=True, help_text="Only enabled tasks run when the project fires.")
     rank = models.IntegerField("run rank", null=True, blank=True, help_text="Order within a sequence project (ascending; ties and blanks by name).")
     timeout_minutes = models.PositiveIntegerField("timeout (minutes)", default=60, help_text="The whole run is stopped after this long.")
@@ -164,8 +166,11 @@ class Task(models.Model):
             errors["source_connection"] = f"“{conn}” is a {conn.get_kind_display()} connection; this source needs a {ConnectionKind(wanted).label} connection."
         elif not wanted and conn is not None:
             errors["source_connection"] = "A Python-script-only source takes no connection."
-        if self.source_kind in (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB) and not self.source_path:
-            errors["source_path"] = "A file source needs a remote path."
+        if self.source_kind in (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB):
+            if not self.source_path:
+                errors["source_path"] = "A file source needs a remote path."
+            elif conn is not None and (problem := outside_base(conn.folder, self.source_path)):
+                errors["source_path"] = problem
         if self.retry_backoff < 1:
             errors["retry_backoff"] = "The backoff multiplier must be 1 or more."
         if self.zip_enabled and not self.zip_name:
@@ -221,6 +226,10 @@ class CodeLocation(models.Model):
         return f"{self.get_role_display()} ({self.get_location_display()})"
 
     def clean(self) -> None:
+        if self.location in (CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB):
+            if self.connection_id and self.path and (problem := outside_base(self.connection.folder, self.path)):
+                raise ValidationError({"path": problem})
+            return
         # Refused when saved, as again when fetched (tasks/code.py, tasks/packages.py): a token
         # sent outside its connection's base, or a local address (SPEC §8.2).
         if self.location not in (CodeLocationKind.GITLAB, CodeLocationKind.WEB) or not self.url:
@@ -268,6 +277,8 @@ class Destination(models.Model):
     def clean(self) -> None:
         if self.connection_id and self.connection.kind != self.kind:
             raise ValidationError({"connection": f"“{self.connection}” is a {self.connection.get_kind_display()} connection, not {self.get_kind_display()}."})
+        if self.connection_id and self.folder and (problem := outside_base(self.connection.folder, self.folder)):
+            raise ValidationError({"folder": problem})
 
 
 class NotificationEvent(models.TextChoices):

@@ -39,13 +39,16 @@ from typing import Protocol
 __all__ = [
     "DIALECTS",
     "NOCOUNT",
+    "Edit",
     "SqlError",
     "assigned_variables",
+    "check_dialect",
+    "declaration_edits",
+    "edited",
     "insert_parameters",
+    "line_of",
     "prepare",
-    "preview",
     "quoted_end",
-    "render",
     "show",
     "tokenize",
 ]
@@ -92,7 +95,7 @@ _WORD = re.compile(r"[\w@#$]+")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
 
 
-def _line_of(sql: str, offset: int) -> int:
+def line_of(sql: str, offset: int) -> int:
     return sql.count("\n", 0, offset) + 1
 
 
@@ -110,7 +113,7 @@ def quoted_end(sql: str, start: int, close: str, backslash: bool) -> int:
         else:
             index += 1
     what = "string literal" if close == "'" else f"quoted name ({sql[start]}...{close})"
-    raise SqlError(f"unterminated {what} starting on line {_line_of(sql, start)}")
+    raise SqlError(f"unterminated {what} starting on line {line_of(sql, start)}")
 
 
 def _block_comment_end(sql: str, start: int, nested: bool) -> int:
@@ -124,7 +127,7 @@ def _block_comment_end(sql: str, start: int, nested: bool) -> int:
                 return index
         else:
             index += 1
-    raise SqlError(f"unterminated /* comment starting on line {_line_of(sql, start)}")
+    raise SqlError(f"unterminated /* comment starting on line {line_of(sql, start)}")
 
 
 def _line_comment_at(sql: str, index: int, dialect: str) -> bool:
@@ -172,7 +175,7 @@ def _lex_one(sql: str, i: int, dialect: str) -> tuple[str, int]:
     if char == "$" and dialect == "postgresql" and (tag := _DOLLAR_TAG.match(sql, i)):
         close = sql.find(tag.group(), tag.end())
         if close < 0:
-            raise SqlError(f"unterminated $-quoted string starting on line {_line_of(sql, i)}")
+            raise SqlError(f"unterminated $-quoted string starting on line {line_of(sql, i)}")
         return STRING, close + len(tag.group())
     if word := _WORD.match(sql, i):
         return WORD, word.end()
@@ -181,7 +184,7 @@ def _lex_one(sql: str, i: int, dialect: str) -> tuple[str, int]:
 
 def tokenize(sql: str, dialect: str) -> list[Token]:
     """Split ``sql`` into tokens; joining their texts gives ``sql`` back."""
-    dialect = _check_dialect(dialect)
+    dialect = check_dialect(dialect)
     tokens: list[Token] = []
     index = 0
     while index < len(sql):
@@ -191,7 +194,7 @@ def tokenize(sql: str, dialect: str) -> list[Token]:
     return tokens
 
 
-def _check_dialect(dialect: str) -> str:
+def check_dialect(dialect: str) -> str:
     """The dialect to use; a connection saved with none is "other"."""
     dialect = dialect or "other"
     if dialect not in DIALECTS:
@@ -227,7 +230,7 @@ def _is_go_line(line: list[Token], sql: str) -> bool:
         rest = rest[:-1]
     if len(rest) == 1 and rest[0].text.isdigit():
         raise SqlError(
-            f"line {_line_of(sql, code[0].start)}: 'GO {rest[0].text}' (repeat a batch) "
+            f"line {line_of(sql, code[0].start)}: 'GO {rest[0].text}' (repeat a batch) "
             "is not supported; write the batch out instead"
         )
     return not rest
@@ -299,7 +302,7 @@ def _without_use(tokens: list[Token]) -> list[Token]:
 
 def prepare(sql: str, dialect: str) -> list[str]:
     """The batches to run, in order, in one session (SPEC 3.6 steps 1 and 2)."""
-    dialect = _check_dialect(dialect)
+    dialect = check_dialect(dialect)
     batches = []
     for batch in _split_batches(tokenize(sql, dialect), sql):
         kept = _without_use(batch)
@@ -436,43 +439,48 @@ def assigned_variables(sql: str, dialect: str = "mssql") -> list[str]:
     return [a.variable for a in _assignments(tokenize(sql, dialect))]
 
 
-def insert_parameters(
-    sql: str, params: Iterable[_Parameter], dialect: str = "mssql"
-) -> str:
-    """Replace the defaults of matching DECLARE/SET statements by parameter values.
+@dataclass(frozen=True)
+class Edit:
+    """Replace sql[start:end] by ``text`` (``start == end``: insert)."""
+
+    start: int
+    end: int
+    text: str
+
+
+def declaration_edits(tokens: list[Token], params: Iterable[_Parameter]) -> list[Edit]:
+    """Edits that replace the defaults of matching DECLARE/SET statements by parameter values.
 
     ``params`` are already resolved (parse(...) expanded); values are inserted
     exactly as written. Keys match variable names whole and case-insensitively.
     """
     values = {p.key.strip().lower(): p.value for p in params if p.key.strip().startswith("@")}
-    if not values:
-        return sql
+    edits = []
+    for assignment in _assignments(tokens) if values else ():
+        value = values.get(assignment.variable.lower())
+        if value is not None:
+            # "= ;" had no default to take the place of.
+            text = " " + value if assignment.start == assignment.end else value
+            edits.append(Edit(assignment.start, assignment.end, text))
+    return edits
+
+
+def edited(sql: str, edits: Iterable[Edit]) -> str:
+    """``sql`` with non-overlapping edits applied."""
     parts: list[str] = []
     position = 0
-    for assignment in _assignments(tokenize(sql, dialect)):
-        value = values.get(assignment.variable.lower())
-        if value is None:
-            continue
-        parts.append(sql[position : assignment.start])
-        if assignment.start == assignment.end:
-            value = " " + value  # "= ;" had no default to take the place of
-        parts.append(value)
-        position = assignment.end
+    for edit in sorted(edits, key=lambda e: (e.start, e.end)):
+        parts += [sql[position : edit.start], edit.text]
+        position = edit.end
     parts.append(sql[position:])
     return "".join(parts)
 
 
-def render(sql: str, dialect: str, params: Iterable[_Parameter]) -> list[str]:
-    """Prepared batches with the parameters inserted: exactly what will run."""
-    params = list(params)
-    return [insert_parameters(batch, params, dialect) for batch in prepare(sql, dialect)]
+def insert_parameters(sql: str, params: Iterable[_Parameter], dialect: str = "mssql") -> str:
+    """Replace the defaults of matching DECLARE/SET statements by parameter values."""
+    return edited(sql, declaration_edits(tokenize(sql, dialect), params))
 
 
 def show(batches: list[str]) -> str:
     """Batches as one text, joined by GO lines (callers mask secrets)."""
     return "\nGO\n".join(batches)
-
-
-def preview(sql: str, dialect: str, params: Iterable[_Parameter]) -> str:
-    """The SQL that will run, batches joined by GO lines (callers mask secrets)."""
-    return show(render(sql, dialect, params))

@@ -9,27 +9,27 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_tables2 import LazyPaginator, RequestConfig
 
+from etlsite.filters import MyTaskFilter, TaskFilter
+from etlsite.pages import action_history, record, record_addition, record_deletion, render_page, require
+from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
 from runs.models import Run, RunFile, RunStatus
+from runs.preview import preview
+from runs.queries import task_rows
 from tasks import charts, codeguard
 from tasks.clouds import name_cloud
-from tasks.filters import MyTaskFilter, TaskFilter
 from tasks.forms import TaskEditor
 from tasks.masking import shown_masker
 from tasks.models import Task
-from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
-from tasks.preview import preview
-from tasks.queries import task_rows
 from tasks.summary import summary
-from tasks.tables import FileTable, RunTable, TaskTable
 
 LIST_PAGE_SIZE = 25
 HISTORY_PAGE_SIZE = 15
@@ -105,11 +105,22 @@ def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTab
     return runs, files
 
 
+def _logged_run(request: HttpRequest, task: Task) -> Run | None:
+    """The run whose log Task Details shows when asked (`?run=<id>`, linked from the run's admin page)."""
+    wanted = request.GET.get("run")
+    if wanted is None:
+        return None
+    if not wanted.isdigit():
+        raise Http404("“run” must be the number of one of this task's runs.")
+    return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
+
+
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.view_task")
     task = get_object_or_404(detail_queryset(), pk=pk)
     states = set(task.runs.filter(status__in=Run.UNFINISHED).values_list("status", flat=True))
     latest = task.runs.order_by("-id").only("id", "status").first()
+    logged = _logged_run(request, task) or latest
     finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
     durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])
     run_table, file_table = _history_tables(request, task)
@@ -118,7 +129,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
         task=task, summary=summary(task), preview=preview(task), controls=_controls(request, states),
-        latest_run=latest, run_table=run_table, file_table=file_table, chart=charts.duration_chart(durations),
+        latest_run=latest, logged_run=logged, run_table=run_table, file_table=file_table, chart=charts.duration_chart(durations),
         history=action_history(task),
     )
 
@@ -187,9 +198,7 @@ def task_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def _duplicate(request: HttpRequest, task: Task) -> HttpResponse:
     require(request, "tasks.add_task")
     codeguard.refuse_copy(request.user, [task])
-    copy = services.duplicate_task(task, user=request.user)
-    record_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
-    record(request, task, f"Duplicated as {copy.name}.")
+    copy = services.duplicate_task(task, request.user)
     messages.success(request, f"Made the disabled copy “{copy.name}”.")
     return redirect("courier:task_detail", pk=copy.pk)
 

@@ -7,6 +7,7 @@ import pyodbc
 from projects.models import Project
 from runs.runner import execute
 from runs.state import create_run
+from tasks.models import TaskParameter
 from tests import factories
 
 
@@ -17,9 +18,12 @@ def database(db, **fields):
     return factories.connection("database", name=f"{db.dialect}-db", odbc=db.odbc, **fields)
 
 
-def run_query(conn, sql: str, **fields):
+def run_query(conn, sql: str, params: dict[str, str] | None = None, **fields):
+    """Run `sql` as a task of its own, with `params` as the task's parameters (key: value)."""
     project = Project.objects.filter(name="Nightly").first() or factories.project()
     task = factories.query_task(project, conn, sql, output_name="out.csv", **fields)
+    for position, (key, value) in enumerate((params or {}).items()):
+        TaskParameter.objects.create(task=task, key=key, value=value, position=position)
     run = create_run(task, "manual")
     execute(run.pk)
     run.refresh_from_db()

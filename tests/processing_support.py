@@ -160,7 +160,7 @@ def tcp_listener() -> Iterator[tuple[int, list[bytes]]]:
                 continue
             with conn:
                 conn.settimeout(10)
-                received.append(b"".join(iter(lambda: conn.recv(65536), b"")))
+                received.append(b"".join(iter(lambda conn=conn: conn.recv(65536), b"")))
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

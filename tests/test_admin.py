@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from django.contrib import admin
+from django.urls import reverse
 
+from runs.models import RunLog, Stage
 from runs.runner import execute
 from runs.state import create_run
 from tests import factories
@@ -85,3 +90,51 @@ def test_project_admin_enable_and_disable_all(client, superuser, sqlite_odbc):
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.enabled, second.enabled) == (False, False)
+
+
+def long_log(run, lines: int) -> None:
+    RunLog.objects.bulk_create(RunLog(run=run, stage=Stage.PROCESSING, message=f"script line {n:05d}") for n in range(1, lines + 1))
+
+
+def test_a_run_page_shows_the_last_lines_of_a_long_log_and_links_to_task_details_for_the_rest(client, superuser, sqlite_odbc):
+    source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
+    task = factories.query_task(factories.project(), source, "select 1 as one")
+    run = create_run(task, "manual")
+    long_log(run, 250)
+    newer = create_run(task, "manual")  # so the linked log is not simply the latest run's
+    client.force_login(superuser)
+
+    page = client.get(f"/admin/runs/run/{run.pk}/change/").content.decode()
+    shown = sorted(set(re.findall(r"script line (\d{5})", page)))
+    assert shown == [f"{n:05d}" for n in range(51, 251)], (shown[:3], len(shown))
+    assert page.index("script line 00051") < page.index("script line 00250")  # oldest first, as a log reads
+    whole_log = reverse("courier:task_detail", args=[task.pk]) + f"?run={run.pk}#live-log-module"
+    assert "The last 200 of 250 log lines are shown below." in page
+    assert f'<a href="{html.escape(whole_log)}">the whole log on Task Details</a>' in page
+
+    details = client.get(whole_log).content.decode()
+    assert f"Log of run {run.pk}" in details
+    assert f'data-url="{reverse("courier:run_log", args=[run.pk])}"' in details
+    assert f"Log of run {newer.pk}" in client.get(reverse("courier:task_detail", args=[task.pk])).content.decode()
+
+
+def test_a_short_log_is_shown_whole_on_the_run_page(client, superuser, sqlite_odbc):
+    source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
+    run = create_run(factories.query_task(factories.project(), source, "select 1 as one"), "manual")
+    long_log(run, 3)
+    client.force_login(superuser)
+    page = client.get(f"/admin/runs/run/{run.pk}/change/").content.decode()
+    assert sorted(set(re.findall(r"script line (\d{5})", page))) == ["00001", "00002", "00003"]
+    assert "All 3 log lines are shown below" in page
+
+
+@pytest.mark.parametrize("value", ["999999", "other", "x"])
+def test_task_details_refuses_a_run_that_is_not_one_of_the_task(client, superuser, sqlite_odbc, value):
+    source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
+    project = factories.project()
+    task = factories.query_task(project, source, "select 1 as one", name="mine")
+    other = create_run(factories.query_task(project, source, "select 2 as two", name="theirs"), "manual")
+    client.force_login(superuser)
+    value = str(other.pk) if value == "other" else value
+    response = client.get(reverse("courier:task_detail", args=[task.pk]), {"run": value})
+    assert response.status_code == 404

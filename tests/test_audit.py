@@ -11,7 +11,9 @@ import hashlib
 import html
 import io
 import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
@@ -21,12 +23,12 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from connections import audit
 from connections.models import Connection
+from etlsite.pages import action_history
 from projects.models import Project
-from runs import audit
 from runs.models import Run, RunFile, RunStatus, SiteState, Trigger
 from tasks.models import Task
-from tasks.pages import action_history
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -209,6 +211,30 @@ def test_the_duplicate_made_by_an_admin_action_is_logged_as_an_addition(client, 
     logged(copy, superuser, "Duplicated from daily", started, ADDITION)
 
 
+DUPLICATES = [
+    ("task page", lambda t: (reverse("courier:task_action", args=[t.pk, "duplicate"]), {}), "task"),
+    ("task admin", lambda t: (reverse("admin:tasks_task_changelist"), {"action": "duplicate_selected", "_selected_action": [t.pk]}), "task"),
+    ("project page", lambda t: (reverse("courier:project_action", args=[t.project_id, "duplicate"]), {}), "project"),
+]
+
+
+@pytest.mark.parametrize("way, request_for, what", DUPLICATES, ids=[d[0] for d in DUPLICATES])
+def test_a_duplicate_is_logged_once_on_the_copy_and_once_on_the_original(client, superuser, task, started, way, request_for, what):
+    """duplicate_task / duplicate_project write the two lines themselves, so no caller adds a second pair."""
+    client.force_login(superuser)
+    url, data = request_for(task)
+    assert client.post(url, data).status_code == 302
+    original = task if what == "task" else task.project
+    copy = type(original).objects.exclude(pk=original.pk).get()
+    assert [(e.user_id, e.action_flag, e.get_change_message()) for e in entries(copy)] == [
+        (superuser.pk, ADDITION, f"Duplicated from {original.name} (id {original.pk}); "
+                                 + ("disabled." if what == "task" else "its tasks are disabled.")),
+    ]
+    assert [(e.user_id, e.action_flag, e.get_change_message()) for e in entries(original)] == [
+        (superuser.pk, CHANGE, f"Duplicated as {copy.name}."),
+    ]
+
+
 def test_changing_a_connection_in_the_admin_is_logged_without_its_secret(client, superuser, started):
     conn = factories.connection("ftp", name="vendor", host="ftp.example.test", username="u", password="Old-Secret-123")
     client.force_login(superuser)
@@ -289,3 +315,12 @@ def test_check_connections_logs_only_the_pinning_of_a_host_key(sshd, started):
     logged(conn, system(), f"Pinned the host key ssh-ed25519 {sshd.host_key_fingerprint_sha256} of Acme/pinme", started)
     command("check_connections", "Acme/pinme")  # nothing changes the second time
     assert len(entries(conn)) == 1
+
+
+def test_connections_audit_is_the_one_writer_of_the_admin_log():
+    """Pages, services and commands of every app write through connections/audit.py (the admin's own log_change aside)."""
+    root = Path(__file__).resolve().parent.parent
+    writes = re.compile(r"\blog_actions\(|LogEntry\.objects\.(create|bulk_create)\(|\bLogEntry\(")
+    writers = sorted(str(path.relative_to(root)) for app in ("connections", "projects", "tasks", "runs", "etlsite")
+                     for path in (root / app).rglob("*.py") if writes.search(path.read_text()))
+    assert writers == ["connections/audit.py"]

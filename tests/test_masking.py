@@ -12,9 +12,9 @@ from django.conf import settings as django_settings
 from connections.masking import MASK, HideEverything, Masker, courier_secrets, masker_for, odbc_password
 from connections.secrets import SecretError, set_stored_token
 from projects.models import ProjectParameter
+from projects.parameters import Param
 from tasks.masking import shown_masker, task_masker
 from tasks.models import CodeLocation, TaskParameter
-from tasks.parameters import Param
 from tests import factories
 
 # "+" and "/" in its standard base64 at every alignment, so the URL-safe forms differ.

@@ -24,8 +24,8 @@ from django.urls import reverse
 
 from connections.masking import MASK
 from runs.models import RunFile, RunStatus
+from runs.preview import preview
 from tasks.models import CodeLocation, CodeRole, Notification, TaskParameter
-from tasks.preview import preview
 from tests import factories
 from tests.processing_support import run_task
 

@@ -20,6 +20,7 @@ from django_q.models import Schedule
 from projects import scheduling
 from runs import jobs, reaper, services, state
 from runs.models import Run, RunStatus, SiteState, Trigger
+from runs.runner import execute
 from tests import factories
 from tests.runhelpers import broken_task, drain, flaky_task, ok_task, source
 
@@ -198,14 +199,19 @@ def test_admin_actions_for_tasks_and_the_project_page(client, superuser, sqlite_
     assert "next fire times" in page.lower() and page.count("(cron)</li>") == 5
 
 
-def test_a_second_delivery_or_a_cancelled_run_is_not_run_again(sqlite_odbc):
-    from runs.runner import execute
-
-    task = ok_task(factories.project(), source(sqlite_odbc), "orders")
+def test_a_second_delivery_or_a_cancelled_run_is_not_run_again(sqlite_odbc, superuser):
+    project, db = factories.project(), source(sqlite_odbc)
+    task = ok_task(project, db, "orders")
     run = services.run_now(task)
     assert execute(run.pk) is not None
     assert execute(run.pk) is None  # the queue delivered the message twice: the claim finds it taken
-    later = state.create_run(task, Trigger.MANUAL)
-    assert services.cancel(later) and execute(later.pk) is None
-    assert Run.objects.get(pk=later.pk).status == RunStatus.CANCELLED
     assert Run.objects.get(pk=run.pk).log_lines.filter(message__startswith="Attempt 1").count() == 1
+    # A waiting run is cancelled the one way people can: Cancel Retry. Its message may still arrive.
+    flaky = flaky_task(project, db, "flaky", retry_max=1)
+    failed = services.run_now(flaky)
+    execute(failed.pk)
+    pending = Run.objects.get(retry_of=failed)
+    assert services.cancel_retry(flaky, user=superuser).pk == pending.pk
+    assert execute(pending.pk) is None
+    pending.refresh_from_db()
+    assert (pending.status, pending.started_at, pending.log_lines.filter(message__startswith="Attempt").count()) == (RunStatus.CANCELLED, None, 0)

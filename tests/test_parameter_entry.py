@@ -42,10 +42,11 @@ def test_a_bad_line_is_reported_with_its_number_and_nothing_changes(client, supe
 
 
 def test_task_parameters_override_project_parameters_in_names_and_sql(sqlite_odbc, tmp_path):
+    from datetime import datetime, timezone
+
+    from runs.preview import preview
     from runs.runner import execute
     from runs.state import create_run
-    from tasks.preview import preview
-    from datetime import datetime, timezone
 
     project = factories.project()
     project.parameters.create(key="{client}", value="project-client")

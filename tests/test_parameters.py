@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tasks.parameters import (
+from projects.parameters import (
     Param,
     ParameterError,
     check_file_name,

@@ -12,7 +12,7 @@ from django_q.models import Schedule
 
 from projects import scheduling
 from projects.models import Project
-from runs import jobs, services, state
+from runs import jobs, orphans, state
 from runs.models import Run, RunStatus, Trigger
 from tests import factories
 
@@ -159,14 +159,14 @@ def test_orphans_are_the_courier_rows_that_match_nothing():
     dead_retry = Schedule.objects.create(name="courier:retry:999999", func="runs.jobs.start_retry", args="(999999,)")
     foreign = Schedule.objects.create(name="someone-else", func="math.floor", args="(1.5,)")
 
-    found = {s.pk for s in scheduling.orphans()}
+    found = {s.pk for s in orphans.find()}
     orphan_pks = {stale_kind.pk, duplicate.pk, dead_retry.pk} | set(
         Schedule.objects.filter(name=gone_row.name).values_list("pk", flat=True))
     assert found == orphan_pks
     assert keep.pk not in found and reaper.pk not in found and foreign.pk not in found
 
     call_command("orphans", "--delete", stdout=io.StringIO())
-    assert scheduling.orphans() == []
+    assert orphans.find() == []
     assert Schedule.objects.filter(pk__in=[keep.pk, reaper.pk, foreign.pk]).count() == 3
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
+
 import pyodbc
 import pytest
 from django.contrib.sessions.models import Session

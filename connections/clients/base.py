@@ -33,15 +33,43 @@ class UploadResult:
 
 
 def join_remote(base: str, *parts: str) -> str:
-    """Join POSIX-style remote path parts below `base`, refusing `..` escapes."""
+    """Join POSIX-style remote path parts below `base`; a part that would leave it is refused.
+
+    No part may contain `..`. An absolute part is taken as it is, but only if
+    it lies inside `base` (a base of "/" is the whole server; a blank base is
+    the login's own folder, which no absolute path is inside). Backslashes
+    count as separators too: SMB servers read them so.
+    """
     path = base or ""
     for part in parts:
         if not part:
             continue
-        if any(piece == ".." for piece in part.replace("\\", "/").split("/")):
+        pieces = part.replace("\\", "/").split("/")
+        if ".." in pieces:
             raise ClientError(f"The path “{part}” may not contain “..”.", permanent=True)
-        path = posixpath.join(path, part) if path else part
+        if pieces[0] == "":
+            path = _absolute_inside(base, part)
+        else:
+            path = posixpath.join(path, part) if path else part
     return path
+
+
+def outside_base(base: str, path: str) -> str | None:
+    """Why `path` would leave `base`, or None: join_remote's rule, for checks when a task is saved."""
+    try:
+        join_remote(base, path)
+    except ClientError as exc:
+        return str(exc)
+    return None
+
+
+def _absolute_inside(base: str, part: str) -> str:
+    root = posixpath.normpath(base.replace("\\", "/")) if base else ""
+    target = posixpath.normpath(part.replace("\\", "/"))
+    if root.startswith("/") and (target == root or target.startswith(root.rstrip("/") + "/")):
+        return part
+    where = f"the base folder “{base}”" if base else "the login's own folder (the connection has no base folder)"
+    raise ClientError(f"The path “{part}” lies outside {where}.", permanent=True)
 
 
 def temporary_name(name: str) -> str:

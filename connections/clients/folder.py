@@ -2,6 +2,10 @@
 
 Tasks may only write below the connection's base folder; uploads are written
 under a hidden temporary name and then moved into place in one step.
+
+Delivered files and the folders made for them belong to whoever reads that
+folder, not to Courier: they get the modes of COURIER_FOLDER_UMASK (the
+service's starting umask), not Courier's own private 0600/0700.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
+
+from django.conf import settings
 
 from connections.clients.base import ClientError, IfExists, UploadResult, temporary_name
 
@@ -46,8 +52,9 @@ class FolderClient:
             return UploadResult(str(final), skipped=True)
         temp = target_dir / temporary_name(name)
         try:
-            target_dir.mkdir(parents=True, exist_ok=True)
+            _make_folders(target_dir)
             shutil.copyfile(local, temp)
+            _shared(temp, 0o666)
             if if_exists == IfExists.OVERWRITE:
                 os.replace(temp, final)
             else:
@@ -60,6 +67,22 @@ class FolderClient:
         finally:
             temp.unlink(missing_ok=True)
         return UploadResult(str(final))
+
+
+def _shared(path: Path, full_mode: int) -> None:
+    path.chmod(full_mode & ~settings.COURIER_FOLDER_UMASK)
+
+
+def _make_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents with the destination's modes."""
+    if folder.is_dir():
+        return
+    _make_folders(folder.parent)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return  # another writer made it first
+    _shared(folder, 0o777)
 
 
 @contextmanager

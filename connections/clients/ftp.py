@@ -153,7 +153,7 @@ def _connect(conn) -> ftplib.FTP:
         if str(exc).startswith("530"):
             raise ClientError(f"Login to {conn.host}:{port} as {conn.username or 'anonymous'} was refused ({label}): {exc}", permanent=True) from None
         raise ClientError(f"{conn.host}:{port} ({label}) refused the session: {exc}", permanent=True) from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         ftp.close()
         raise ClientError(f"Timed out connecting to {conn.host}:{port} ({label}).") from None
     except (OSError, EOFError, ftplib.Error) as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 import pyodbc
@@ -223,19 +223,21 @@ def _query_error(exc: pyodbc.Error, conn, doing: str) -> ClientError:
 RowSink = Callable[[list[str], Iterator[list[tuple]]], None]
 
 
-def run_query(conn, batches: list[str], sink: RowSink, *, batch: int = 5000) -> bool:
+def run_query(conn, batches: list[str], sink: RowSink, *, batch: int = 5000, values: Sequence[Sequence[str]] = ()) -> bool:
     """Run the batches in order in one session; the first result set with columns goes to `sink`.
 
-    Row-count-only results (INSERT/UPDATE, NOCOUNT OFF) before it are skipped.
-    Returns whether a result set was found.
+    `values[i]` are bound, as text, to the ? markers of batch i (none: the
+    batch is sent as it is). Row-count-only results (INSERT/UPDATE, NOCOUNT
+    OFF) before it are skipped. Returns whether a result set was found.
     """
     exported = False
     with connect(conn, batch=batch) as cnxn:
         cursor = cnxn.cursor()
         for number, sql in enumerate(batches, 1):
             doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
+            bound = values[number - 1] if values else ()
             try:
-                cursor.execute(sql)
+                cursor.execute(sql, *bound) if bound else cursor.execute(sql)
                 exported = _export_results(cursor, sink, batch, exported)
             except pyodbc.Error as exc:
                 raise _query_error(exc, conn, doing) from None

@@ -148,12 +148,6 @@ class SftpClient(AtomicUpload):
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return ClientError(f"Cannot {verb} {path} on {self.label}: {reason}.", permanent=permanent)
 
-    def is_dir(self, path: str) -> bool:
-        try:
-            return stat.S_ISDIR(self.sftp.stat(path).st_mode)
-        except OSError:
-            return False
-
 
 @contextmanager
 def session(conn):

@@ -20,11 +20,11 @@ os.environ.setdefault("SMB_EXPERIMENTAL_TRANSPORT_RECEIVE_TIMEOUT", "60")
 
 import smbclient  # noqa: E402
 from smbclient._io import SMBFileTransaction, SMBRawIO, set_info  # noqa: E402
+from smbprotocol import exceptions as smb_errors  # noqa: E402
 from smbprotocol._text import to_text  # noqa: E402
 from smbprotocol.file_info import FileRenameInformation  # noqa: E402
-from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask  # noqa: E402
-from smbprotocol import exceptions as smb_errors  # noqa: E402
 from smbprotocol.header import NtStatus  # noqa: E402
+from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask  # noqa: E402
 
 from connections.clients.base import AtomicUpload, ClientError, join_remote  # noqa: E402
 from connections.clients.remote import Entry, RemoteNotFound  # noqa: E402

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from projects.parameters import Param, merge, resolve
 from runs.models import Run, RunFile
 from runs.pipeline.log import RunLogger
 from tasks.models import Task
-from tasks.parameters import Param, merge, resolve
 
 
 @dataclass

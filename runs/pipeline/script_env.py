@@ -23,8 +23,8 @@ from django.conf import settings
 
 from connections.masking import courier_secrets
 from connections.models import KIND_FIELDS, Connection
+from projects.parameters import env_vars
 from runs.pipeline.context import RunContext
-from tasks.parameters import env_vars
 
 ALWAYS_HIDDEN = ("SECRET_KEY", "COURIER_SECRET_KEYS", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "COURIER_PIP_OPTIONS")
 # They would point the script's interpreter at the worker's own packages.

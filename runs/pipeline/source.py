@@ -6,8 +6,7 @@ import time
 
 from django.conf import settings
 
-from connections.clients import ClientError
-from connections.clients import odbc
+from connections.clients import ClientError, odbc
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
@@ -18,8 +17,9 @@ from runs.pipeline.source_ssh import run_ssh
 from runs.ticker import Ticker
 from tasks.code import CodeError, code_location, load_text
 from tasks.models import CodeRole, SourceKind
+from tasks.sqlbind import Batch, bind, bindings, bound_summary
 from tasks.sqlbounds import SqlRefused, check_for
-from tasks.sqltext import SqlError, render
+from tasks.sqltext import SqlError
 
 STAGE = Stage.SOURCE
 
@@ -35,11 +35,11 @@ def source_code(ctx: RunContext) -> str:
     return text
 
 
-def prepared_sql(ctx: RunContext) -> list[str]:
+def prepared_sql(ctx: RunContext) -> list[Batch]:
     conn = ctx.task.source_connection
     try:
-        batches = render(source_code(ctx), conn.dialect or "other", ctx.params)
-        check_for(conn, batches)  # every batch, before the first one runs
+        batches = bind(source_code(ctx), conn.dialect or "other", ctx.params)
+        check_for(conn, [b.sql for b in batches])  # every batch, before the first one runs
     except SqlRefused as exc:
         raise StageFailure(STAGE, str(exc), permanent=True) from None
     except SqlError as exc:
@@ -56,6 +56,8 @@ def run_database(ctx: RunContext) -> None:
     path = ctx.workdir / "out" / name
     path.parent.mkdir(exist_ok=True)
     ctx.log.info(STAGE, f"Running the query on {conn} ({len(batches)} batch{'es' if len(batches) > 1 else ''}).")
+    if bound := bindings(batches, ctx.params):
+        ctx.log.info(STAGE, f"Bound as text: {bound_summary(bound)}.")
     writer_box = []
     counter = LiveRowCount(ctx, settings.COURIER_ROWCOUNT_SECONDS)
 
@@ -69,7 +71,8 @@ def run_database(ctx: RunContext) -> None:
 
     try:
         with counter:
-            found = odbc.run_query(conn, batches, sink, batch=settings.COURIER_FETCH_BATCH)
+            found = odbc.run_query(conn, [b.sql for b in batches], sink, batch=settings.COURIER_FETCH_BATCH,
+                                   values=[b.values for b in batches])
     except ClientError as exc:
         raise StageFailure(STAGE, str(exc), permanent=exc.permanent) from None
     finally:

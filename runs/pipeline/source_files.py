@@ -10,14 +10,15 @@ from __future__ import annotations
 import posixpath
 
 from connections.clients import ClientError, client_for
+from connections.clients.base import outside_base
 from connections.clients.remote import expand
 from connections.secrets import SecretError
+from projects.parameters import ParameterError, substitute
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import numbered
 from runs.pipeline.redelimit import redelimit
-from tasks.parameters import ParameterError, substitute
 
 STAGE = Stage.SOURCE
 
@@ -33,6 +34,9 @@ def remote_pattern(ctx: RunContext) -> str:
         pattern = pattern.replace("\\", "/")
     if not pattern:
         raise StageFailure(STAGE, "The task has no remote path to read.", permanent=True)
+    # Checked before connecting: a parameter's value may have carried the path out of the base folder.
+    if problem := outside_base(ctx.task.source_connection.folder, pattern):
+        raise StageFailure(STAGE, problem, permanent=True)
     return pattern
 
 

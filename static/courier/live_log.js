@@ -9,7 +9,9 @@
   const note = document.getElementById("live-log-note");
   const badges = document.querySelectorAll("[data-live-status]");
   const POLL_MS = 1500;
-  const MAX_LINES = 5000; // older lines are dropped from the page, not from the run
+  // Above the longest log a run writes (a script's output is cut at 10,000 lines), so a finished
+  // run's log is shown whole; only a log longer still drops its oldest lines from the page.
+  const MAX_LINES = 20000;
   let after = 0;
 
   // The status badges of the page (the task's and the log's) follow the run too.

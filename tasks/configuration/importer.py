@@ -11,45 +11,18 @@ from __future__ import annotations
 import zoneinfo
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import transaction
 
+from connections.clients.gpg import GpgError, inspect_key
 from connections.models import KIND_FIELDS, SECRET_FIELDS, Connection, ConnectionKind, Dialect, GpgKey, Organization
 from projects.models import IntervalUnit, Project, ProjectParameter
-from tasks.configuration import sections
+from tasks import placeholders
+from tasks.configuration import schema, sections
 from tasks.configuration.reader import ConfigError, Reader
+from tasks.configuration.saving import assign, save_valid
 from tasks.models import Task, TaskParameter
 
 FORMAT_VERSION = 1
-
-
-def assign(obj: models.Model, values: dict) -> bool:
-    """Set the values that differ; secrets are compared in clear text so an unchanged one is not re-encrypted."""
-    changed = False
-    for name, value in values.items():
-        field = obj._meta.get_field(name)
-        if field.is_relation:
-            # Compare ids: reading an unset relation of a new object raises.
-            current, new = getattr(obj, field.attname), value.pk if value is not None else None
-        else:
-            current, new = getattr(obj, name), value
-        if current != new:
-            setattr(obj, name, value)
-            changed = True
-    return changed
-
-
-def save_valid(reader: Reader, obj: models.Model, path: str, *, changed: bool = True, exclude=()) -> None:
-    if not (changed or obj.pk is None):
-        return
-    try:
-        obj.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        for field, messages in exc.message_dict.items():
-            for message in messages:
-                reader.error(path if field == "__all__" else f"{path}.{field}", message)
-        return
-    obj.save()
 
 
 class Importer:
@@ -102,7 +75,7 @@ class Importer:
         conn.kind = kind
         values = {}
         for field in KIND_FIELDS[kind]:
-            key = {"host": "server"}.get(field, field) if kind == "smb" else ("path" if kind == "folder" else field)
+            key = schema.connection_key(kind, field)
             value = self._connection_value(data, key, field, path)
             if field in SECRET_FIELDS and not value:
                 continue  # an export without secrets keeps the stored ones
@@ -122,8 +95,6 @@ class Importer:
         return self.r.text(data, key, path)
 
     def gpg_key(self, data: dict, path: str) -> None:
-        from connections.clients.gpg import GpgError, inspect_key
-
         if self.r.obj(data, path) is None:
             return
         name = self.r.text(data, "name", path, required=True)
@@ -233,10 +204,15 @@ class Importer:
             return
         self.parameters(task.parameters, TaskParameter, {"task": task}, data, path)
         section.save_children(task, data, path)
+        if problem := placeholders.problem(task):  # the task's and the project's parameters are saved by now
+            self.r.error(f"{path}.source.code.text", problem)
 
 
 def import_config(data: dict) -> None:
     """Apply the whole file or nothing; raises ConfigError listing every problem."""
+    if found := schema.problems(data):
+        # Unknown keys and control characters first: nothing odd reaches the database.
+        raise ConfigError(found)
     reader = Reader()
     with transaction.atomic():
         Importer(reader).run(data)

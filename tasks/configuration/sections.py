@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from connections.models import Connection, GpgKey
 from tasks.configuration.reader import Reader
+from tasks.configuration.saving import assign, save_valid
 from tasks.models import (
     SOURCE_CONNECTION_KIND,
     CodeLocation,
@@ -124,8 +125,6 @@ class TaskSections:
         return values
 
     def save_children(self, task: Task, data: dict, path: str) -> None:
-        from tasks.configuration.importer import assign, save_valid
-
         for role, values in self.codes.items():
             existing = task.code_locations.filter(role=role).first()
             if values is None:
@@ -135,10 +134,10 @@ class TaskSections:
             code = existing or CodeLocation(task=task, role=role)
             section = "source" if role == CodeRole.SOURCE else "processing"
             save_valid(self.r, code, f"{path}.{section}.code", changed=assign(code, values), exclude=["task"])
-        self.destinations(task, data, path, assign, save_valid)
-        self.emails(task, data, path, assign, save_valid)
+        self.destinations(task, data, path)
+        self.emails(task, data, path)
 
-    def destinations(self, task: Task, data: dict, path: str, assign, save_valid) -> None:
+    def destinations(self, task: Task, data: dict, path: str) -> None:
         existing = list(task.destinations.all())
         items = self.r.items(data, "destinations", path)
         for i, item in enumerate(items):
@@ -157,7 +156,7 @@ class TaskSections:
         for extra in existing[len(items):]:
             extra.delete()
 
-    def emails(self, task: Task, data: dict, path: str, assign, save_valid) -> None:
+    def emails(self, task: Task, data: dict, path: str) -> None:
         path = f"{path}.email"
         email = self.r.obj(data.get("email", {}), path) or {}
         for event in ("success", "failure"):

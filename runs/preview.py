@@ -7,21 +7,22 @@ two can never disagree. Everything shown is masked here, once (tasks/masking.py)
 from __future__ import annotations
 
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.utils import timezone
 
 from connections.masking import Masker
 from connections.secrets import SecretError
+from projects.parameters import Param, ParameterError
 from runs.pipeline.context import load_parameters
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import encrypted_name, output_file_name, renamed, zip_file_name
-from tasks import sqlbounds, sqltext
+from tasks import sqlbind, sqlbounds, sqltext
 from tasks.code import CodeError, code_location, load_text
-from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
 from tasks.masking import task_masker
-from tasks.parameters import Param, ParameterError
+from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
+from tasks.sqlbind import Batch, Binding
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Preview:
     at: datetime
     sql: str | None = None  # the prepared SQL with parameters, sensitive values masked
     sql_note: str = ""  # why there is no SQL, or where it came from
+    bindings: list[Binding] = field(default_factory=list)  # what each ? of the SQL is bound to, masked
+    unused: list[str] = field(default_factory=list)  # parameter keys the SQL does not use
     file_names: list[str] = field(default_factory=list)
     name_note: str = ""
     errors: list[str] = field(default_factory=list)
@@ -56,35 +59,40 @@ def _query_text(task: Task, fetch: bool) -> tuple[str | None, str]:
     return None, f"The query is fetched from {code.get_location_display()} when the task runs."
 
 
-def _rendered(task: Task, params: list[Param], fetch: bool) -> tuple[list[str] | None, str]:
-    """(the batches that will run, note); no batches when the query is not at hand."""
+def _dialect(task: Task) -> str:
+    return task.source_connection.dialect if task.source_connection_id else "other"
+
+
+def _bound(task: Task, params: list[Param], fetch: bool) -> tuple[str | None, list[Batch] | None, str]:
+    """(query text, the batches that will run, note); no text and batches when the query is not at hand."""
     text, note = _query_text(task, fetch)
     if text is None:
-        return None, note
-    dialect = task.source_connection.dialect if task.source_connection_id else "other"
-    return sqltext.render(text, dialect, params), note
+        return None, None, note
+    return text, sqlbind.bind(text, _dialect(task), params), note
 
 
 def sql_preview(task: Task, params: list[Param], masker: Masker, fetch: bool = False) -> tuple[str | None, str]:
     """(masked SQL, note) for a database task."""
-    batches, note = _rendered(task, params, fetch)
-    return (None if batches is None else masker.mask(sqltext.show(batches))), note
+    _, batches, note = _bound(task, params, fetch)
+    return (None if batches is None else masker.mask(sqltext.show([b.sql for b in batches]))), note
 
 
 def _add_sql(result: Preview, task: Task, params: list[Param], masker: Masker, fetch: bool) -> None:
     """The SQL, and why the connection would refuse it: both are shown, so the refused statement can be found."""
     try:
-        batches, result.sql_note = _rendered(task, params, fetch)
+        text, batches, result.sql_note = _bound(task, params, fetch)
     except (sqltext.SqlError, CodeError) as exc:
         result.errors.append(masker.mask(f"The SQL cannot be prepared: {exc}"))
         return
     if batches is None:
         return
-    result.sql = masker.mask(sqltext.show(batches))
+    result.sql = masker.mask(sqltext.show([b.sql for b in batches]))
+    result.bindings = [replace(b, shown=masker.mask(b.shown)) for b in sqlbind.bindings(batches, params)]
+    result.unused = sqlbind.unused(text, _dialect(task), [p.key for p in params])
     if not task.source_connection_id:
         return
     try:
-        sqlbounds.check_for(task.source_connection, batches)
+        sqlbounds.check_for(task.source_connection, [b.sql for b in batches])
     except sqlbounds.SqlRefused as exc:
         result.errors.append(masker.mask(str(exc)))
 

@@ -3,6 +3,11 @@
 The pages are plain function views wrapped by `admin.site.admin_view` in
 etlsite/urls.py, so they get the admin's login, staff check and CSRF handling;
 here they get the admin's context (header, sidebar, theme) and breadcrumbs.
+
+The page layer (this module, tables.py, filters.py) lives in the site, not in
+an app: the pages of projects/, tasks/ and runs/ all use it, and an app's
+pages may not borrow another app's page helpers. It sits above every app's
+models and logic and below every app's pages (tests/test_architecture.py).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from runs import audit
+from connections import audit
 
 Crumbs = Sequence[tuple[str, str | None]]
 

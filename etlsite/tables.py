@@ -2,6 +2,7 @@
 
 History tables are ordered by id only and paginated with LazyPaginator: a
 page fetches per_page + 1 rows and never counts the whole history.
+Part of the site's page layer, shared by the apps' pages (etlsite/pages.py).
 """
 
 from __future__ import annotations

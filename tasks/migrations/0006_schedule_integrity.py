@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0003_write_code_permission'),
+        ('tasks', '0005_parameter_help'),
     ]
 
     operations = [
