@@ -83,6 +83,7 @@ class ProjectAdmin(admin.ModelAdmin):
             "description": "Any combination may be active at once; leave a trigger blank to switch it off.",
             "fields": ["cron", ("interval_every", "interval_unit"), "once_at", ("start_at", "end_at"), "next_fire_times"],
         }),
+        ("Missed runs", {"fields": [("missed_policy", "catch_up_minutes")]}),
     ]
     # Saving a project re-syncs its django-q2 schedules through the signals in projects/scheduling.py.
     readonly_fields = ["next_fire_times"]

@@ -39,9 +39,11 @@ def run_row(run: Run) -> dict:
         "status": run.status,
         "trigger": run.trigger,
         "attempt": run.attempt,
+        "intended": iso(run.intended_at),
         "due": iso(run.due_at),
         "started": iso(run.started_at),
         "finished": iso(run.finished_at),
         "rows": run.rows,
         "error": run.error or None,
+        "waiting_for": run.waiting_for or None,
     }

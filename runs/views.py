@@ -170,7 +170,15 @@ def _pause(request: HttpRequest) -> str:
 
 def _resume(request: HttpRequest) -> str:
     services.resume_scheduler(user=request.user)
-    return "Resumed the scheduler."
+    return "Resumed the scheduler; the fire times of the pause are not run."
+
+
+def _resume_catch_up(request: HttpRequest) -> str:
+    paused_at = SiteState.get().paused_at
+    services.resume_scheduler(user=request.user, catch_up=True)
+    missed = Run.objects.filter(status=RunStatus.MISSED, intended_at__gte=paused_at).count() if paused_at else 0
+    return (f"Resumed the scheduler and caught up: the pause counts as downtime, {missed} missed run(s) recorded, "
+            "run late as each project's missed-run policy says.")
 
 
 def _reschedule_all(request: HttpRequest) -> str:
@@ -191,6 +199,7 @@ def _reset_stuck(request: HttpRequest) -> str:
 SCHEDULER_ACTIONS = {
     "pause": _pause,
     "resume": _resume,
+    "resume-catch-up": _resume_catch_up,
     "reschedule-all": _reschedule_all,
     "delete-orphans": _delete_orphans,
     "reset-stuck": _reset_stuck,

@@ -17,6 +17,7 @@ from projects.parameters import ParameterError, parse_lines
 from runs import services
 from runs.models import RunStatus
 from tasks import codeguard, placeholders, sqlbind
+from tasks.forms import NoWaitingLoop
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Destination, Notification, SourceKind, Task, TaskParameter
 
 
@@ -38,7 +39,7 @@ class CodeLocationForm(codeguard.CodeLockMixin, forms.ModelForm):
             self.lock_code(codeguard.location_locks(code, code.role, code.task.source_kind))
 
 
-class TaskAdminForm(codeguard.CodeLockMixin, ParameterLinesForm):
+class TaskAdminForm(codeguard.CodeLockMixin, NoWaitingLoop, ParameterLinesForm):
     may_write_code = True  # set per request by TaskAdmin.get_form
 
     def __init__(self, *args, **kwargs):
@@ -155,11 +156,13 @@ class TaskAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "source_kind", "output_type", "project"]
     search_fields = ["name", "project__name"]
     list_select_related = ["project"]
+    filter_horizontal = ["wait_for"]
     inlines = [TaskParameterInline, CodeLocationInline, DestinationInline, NotificationInline]
     actions = [run_selected, duplicate_selected, cancel_retry_selected, reschedule_selected]
     fieldsets = [
         (None, {"fields": ["project", "name", "enabled", "rank", "timeout_minutes"]}),
         ("Parameters", {"fields": ["parameter_lines"]}),
+        ("Expected time and dependencies", {"fields": ["expected_by", "wait_for", ("wait_window_minutes", "wait_deadline_minutes")]}),
         ("Retries", {"fields": ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]}),
         ("Data source", {"fields": [
             "source_kind", "source_connection", ("source_headers", "source_fail_on_empty"),

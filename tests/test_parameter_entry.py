@@ -14,7 +14,7 @@ def project_form(project, lines: str) -> dict:
     return {
         "name": project.name, "description": "", "owner": project.owner_id, "timezone": "UTC", "cron": "",
         "interval_every": "", "interval_unit": "", "once_at_0": "", "once_at_1": "", "start_at_0": "", "start_at_1": "",
-        "end_at_0": "", "end_at_1": "", "parameter_lines": lines,
+        "end_at_0": "", "end_at_1": "", "missed_policy": "none", "catch_up_minutes": "360", "parameter_lines": lines,
         "parameters-TOTAL_FORMS": "0", "parameters-INITIAL_FORMS": "0",
         "tasks-TOTAL_FORMS": "0", "tasks-INITIAL_FORMS": "0",
     }
