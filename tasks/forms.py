@@ -129,6 +129,12 @@ PACKAGING = ["zip_enabled", "zip_name", "gpg_key", "gpg_armor"]
 class NoWaitingLoop:
     """A task form's "run after" may not close a loop of tasks waiting for each other (page and admin)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "wait_deadline_minutes" in self.fields:
+            # Left out of a post (a form from before this field existed): the saved value, or the default, stays.
+            self.fields["wait_deadline_minutes"].required = False
+
     def clean_wait_for(self):
         chosen = list(self.cleaned_data["wait_for"])
         dependencies.refuse_cycle(self.instance, chosen)
@@ -164,8 +170,6 @@ class TaskForm(codeguard.CodeLockMixin, NoWaitingLoop, forms.ModelForm):
         self.fields["gpg_key"].queryset = GpgKey.objects.only("id", "name")
         others = Task.objects.select_related("project").only("id", "name", "project__name").order_by("project__name", "name")
         self.fields["wait_for"].queryset = others.exclude(pk=self.instance.pk) if self.instance.pk else others
-        # Left out of a post (a form from before this field existed): the saved value, or the default, stays.
-        self.fields["wait_deadline_minutes"].required = False
         has_script = any(c.role == CodeRole.PROCESSING for c in self.instance.code_locations.all()) if self.instance.pk else False
         self.initial.setdefault("use_script", has_script)
 

@@ -87,7 +87,7 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "dashboard": (GET, perm("tasks.view_task")),
     "run_errored": (POST, perm("tasks.run_task")),
     "scheduler": (GET, superuser),
-    **{f"scheduler_action:{slug}": (POST, superuser) for slug in ("pause", "resume", "reschedule-all", "delete-orphans", "reset-stuck")},
+    **{f"scheduler_action:{slug}": (POST, superuser) for slug in ("pause", "resume", "resume-catch-up", "reschedule-all", "delete-orphans", "reset-stuck")},
     "run_log": (GET, perm("tasks.view_task")),
     "file_resend": (POST, perm("tasks.run_task")),
     "runfile_download": (GET, perm("runs.view_run")),
