@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from etlsite.pages import action_history, record, render_page, require, require_superuser
 from projects.models import Project
 from projects.upcoming import fire_times, hours_plan, runs_per_hour
-from runs import reaper, services
+from runs import lateness, reaper, services, waiting
 from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
 from runs.queries import task_rows
 from runs.resend import ResendError, resend_file
@@ -122,6 +122,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         plan_hours=[(start + timedelta(hours=i), len(names), charts.tally(names)) for i, names in enumerate(plan) if names],
         orphans=services.orphaned_schedules(), site=SiteState.get(),
         can_run=request.user.has_perm("tasks.run_task"),
+        late=list(lateness.open_alerts()[:DASHBOARD_ROWS]), waiting=list(waiting.waiting_runs()[:DASHBOARD_ROWS]),
     )
 
 

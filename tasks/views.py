@@ -130,7 +130,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 (task.name, None)],
         task=task, summary=summary(task), preview=preview(task), controls=_controls(request, states),
         latest_run=latest, logged_run=logged, run_table=run_table, file_table=file_table, chart=charts.duration_chart(durations),
-        history=action_history(task),
+        history=action_history(task), waiting_run=task.runs.filter(status=RunStatus.WAITING).order_by("id").first(),
     )
 
 
@@ -158,6 +158,12 @@ def _cancel_retry(request: HttpRequest, task: Task) -> str:
     return f"Cancelled the retry (run {run.pk})."
 
 
+def _stop_waiting(request: HttpRequest, task: Task) -> str:
+    require(request, "tasks.run_task")
+    run = services.cancel_waiting(task, user=request.user)
+    return f"Cancelled run {run.pk}, which waited for other tasks."
+
+
 def _set_enabled(enabled: bool):
     def action(request: HttpRequest, task: Task) -> str:
         require(request, "tasks.change_task")
@@ -171,6 +177,7 @@ ACTIONS = {
     "run": _run,
     "reschedule": _reschedule,
     "cancel-retry": _cancel_retry,
+    "stop-waiting": _stop_waiting,
     "enable": _set_enabled(True),
     "disable": _set_enabled(False),
 }
