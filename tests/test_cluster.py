@@ -199,3 +199,43 @@ def test_pause_survives_a_restart(pg_site, sqlite_odbc):
     finally:
         pg_site.manage("scheduler", "resume")
     assert result == {"paused": "paused: nothing started", "runs_while_paused": 0, "runs_after_resume": 1}
+
+
+def _seconds_into_the_minute(low: int, high: int) -> None:
+    """Wait until the clock is `low`–`high` seconds past a minute (at most a minute)."""
+    while not low <= time.time() % 60 < high:
+        time.sleep(0.2)
+
+
+def test_a_downtime_over_three_fire_times_records_three_missed_runs_and_each_policy_runs_its_share_once(pg_site, sqlite_odbc):
+    """Every-minute crons after a downtime over three fire times: 3 "missed" records each; none/latest/all run 0/1/3.
+
+    The cluster is started 36–40 s past a minute, so the last missed time is
+    over COURIER_MISSED_AFTER_SECONDS (35 s) old when its scheduler passes,
+    and the next one not yet due. Then it restarts twice; nothing runs twice.
+    """
+    _seconds_into_the_minute(36, 40)
+    times = pg_site.step("setup_missed", sqlite_odbc.odbc)["times"]
+    joined = ",".join(times)
+    pg_site.clusters.clear()
+    try:
+        pg_site.start_cluster("m1")
+        wait_for(lambda: pg_site.step("missed_state", joined)["all"]["catch_ups"], "the first catch-up run of policy all")
+        pg_site.stop_clusters()  # restart 1, in the middle of the catch-ups
+        pg_site.start_cluster("m2")
+        all_done = [[t, "succeeded"] for t in times]
+        wait_for(lambda: pg_site.step("missed_state", joined)["all"]["catch_ups"] == all_done, "the three catch-up runs of policy all", timeout=90)
+        pg_site.stop_clusters()  # restart 2: its first scheduler pass fires again whatever is due
+        pg_site.start_cluster("m3")
+        time.sleep(8)
+    finally:
+        pg_site.stop_clusters()
+    state = pg_site.step("missed_state", joined)
+    for policy in ("none", "latest", "all", "window"):
+        assert state[policy]["missed"] == times, policy
+        assert state[policy]["late_times_started"] == 0, policy  # never started as if on time
+    assert state["none"]["catch_ups"] == []
+    assert state["latest"]["catch_ups"] == [[times[-1], "succeeded"]]
+    assert state["all"]["catch_ups"] == [[t, "succeeded"] for t in times]
+    assert state["window"]["catch_ups"] == [[times[-1], "succeeded"]]  # a 1-minute window: only the last one
+    assert state["most_per_fire_time"] == 1
