@@ -66,10 +66,14 @@ def times_between(project: Project, kind: str, after: datetime, until: datetime)
 def split(project: Project, kind: str, intended: datetime, fired_at: datetime) -> tuple[list[datetime], datetime | None]:
     """(the missed fire times, the fire time to start now or None) of a firing for `intended` fired at `fired_at`.
 
-    Times closer together than the scheduler's pass (an interval of seconds)
-    were never fired one by one: they fold into the next, as before.
+    A firing on time starts its own time, as always. A late one means the
+    scheduler was down: its time and every later one up to `fired_at` were
+    missed, except the latest when that one came due within the grace. Times
+    closer together than the scheduler's pass (an interval of seconds) were
+    never fired one by one: they fold into the next.
     """
-    if kind not in REPEATING or kind not in scheduling.active_kinds(project) or scheduling.trigger_problem(project, kind):
+    if fired_at - intended <= missed_after() or kind not in REPEATING or kind not in scheduling.active_kinds(project) \
+            or scheduling.trigger_problem(project, kind):
         return [], intended
     times = [intended, *times_between(project, kind, intended, fired_at)]
     latest = times[-1]
