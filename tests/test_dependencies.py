@@ -20,7 +20,7 @@ from runs.runner import execute
 from tasks.dependencies import refuse_cycle
 from tasks.models import Notification
 from tests import factories
-from tests.runhelpers import add_item, broken_task, drain, flaky_task, ok_task, source
+from tests.runhelpers import broken_task, drain, flaky_task, ok_task, source
 
 pytestmark = pytest.mark.django_db
 SIX = datetime(2030, 1, 2, 5, 0, tzinfo=dt_timezone.utc)  # 06:00 in Amsterdam
