@@ -149,7 +149,31 @@ def missed_state(times: str) -> dict:
     return result
 
 
-STEPS = {fn.__name__: fn for fn in (setup_firing, counts, setup_slow, retry_now, run_state, fire_while_paused, setup_missed, missed_state)}
+def setup_shared(odbc: str, outbox: str) -> dict:
+    """A run queued for whichever cluster is up; its upload fails while a file of its name is in the way; one retry."""
+    get_user_model().objects.create_superuser("webadmin", "webadmin@example.test", "webadmin-pass-1")
+    owner = get_user_model().objects.get_or_create(username="owner")[0]
+    project = Project.objects.create(name="Shared", owner=owner)
+    conn = factories.connection("database", name="shared-db", dialect="sqlite", odbc=odbc)
+    task = factories.query_task(project, conn, "select 1 as n union select 2 as n", name="two",
+                                retry_max=1, retry_delay_minutes=1, retry_on_every_failure=True)
+    factories.destination(task, factories.connection("folder", name="outbox", folder=outbox), folder="in")
+    run = services.run_now(task)
+    return {"task": task.pk, "run": run.pk}
+
+
+def shared_state(task_id: str) -> dict:
+    runs = Run.objects.filter(task_id=int(task_id)).order_by("id")
+    return {"runs": [
+        {"id": run.pk, "status": run.status, "worker": run.worker, "error": run.error, "retry_of": run.retry_of_id,
+         "files": [{"id": f.pk, "name": f.name, "sha256": f.sha256, "path": f.stored.name} for f in run.files.all()],
+         "deliveries": [(d.status, d.file.name if d.file else None) for d in run.deliveries.order_by("id")]}
+        for run in runs
+    ]}
+
+
+STEPS = {fn.__name__: fn for fn in (setup_firing, counts, setup_slow, retry_now, run_state, fire_while_paused, setup_missed, missed_state,
+                                          setup_shared, shared_state)}
 
 if __name__ == "__main__":
     print(json.dumps(STEPS[sys.argv[1]](*sys.argv[2:])))

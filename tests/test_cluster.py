@@ -10,6 +10,7 @@ Select with `pytest -m cluster`; they also run in the normal suite.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 
-from tests.servers_common import shared_tmp, stop_process
+from tests.servers_common import free_port, shared_tmp, stop_process, wait_port
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,10 +53,10 @@ class PgSite:
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def start_cluster(self, name: str) -> subprocess.Popen:
+    def start_cluster(self, name: str, **env: str) -> subprocess.Popen:
         log = self.var / f"cluster-{name}.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "manage.py", "qcluster", "--skip-checks"], cwd=ROOT, env=self.env,
+            proc = subprocess.Popen([sys.executable, "manage.py", "qcluster", "--skip-checks"], cwd=ROOT, env={**self.env, **env},
                                     stdout=out, stderr=subprocess.STDOUT)
         self.clusters.append((proc, log))
         return proc
@@ -239,3 +241,63 @@ def test_a_downtime_over_three_fire_times_records_three_missed_runs_and_each_pol
     assert state["all"]["catch_ups"] == [[t, "succeeded"] for t in times]
     assert state["window"]["catch_ups"] == [[times[-1], "succeeded"]]  # a 1-minute window: only the last one
     assert state["most_per_fire_time"] == 1
+
+
+def _worker_of(run: dict) -> int:
+    return int(run["worker"].rsplit(":", 1)[1])
+
+
+def test_a_file_made_on_one_machine_is_downloaded_through_the_web_and_resent_by_another(pg_site, sqlite_odbc):
+    """Web, and two clusters as machines of their own (each its own COURIER_WORK_DIR), sharing one storage folder.
+
+    The second machine runs the task; its upload fails (a file of that name
+    is in the way, and the task does not overwrite). The web process serves the stored file; the first machine,
+    which never saw the run, resends the stored file from the shared storage
+    as the retry (a redelivery).
+    """
+    outbox = pg_site.var / "outbox"
+    (outbox / "in").mkdir(parents=True)
+    (outbox / "in" / "two.csv").write_text("in the way\n")
+    setup = pg_site.step("setup_shared", sqlite_odbc.odbc, str(outbox))
+    port = free_port()
+    web_log = open(pg_site.var / "web.log", "wb")
+    web = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+                           cwd=ROOT, env={**pg_site.env, "COURIER_WORK_DIR": str(pg_site.var / "work-web")},
+                           stdout=web_log, stderr=subprocess.STDOUT)
+    pg_site.clusters.clear()
+    try:
+        pg_site.start_cluster("second", COURIER_WORK_DIR=str(pg_site.var / "work-second"))
+        state = wait_for(lambda: (s := pg_site.step("shared_state", str(setup["task"])))["runs"][-1]["status"] == "retry_scheduled" and s,
+                         "the run to fail its upload on the second machine")
+        pg_site.stop_clusters()
+        made, retry = state["runs"]
+        assert made["status"] == "failed" and "already exists" in made["error"]
+        assert _worker_of(made) in worker_pids(pg_site.clusters[0][1])
+        [stored] = made["files"]
+        assert (pg_site.var / "storage" / stored["path"]).is_file()
+        assert not list((pg_site.var / "work-second").glob("run-*"))  # its work folder is private and cleaned
+
+        wait_port(port, web, timeout=30)
+        site = requests.Session()
+        login = f"http://127.0.0.1:{port}/admin/login/"
+        site.get(login, timeout=10)
+        site.post(login, data={"username": "webadmin", "password": "webadmin-pass-1",
+                               "csrfmiddlewaretoken": site.cookies["csrftoken"], "next": "/admin/"}, timeout=10)
+        download = site.get(f"http://127.0.0.1:{port}/admin/courier/files/{stored['id']}/download/", timeout=10)
+        assert download.status_code == 200 and download.content == b"n\n1\n2\n"
+        assert hashlib.sha256(download.content).hexdigest() == stored["sha256"]
+
+        (outbox / "in" / "two.csv").unlink()
+        pg_site.clusters.clear()
+        pg_site.step("retry_now", str(setup["task"]))  # the retry's delay is over: its schedule is queued
+        pg_site.start_cluster("first", COURIER_WORK_DIR=str(pg_site.var / "work-first"))
+        state = wait_for(lambda: (s := pg_site.step("shared_state", str(setup["task"])))["runs"][-1]["status"] == "succeeded" and s,
+                         "the first machine to resend the stored file")
+    finally:
+        pg_site.stop_clusters()
+        stop_process(web, signal.SIGTERM, timeout=10)
+        web_log.close()
+    resent = state["runs"][-1]
+    assert resent["id"] == retry["id"] and _worker_of(resent) in worker_pids(pg_site.clusters[0][1])
+    assert resent["deliveries"] == [["sent", stored["name"]]]
+    assert (outbox / "in" / stored["name"]).read_bytes() == download.content
