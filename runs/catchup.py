@@ -158,13 +158,12 @@ def continue_pending(project: Project) -> Run | None:
 
 def after_run(run: Run, log: RunLogger | None = None) -> None:
     """Follow-up: once a run of the project is over, the next missed time to run late may start."""
-    if run.status in Run.UNFINISHED or state.next_attempt(run) is not None:
-        return
     project = run.task.project
-    if pending(project).exists():
-        started = continue_pending(project)
-        if started is not None and log is not None:
-            log.info(Stage.FINISH, f"Catch-up: run {started.pk} follows for the missed fire time {started.intended_at.isoformat()}.")
+    if run.status in Run.UNFINISHED or not pending(project).exists() or state.next_attempt(run) is not None:
+        return
+    started = continue_pending(project)
+    if started is not None and log is not None:
+        log.info(Stage.FINISH, f"Catch-up: run {started.pk} follows for the missed fire time {started.intended_at.isoformat()}.")
 
 
 def kick_all() -> int:

@@ -98,6 +98,7 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "task_delete": (FORM, perm("tasks.delete_task")),
     "task_action:run": (POST, perm("tasks.run_task")),
     "task_action:cancel-retry": (POST, perm("tasks.run_task")),
+    "task_action:stop-waiting": (POST, perm("tasks.run_task")),
     "task_action:reschedule": (POST, perm("tasks.change_task")),
     "task_action:enable": (POST, perm("tasks.change_task")),
     "task_action:disable": (POST, perm("tasks.change_task")),
@@ -133,6 +134,7 @@ ADMIN_RULES: dict[str, dict[str, Rule]] = {
     "projects.project": model_rules("projects.project"),
     "tasks.task": model_rules("tasks.task"),
     "runs.run": model_rules("runs.run", add=never),  # runs are made by running, never by hand
+    "runs.latealert": model_rules("runs.latealert", add=never),  # made by the watch, never by hand
     "connections.organization": SUPERUSERS_ONLY,
     "connections.connection": SUPERUSERS_ONLY,
     "connections.gpgkey": SUPERUSERS_ONLY,
@@ -155,6 +157,7 @@ ACTION_RULES: dict[tuple[str, str], Rule] = {
     ("projects.project", "reschedule"): perm("projects.change_project"),
     ("projects.project", "delete_selected"): perm("projects.delete_project"),
     ("runs.run", "delete_selected"): perm("runs.delete_run"),
+    ("runs.latealert", "delete_selected"): perm("runs.delete_latealert"),
     ("auth.user", "delete_selected"): perm("auth.delete_user"),
     ("auth.group", "delete_selected"): perm("auth.delete_group"),
     ("connections.connection", "test_connections"): superuser,
