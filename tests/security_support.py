@@ -76,6 +76,8 @@ def admin_actions() -> list[tuple[str, str]]:
     """(model label, action name) for every action of every registered model admin, delete_selected included."""
     found = []
     for model, model_admin in admin.site._registry.items():
+        if model_admin.actions is None:
+            continue  # Django offers no action on this model's list
         names = {name for _, name, _ in model_admin._get_base_actions()}
         found += [(model._meta.label_lower, name) for name in sorted(names)]
     return sorted(found)

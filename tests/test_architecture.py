@@ -31,7 +31,7 @@ PRESENTATION = {
     "views", "admin", "forms", "tables", "filters", "pages", "charts", "urls", "apps", "templatetags", "management", "migrations",
 }
 # The page layer every app's pages share: in the site, above every app's models and logic, below their pages.
-PAGE_LAYER = {"etlsite.pages", "etlsite.tables", "etlsite.filters"}
+PAGE_LAYER = {"etlsite.pages", "etlsite.tables", "etlsite.filters", "etlsite.times"}
 LATE_IMPORT_NOTE = "# Late import:"
 
 def module_name(path: Path) -> str:

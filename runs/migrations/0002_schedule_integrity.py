@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('runs', '0001_initial'),
-        ('tasks', '0006_schedule_integrity'),
+        ('tasks', '0007_schedule_integrity'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

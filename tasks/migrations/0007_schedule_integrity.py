@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0005_parameter_help'),
+        ('tasks', '0006_kind_choices_from_registry'),
     ]
 
     operations = [
