@@ -18,7 +18,6 @@ from django.utils import timezone
 from projects import scheduling
 from runs import catchup, dependencies, followups, lateness, waiting
 from runs.models import Run, RunStatus, Stage
-from runs.pipeline.log import RunLogger
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +32,8 @@ def give_up(now: datetime | None = None) -> list[Run]:
             continue
         local = timezone.localtime(deadline, scheduling.zone_of(run.task.project))
         message = f"Dependencies not met by {local:%Y-%m-%d %H:%M %Z}: still waiting for {run.waiting_for or 'them'}."
-        changed = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(
-            status=RunStatus.FAILED, finished_at=now, error=message, error_stage=Stage.CLAIM, permanent=True,
-        )
-        if not changed:
-            continue
-        run.refresh_from_db()
-        log = RunLogger(run)
-        log.error(Stage.CLAIM, message)
-        followups.after_run(run, log)
-        failed.append(run)
+        if followups.fail(run, {"status": RunStatus.WAITING}, now=now, message=message, stage=Stage.CLAIM, permanent=True):
+            failed.append(run)
     return failed
 
 
