@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.utils import timezone
 
@@ -46,7 +47,7 @@ def parse_intended(value: str | datetime | None) -> datetime:
     if value is None or value == "":
         return timezone.now()
     at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return at if timezone.is_aware(at) else timezone.make_aware(at, timezone.utc)
+    return at if timezone.is_aware(at) else timezone.make_aware(at, dt_timezone.utc)
 
 
 def stamp_fire_time(sender, task: dict, **kwargs) -> None:
