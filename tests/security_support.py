@@ -24,7 +24,7 @@ from connections.models import GpgKey
 from projects import views as project_views
 from projects.models import Project
 from runs import views as run_views
-from runs.models import Run, RunFile, RunLog, RunStatus, SiteState, Trigger
+from runs.models import LateAlert, Run, RunFile, RunLog, RunStatus, SiteState, Trigger
 from tasks import views as task_views
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
@@ -150,6 +150,7 @@ def build_world(tmp_path, owner) -> World:
         "connections.organization": source.organization, "connections.connection": source,
         "connections.gpgkey": GpgKey.objects.create(name="vendor-key", public_key="-----BEGIN PGP PUBLIC KEY BLOCK-----\n…"),
         "projects.project": project, "tasks.task": task, "runs.run": run,
+        "runs.latealert": LateAlert.objects.create(task=task, day=now.date(), expected_at=now, late_mail="sent to a@example.test"),
     }
     objects.update(_django_q_rows(now))
     objects["admin.logentry"] = LogEntry.objects.log_actions(owner.pk, [task], CHANGE, change_message="Made for the test.",

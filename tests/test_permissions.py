@@ -84,7 +84,7 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "dashboard": (GET, perm("tasks.view_task")),
     "run_errored": (POST, perm("tasks.run_task")),
     "scheduler": (GET, superuser),
-    **{f"scheduler_action:{slug}": (POST, superuser) for slug in ("pause", "resume", "reschedule-all", "delete-orphans", "reset-stuck")},
+    **{f"scheduler_action:{slug}": (POST, superuser) for slug in ("pause", "resume", "resume-catch-up", "reschedule-all", "delete-orphans", "reset-stuck")},
     "run_log": (GET, perm("tasks.view_task")),
     "file_resend": (POST, perm("tasks.run_task")),
     "runfile_download": (GET, perm("runs.view_run")),
@@ -96,6 +96,7 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "task_delete": (FORM, perm("tasks.delete_task")),
     "task_action:run": (POST, perm("tasks.run_task")),
     "task_action:cancel-retry": (POST, perm("tasks.run_task")),
+    "task_action:stop-waiting": (POST, perm("tasks.run_task")),
     "task_action:reschedule": (POST, perm("tasks.change_task")),
     "task_action:enable": (POST, perm("tasks.change_task")),
     "task_action:disable": (POST, perm("tasks.change_task")),
@@ -133,6 +134,7 @@ ADMIN_RULES: dict[str, dict[str, Rule]] = {
     "projects.project": model_rules("projects.project"),
     "tasks.task": model_rules("tasks.task"),
     "runs.run": model_rules("runs.run", add=never),  # runs are made by running, never by hand
+    "runs.latealert": model_rules("runs.latealert", add=never),  # made by the watch, never by hand
     "connections.organization": SUPERUSERS_ONLY,
     "connections.connection": SUPERUSERS_ONLY,
     "connections.gpgkey": SUPERUSERS_ONLY,
@@ -153,6 +155,7 @@ ADMIN_OWN_RULES: dict[str, tuple[str, Rule]] = {
 # Tasks and projects have none: Courier's pages act on them (LEADS_TO_COURIER).
 ACTION_RULES: dict[tuple[str, str], Rule] = {
     ("runs.run", "delete_selected"): perm("runs.delete_run"),
+    ("runs.latealert", "delete_selected"): perm("runs.delete_latealert"),
     ("auth.user", "delete_selected"): perm("auth.delete_user"),
     ("auth.group", "delete_selected"): perm("auth.delete_group"),
     ("connections.connection", "test_connections"): superuser,
