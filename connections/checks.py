@@ -1,6 +1,7 @@
 """“Test connection”: really connect and record the outcome on the connection.
 
-The admin action and `manage.py check_connections` both call `check_connection`.
+The “Test connection” button on a connection's admin page, the admin's bulk
+action and `manage.py check_connections` all call `check_connection`.
 An SFTP/SSH connection with no pinned host key is not logged in to: its test
 only reads the server's key and leaves it waiting for a superuser to pin
 (connections/host_keys.py).
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from connections.clients import ClientError, client_for
+from connections.clients import ClientError
 from connections.clients.ssh_transport import UnpinnedHostKey
 from connections.host_keys import pending_line
+from connections.kinds import client_for
 from connections.masking import masker_for
 from connections.models import Connection
 from connections.secrets import SecretError
@@ -39,7 +41,7 @@ def _run(conn: Connection) -> tuple[bool, str, str]:
     # Client messages never quote secrets on purpose; the masker guards
     # against a library that echoes what it was given.
     try:
-        return True, masker.mask(client_for(conn.kind).test(conn)), ""
+        return True, masker.mask(client_for(conn).test()), ""
     except UnpinnedHostKey as exc:
         return False, masker.mask(str(exc)), pending_line(exc)
     except ClientError as exc:

@@ -1,9 +1,9 @@
 """URLs as Courier checks and shows them: where a connection's token may go, and a URL with its credentials masked.
 
-Pure functions of strings (and of a connection's kind, name and base URL):
-no network, no settings, so any layer may call them — the models when a
-task is saved, the HTTP client when it fetches, the pages when they show a
-code URL.
+Pure functions of strings: no network, no settings, so any layer may call
+them — the models when a connection is saved, the HTTP clients when they
+decide where a token may go (connections/clients/http.py), the pages when
+they show a code URL.
 
 A URL is "within" a base URL when scheme, host and port are the same and
 its path is the base path or below it at a segment boundary (/acme/x is
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 AMBIGUOUS = re.compile(r"[\x00-\x20\x7f\\]")
@@ -60,21 +60,6 @@ def base_url_problem(base: str) -> str:
     parts = urlsplit(base) if isinstance(base, str) else None
     if address(base) is None or parts.query or parts.fragment:
         return "Give a plain http:// or https:// URL, without user name, password, query or fragment."
-    return ""
-
-
-def scope_problem(conn, url: str) -> str:
-    """Why the token of the web or GitLab connection `conn` may not be sent to `url` ("" when it may)."""
-    if conn.kind not in ("web", "gitlab"):
-        return ""
-    if not conn.url:
-        return f"The {conn.get_kind_display()} connection {conn} has no base URL: a superuser must set one before its token is sent anywhere."
-    if conn.kind == "gitlab":
-        # GitLab file URLs may be given relative to the instance.
-        if not is_within(urljoin(conn.url.rstrip("/") + "/", url), conn.url):
-            return f"“{shown(url)}” is not on the GitLab instance {shown(conn.url)} of {conn}: its token is sent only there."
-    elif not is_within(url, conn.url):
-        return f"“{shown(url)}” is not under {shown(conn.url)}, the base URL of {conn}: its token is sent only there."
     return ""
 
 

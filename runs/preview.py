@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from connections.kinds import Reads
 from connections.masking import Masker
 from connections.secrets import SecretError
 from projects.parameters import Param, ParameterError
@@ -21,7 +22,7 @@ from runs.pipeline.naming import encrypted_name, output_file_name, renamed, zip_
 from tasks import sqlbind, sqlbounds, sqltext
 from tasks.code import CodeError, code_location, load_text
 from tasks.masking import task_masker
-from tasks.models import CodeLocationKind, CodeRole, SourceKind, Task
+from tasks.models import CodeLocationKind, CodeRole, Task
 from tasks.sqlbind import Batch, Binding
 
 
@@ -99,7 +100,7 @@ def _add_sql(result: Preview, task: Task, params: list[Param], masker: Masker, f
 
 def _made_name(task: Task, params: list[Param], at: datetime) -> str | None:
     """The name of the file the task makes, or None when files keep their source names."""
-    table_output = task.source_kind == SourceKind.DATABASE or (task.source_kind == SourceKind.SSH and task.source_stdout_as_file)
+    table_output = task.source_reads == Reads.QUERY or (task.source_reads == Reads.COMMAND and task.source_stdout_as_file)
     if table_output:
         return output_file_name(task, params, at)
     if task.output_name:
@@ -132,7 +133,7 @@ def preview(task: Task, at: datetime | None = None, *, fetch: bool = False) -> P
     except SecretError as exc:
         result.errors.append(str(exc))
         return result
-    if task.source_kind == SourceKind.DATABASE:
+    if task.source_reads == Reads.QUERY:
         _add_sql(result, task, params, masker, fetch)
     else:
         result.sql_note = "Not a database task."

@@ -8,11 +8,12 @@ and read-only flag bound what it can do, so whoever may change a task may
 edit it.
 
 A user without the right meets two checks, both built on the rules below:
-- the forms (task pages and admin) lock the code fields: shown disabled, and
-  a posted value that differs from the saved one is refused (`CodeLockMixin`);
+- the task page's forms lock the code fields: shown disabled, and a posted
+  value that differs from the saved one is refused (`CodeLockMixin`); the
+  admin has no task form (its task pages lead to Courier's);
 - what was saved is compared with what was there before (`refuse_saved_change`),
   inside the saving transaction, so a change made some other way (switching
-  the source kind, an added admin row) is refused and rolled back.
+  the source kind, say) is refused and rolled back.
 A copy of a task with code is a new task with code: refused too (`refuse_copy`).
 """
 
@@ -24,10 +25,13 @@ from collections.abc import Iterable
 from django import forms
 from django.core.exceptions import PermissionDenied
 
+from connections import kinds
+from connections.kinds import Reads
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, SourceKind, Task
 
 CODE_PERMISSION = "tasks.write_code"
-CODE_SOURCE_KINDS = frozenset({SourceKind.PYTHON, SourceKind.SSH})
+# A script-only task, and the sources that run a command.
+CODE_SOURCE_KINDS = frozenset({SourceKind.PYTHON, *kinds.sources_reading(Reads.COMMAND)})
 LOCATION_FIELDS = ["role", "location", "text", "connection", "path", "url", "cache"]
 TASK_CODE_FIELDS = ["use_script", "processing_entry", "processing_requirements", "script_network"]
 
@@ -66,7 +70,7 @@ def code_of(task: Task, locations: Iterable[CodeLocation]) -> Code:
     remote_query = query is not None and query.location != CodeLocationKind.INLINE
     return {
         "Python-script task": task.source_kind == SourceKind.PYTHON,
-        "SSH command": _location(query) if task.source_kind == SourceKind.SSH else None,
+        "SSH command": _location(query) if task.source_reads == Reads.COMMAND else None,
         "query kept outside the task": _location(query) if remote_query else None,
         "processing script": _location(script),
         "script entry file": _text(task.processing_entry),
@@ -136,7 +140,7 @@ def location_locks(code: CodeLocation | None, role: str, source_kind: str) -> Lo
     """Every field of a code location, except the text of inline SQL."""
     locks = dict.fromkeys(LOCATION_FIELDS)
     inline = code is None or code.location == CodeLocationKind.INLINE
-    if role == CodeRole.SOURCE and source_kind != SourceKind.SSH and inline:
+    if role == CodeRole.SOURCE and kinds.reads(source_kind) != Reads.COMMAND and inline:
         del locks["text"]
     return locks
 

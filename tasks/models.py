@@ -5,21 +5,23 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from connections.clients.addresses import written_local
-from connections.clients.base import outside_base
-from connections.models import Connection, ConnectionKind, GpgKey
-from connections.urls import scope_problem
+from connections import kinds
+from connections.kinds import Reads
+from connections.models import Connection, GpgKey
 from connections.validators import validate_plain_name
 from projects.models import ParameterBase, Project
 
 
-class SourceKind(models.TextChoices):
-    DATABASE = "database", "Database query"
-    SFTP = "sftp", "SFTP file"
-    FTP = "ftp", "FTP file"
-    SMB = "smb", "SMB file"
-    SSH = "ssh", "SSH command"
-    PYTHON = "python", "Python script only"
+def _members(choices: list[tuple[str, str]]) -> list[tuple[str, tuple[str, str]]]:
+    return [(value.upper(), (value, label)) for value, label in choices]
+
+
+# Every connection kind that can be a data source (connections/kinds.py), and a script-only task.
+SourceKind = models.TextChoices("SourceKind", [*_members(kinds.source_choices()), ("PYTHON", ("python", "Python script only"))])
+
+
+def source_kind_choices() -> list[tuple[str, str]]:
+    return SourceKind.choices
 
 
 class OutputType(models.TextChoices):
@@ -49,16 +51,6 @@ class LineEnding(models.TextChoices):
     CRLF = "crlf", "CRLF (Windows)"
 
 
-# Which connection kind each source needs.
-SOURCE_CONNECTION_KIND = {
-    SourceKind.DATABASE: ConnectionKind.DATABASE,
-    SourceKind.SFTP: ConnectionKind.SFTP,
-    SourceKind.FTP: ConnectionKind.FTP,
-    SourceKind.SMB: ConnectionKind.SMB,
-    SourceKind.SSH: ConnectionKind.SSH,
-}
-
-
 class Task(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks", verbose_name="project", help_text="Tasks run when their project fires.")
     name = models.CharField("name", max_length=200, validators=[validate_plain_name], help_text="Unique within the project.")
@@ -74,7 +66,7 @@ class Task(models.Model):
     )
 
     # Source
-    source_kind = models.CharField("data source", max_length=20, choices=SourceKind.choices, default=SourceKind.DATABASE, help_text="Where the data comes from.")
+    source_kind = models.CharField("data source", max_length=20, choices=source_kind_choices, default=SourceKind.DATABASE, help_text="Where the data comes from.")
     source_connection = models.ForeignKey(
         Connection, on_delete=models.PROTECT, null=True, blank=True, related_name="source_tasks",
         verbose_name="source connection", help_text="The database, file server or SSH host to read from.",
@@ -124,6 +116,26 @@ class Task(models.Model):
     )
     gpg_armor = models.BooleanField("ASCII armour", default=False, help_text="Write armoured .asc instead of binary .gpg.")
 
+    # Schedule integrity (SPEC §4.1): an expected time, and other tasks to wait for.
+    expected_by = models.TimeField(
+        "should have succeeded by", null=True, blank=True,
+        help_text="HH:MM in the project's time zone. On a day the project's triggers fire, if no run intended "
+        "that day has succeeded by then, a late alert goes to the failure mail's recipients and the owner.",
+    )
+    wait_for = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="waited_on_by", verbose_name="run after",
+        help_text="Tasks (of any project) that must have succeeded first: a scheduled run waits for them.",
+    )
+    wait_window_minutes = models.PositiveIntegerField(
+        "dependency window (minutes)", null=True, blank=True,
+        help_text="A success of each task waited for counts when intended within this many minutes of this run's "
+        "intended time. Blank: intended on the same day (project time zone).",
+    )
+    wait_deadline_minutes = models.PositiveIntegerField(
+        "give up waiting after (minutes)", default=360,
+        help_text="A run still waiting this long after its intended time fails (“dependencies not met by …”).",
+    )
+
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
 
@@ -136,21 +148,25 @@ class Task(models.Model):
     def __str__(self) -> str:
         return f"{self.project.name}/{self.name}"
 
+    @property
+    def source_reads(self) -> Reads | None:
+        """What the source does (query, files, command); None for a script-only task."""
+        return kinds.reads(self.source_kind)
+
     def clean(self) -> None:
+        # Which fields the choices need; what would fail when it runs is tasks/validation.py's.
         errors = {}
-        wanted = SOURCE_CONNECTION_KIND.get(self.source_kind)
+        # A source is a connection of the same kind, except a script-only one.
+        wanted = kinds.KINDS[self.source_kind] if self.source_reads else None
         conn = self.source_connection
         if wanted and conn is None:
-            errors["source_connection"] = f"A {self.get_source_kind_display()} source needs a {ConnectionKind(wanted).label} connection."
-        elif wanted and conn.kind != wanted:
-            errors["source_connection"] = f"“{conn}” is a {conn.get_kind_display()} connection; this source needs a {ConnectionKind(wanted).label} connection."
+            errors["source_connection"] = f"A {self.get_source_kind_display()} source needs a {wanted.label} connection."
+        elif wanted and conn.kind != wanted.key:
+            errors["source_connection"] = f"“{conn}” is a {conn.get_kind_display()} connection; this source needs a {wanted.label} connection."
         elif not wanted and conn is not None:
             errors["source_connection"] = "A Python-script-only source takes no connection."
-        if self.source_kind in (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB):
-            if not self.source_path:
-                errors["source_path"] = "A file source needs a remote path."
-            elif conn is not None and (problem := outside_base(conn.folder, self.source_path)):
-                errors["source_path"] = problem
+        if self.source_reads == Reads.FILES and not self.source_path:
+            errors["source_path"] = "A file source needs a remote path."
         if self.retry_backoff < 1:
             errors["retry_backoff"] = "The backoff multiplier must be 1 or more."
         if self.zip_enabled and not self.zip_name:
@@ -172,13 +188,12 @@ class CodeRole(models.TextChoices):
     PROCESSING = "processing", "Processing script"
 
 
-class CodeLocationKind(models.TextChoices):
-    INLINE = "inline", "Inline"
-    SFTP = "sftp", "SFTP"
-    FTP = "ftp", "FTP"
-    SMB = "smb", "SMB"
-    GITLAB = "gitlab", "GitLab"
-    WEB = "web", "Web URL"
+# Code written on the task page, and every connection kind that can keep code (connections/kinds.py).
+CodeLocationKind = models.TextChoices("CodeLocationKind", [("INLINE", ("inline", "Inline")), *_members(kinds.code_choices())])
+
+
+def code_location_choices() -> list[tuple[str, str]]:
+    return CodeLocationKind.choices
 
 
 class CodeLocation(models.Model):
@@ -186,7 +201,7 @@ class CodeLocation(models.Model):
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="code_locations", verbose_name="task")
     role = models.CharField("used as", max_length=12, choices=CodeRole.choices, help_text="The task's query or command, or its processing script.")
-    location = models.CharField("location", max_length=10, choices=CodeLocationKind.choices, default=CodeLocationKind.INLINE, help_text="Where the code is kept.")
+    location = models.CharField("location", max_length=10, choices=code_location_choices, default=CodeLocationKind.INLINE, help_text="Where the code is kept.")
     text = models.TextField("code", blank=True, help_text="Inline code (SQL, shell command or Python).")
     connection = models.ForeignKey(
         Connection, on_delete=models.PROTECT, null=True, blank=True, related_name="code_locations",
@@ -205,21 +220,6 @@ class CodeLocation(models.Model):
     def __str__(self) -> str:
         return f"{self.get_role_display()} ({self.get_location_display()})"
 
-    def clean(self) -> None:
-        if self.location in (CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB):
-            if self.connection_id and self.path and (problem := outside_base(self.connection.folder, self.path)):
-                raise ValidationError({"path": problem})
-            return
-        # Refused when saved, as again when fetched (tasks/code.py, tasks/packages.py): a token
-        # sent outside its connection's base, or a local address (SPEC §8.2).
-        if self.location not in (CodeLocationKind.GITLAB, CodeLocationKind.WEB) or not self.url:
-            return
-        problem = written_local(self.url)
-        if not problem and self.connection_id:
-            problem = scope_problem(self.connection, self.url)
-        if problem:
-            raise ValidationError({"url": problem})
-
 
 class IfExists(models.TextChoices):
     FAIL = "fail", "Fail"
@@ -227,16 +227,13 @@ class IfExists(models.TextChoices):
     SKIP = "skip", "Skip"
 
 
-class DestinationKind(models.TextChoices):
-    SFTP = "sftp", "SFTP"
-    FTP = "ftp", "FTP"
-    SMB = "smb", "SMB"
-    FOLDER = "folder", "Local folder"
+# Every connection kind that can receive files (connections/kinds.py).
+DestinationKind = models.TextChoices("DestinationKind", _members(kinds.destination_choices()))
 
 
 class Destination(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="destinations", verbose_name="task")
-    kind = models.CharField("kind", max_length=10, choices=DestinationKind.choices, help_text="How the files are delivered.")
+    kind = models.CharField("kind", max_length=10, choices=kinds.destination_choices, help_text="How the files are delivered.")
     connection = models.ForeignKey(
         Connection, on_delete=models.PROTECT, related_name="destinations",
         verbose_name="connection", help_text="The server or local folder connection to deliver to.",
@@ -257,8 +254,6 @@ class Destination(models.Model):
     def clean(self) -> None:
         if self.connection_id and self.connection.kind != self.kind:
             raise ValidationError({"connection": f"“{self.connection}” is a {self.connection.get_kind_display()} connection, not {self.get_kind_display()}."})
-        if self.connection_id and self.folder and (problem := outside_base(self.connection.folder, self.folder)):
-            raise ValidationError({"folder": problem})
 
 
 class NotificationEvent(models.TextChoices):

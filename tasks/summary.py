@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from connections.kinds import Reads
 from connections.masking import MASK, mask_url
 from tasks.code import code_location
-from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Notification, NotificationEvent, SourceKind, Task
+from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Notification, NotificationEvent, Task
 
 Section = tuple[str, list[tuple[str, str]]]
 
@@ -37,24 +38,37 @@ def general(task: Task) -> Section:
         ("State", _yes(task.enabled, "Enabled: runs when the project fires.", "Disabled: runs only when started by hand.")),
         ("Timeout", f"The whole run is stopped after {task.timeout_minutes} min."),
         ("Retries", retries),
+        ("Expected by", f"Should have succeeded by {task.expected_by:%H:%M} ({task.project.timezone}) on the days its project fires; "
+                        "a late alert goes out otherwise." if task.expected_by else "No expected time: no late alert."),
+        ("Runs after", _dependencies(task)),
     ])
 
 
+def _dependencies(task: Task) -> str:
+    after = [str(other) for other in task.wait_for.all()]
+    if not after:
+        return "No other task: a scheduled run starts at once."
+    span = (f"intended within {task.wait_window_minutes} min of its own" if task.wait_window_minutes is not None
+            else "intended the same day")
+    return (f"A scheduled run waits until {', '.join(sorted(after))} succeeded ({span}); "
+            f"it gives up {task.wait_deadline_minutes} min after its intended time.")
+
+
 def source(task: Task) -> Section:
-    kind = task.source_kind
+    reads = task.source_reads
     lines = [("Kind", task.get_source_kind_display())]
     if task.source_connection_id:
         lines.append(("Connection", str(task.source_connection)))
-    if kind == SourceKind.DATABASE:
+    if reads == Reads.QUERY:
         lines.append(("Query", _code(code_location(task, CodeRole.SOURCE), "query")))
         lines.append(("Rows", _yes(task.source_headers, "Column names become the header row", "No header row from the query")
                       + _yes(task.source_fail_on_empty, "; no rows fails the run.", "; no rows is fine.")))
-    elif kind in (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB):
+    elif reads == Reads.FILES:
         lines.append(("Files", f"Every file matching {task.source_path}"
                       + _yes(task.source_missing_ok, "; no match is fine.", "; no match fails the run.")))
         lines.append(("Reading", f"Read as text delimited by “{task.source_delimiter}” and re-written."
                       if task.source_delimiter else "Passed on byte for byte."))
-    elif kind == SourceKind.SSH:
+    elif reads == Reads.COMMAND:
         lines.append(("Command", _code(code_location(task, CodeRole.SOURCE), "command")))
         lines.append(("Output", _yes(task.source_stdout_as_file, "Standard output becomes the file.", "Standard output goes to the log only.")))
     return ("Data source", lines)

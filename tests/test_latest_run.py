@@ -111,7 +111,7 @@ def test_the_reaper_fails_a_silent_run_and_the_task_shows_it(task):
 
 def test_when_the_newest_run_is_pruned_or_deleted_the_one_before_it_is_the_status(task, client, superuser):
     old = timezone.now() - timedelta(days=100)
-    runs = [state.create_run(task, Trigger.SCHEDULE, status=status, intended_at=old, due_at=old, started_at=old, finished_at=old)
+    runs = [state.create_run(task, Trigger.MANUAL, status=status, intended_at=old, due_at=old, started_at=old, finished_at=old)
             for status in (RunStatus.FAILED, RunStatus.SUCCEEDED, RunStatus.CANCELLED)]
     Run.objects.filter(pk__in=[r.pk for r in runs]).update(queued_at=old)
     assert latest(task) == (runs[2].pk, RunStatus.CANCELLED)
@@ -127,7 +127,10 @@ def test_when_the_newest_run_is_pruned_or_deleted_the_one_before_it_is_the_statu
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_fills_each_tasks_latest_run_from_the_runs_already_there(sqlite_odbc):
     executor = MigrationExecutor(connection)
-    before = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "runs"] + [("runs", "0001_initial")]
+    graph = executor.loader.graph
+    latest_run = next(key for key in graph.nodes if key[0] == "runs" and key[1].endswith("_latest_run"))
+    previous = next(key for key in graph.node_map[latest_run].parents if key[0] == "runs")
+    before = [node for node in graph.leaf_nodes() if node[0] != "runs"] + [previous]
     executor.migrate(before)
     apps = executor.loader.project_state(before).apps
     Task, Run_ = apps.get_model("tasks", "Task"), apps.get_model("runs", "Run")
@@ -137,7 +140,7 @@ def test_the_migration_fills_each_tasks_latest_run_from_the_runs_already_there(s
     made = {}
     for task, statuses in ((busy, ["succeeded", "failed", "running"]), (idle, ["failed", "succeeded"])):
         for status in statuses:
-            made[task.name] = Run_.objects.create(task=task, status=status, trigger="schedule", intended_at=now,
+            made[task.name] = Run_.objects.create(task=task, status=status, trigger="manual", intended_at=now,
                                                   due_at=now - timedelta(minutes=1), started_at=now if status == "running" else None)
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())

@@ -138,7 +138,7 @@ rows = []
 def sink(columns, batches):
     for batch in batches:
         rows.append(len(batch))  # what a writer does: take the batch, keep nothing
-odbc.run_query(conn, [sql], sink, batch=5000)
+odbc.DatabaseClient(conn).run_query([sql], sink, batch=5000)
 with open("/proc/self/status") as status:
     peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", status.read()).group(1))
 print(sum(rows), peak_kb // 1024)

@@ -172,7 +172,7 @@ def test_postgresql_holds_read_only_without_any_check_of_the_sql(pg_odbc):
     ]
     for batches in attempts:
         with pytest.raises(ClientError) as error:
-            odbc.run_query(conn, batches, lambda columns, rows: list(rows))
+            odbc.DatabaseClient(conn).run_query(batches, lambda columns, rows: list(rows))
         assert "read only" in str(error.value) and error.value.permanent, batches
     assert rows_of(pg_odbc, "guarded") == ROWS
 

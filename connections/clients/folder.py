@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 
-from connections.clients.base import ClientError, IfExists, UploadResult, temporary_name
+from connections.clients.base import Client, ClientError, Entry, IfExists, RemoteNotFound, UploadResult, temporary_name
 
 
-class FolderClient:
+class FolderClient(Client):
     def __init__(self, conn) -> None:
-        self.conn = conn
+        super().__init__(conn)
         self.base = Path(conn.folder).resolve()
+
+    def test(self) -> str:
+        if not self.base.is_dir():
+            raise ClientError(f"The base folder {self.base} of {self.conn} does not exist.", permanent=True)
+        if not os.access(self.base, os.W_OK):
+            raise ClientError(f"The base folder {self.base} of {self.conn} is not writable by the worker.", permanent=True)
+        return f"{self.base} exists and is writable; {len(self.list())} entries."
 
     def path(self, *parts: str) -> Path:
         target = self.base.joinpath(*[p for p in parts if p]).resolve()
@@ -31,11 +37,15 @@ class FolderClient:
             raise ClientError(f"“{'/'.join(parts)}” lies outside the base folder of {self.conn}.", permanent=True)
         return target
 
-    def list(self, folder: str = "") -> list[str]:
+    def entries(self, folder: str = "") -> list[Entry]:
+        path = self.path(folder)
         try:
-            return sorted(os.listdir(self.path(folder)))
+            with os.scandir(path) as found:
+                return sorted(Entry(e.name, e.is_dir()) for e in found)
+        except FileNotFoundError:
+            raise RemoteNotFound(f"{path} does not exist ({self.conn}).") from None
         except OSError as exc:
-            raise ClientError(f"Cannot list {self.path(folder)} ({self.conn}): {exc.strerror}.", permanent=True) from None
+            raise ClientError(f"Cannot list {path} ({self.conn}): {exc.strerror}.", permanent=True) from None
 
     def download(self, remote: str, local: Path) -> None:
         try:
@@ -84,16 +94,3 @@ def _make_folders(folder: Path) -> None:
         return  # another writer made it first
     _shared(folder, 0o777)
 
-
-@contextmanager
-def session(conn, **_):
-    yield FolderClient(conn)
-
-
-def test(conn) -> str:
-    client = FolderClient(conn)
-    if not client.base.is_dir():
-        raise ClientError(f"The base folder {client.base} of {conn} does not exist.", permanent=True)
-    if not os.access(client.base, os.W_OK):
-        raise ClientError(f"The base folder {client.base} of {conn} is not writable by the worker.", permanent=True)
-    return f"{client.base} exists and is writable; {len(client.list())} entries."

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 import pyodbc
 
-from connections.clients.base import ClientError
+from connections.clients.base import Client, ClientError, RowSink
 
 # SQLSTATE classes where trying again cannot help: syntax and access rules,
 # data errors, a missing driver or data source, refused credentials.
@@ -220,28 +220,29 @@ def _query_error(exc: pyodbc.Error, conn, doing: str) -> ClientError:
     return map_error(exc, label, doing)
 
 
-RowSink = Callable[[list[str], Iterator[list[tuple]]], None]
+class DatabaseClient(Client):
+    """Each query connects on its own: all its batches run in one database session."""
 
+    def test(self) -> str:
+        with connect(self.conn) as cnxn:
+            dbms = cnxn.getinfo(pyodbc.SQL_DBMS_NAME)
+            version = cnxn.getinfo(pyodbc.SQL_DBMS_VER)
+        return f"Connected to {dbms} {version} ({self.conn})."
 
-def run_query(conn, batches: list[str], sink: RowSink, *, batch: int = 5000, values: Sequence[Sequence[str]] = ()) -> bool:
-    """Run the batches in order in one session; the first result set with columns goes to `sink`.
-
-    `values[i]` are bound, as text, to the ? markers of batch i (none: the
-    batch is sent as it is). Row-count-only results (INSERT/UPDATE, NOCOUNT
-    OFF) before it are skipped. Returns whether a result set was found.
-    """
-    exported = False
-    with connect(conn, batch=batch) as cnxn:
-        cursor = cnxn.cursor()
-        for number, sql in enumerate(batches, 1):
-            doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
-            bound = values[number - 1] if values else ()
-            try:
-                cursor.execute(sql, *bound) if bound else cursor.execute(sql)
-                exported = _export_results(cursor, sink, batch, exported)
-            except pyodbc.Error as exc:
-                raise _query_error(exc, conn, doing) from None
-    return exported
+    def run_query(self, batches: list[str], sink: RowSink, *, batch: int = 5000, values: Sequence[Sequence[str]] = ()) -> bool:
+        """Row-count-only results (INSERT/UPDATE, NOCOUNT OFF) before the first result set with columns are skipped."""
+        exported = False
+        with connect(self.conn, batch=batch) as cnxn:
+            cursor = cnxn.cursor()
+            for number, sql in enumerate(batches, 1):
+                doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
+                bound = values[number - 1] if values else ()
+                try:
+                    cursor.execute(sql, *bound) if bound else cursor.execute(sql)
+                    exported = _export_results(cursor, sink, batch, exported)
+                except pyodbc.Error as exc:
+                    raise _query_error(exc, self.conn, doing) from None
+        return exported
 
 
 def _export_results(cursor, sink: RowSink, batch: int, exported: bool) -> bool:
@@ -257,10 +258,3 @@ def _export_results(cursor, sink: RowSink, batch: int, exported: bool) -> bool:
 def _fetch_batches(cursor, batch: int) -> Iterator[list[tuple]]:
     while rows := cursor.fetchmany(batch):
         yield rows
-
-
-def test(conn) -> str:
-    with connect(conn) as cnxn:
-        dbms = cnxn.getinfo(pyodbc.SQL_DBMS_NAME)
-        version = cnxn.getinfo(pyodbc.SQL_DBMS_VER)
-    return f"Connected to {dbms} {version} ({conn})."

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from connections.kinds import KINDS
 from connections.masking import courier_secrets
-from connections.models import KIND_FIELDS, Connection
+from connections.models import Connection
 from projects.parameters import env_vars
 from runs.pipeline.context import RunContext
 
@@ -48,7 +49,7 @@ def connection_json(conn: Connection | None) -> dict | None:
     if conn is None:
         return None
     data = {"id": conn.pk, "name": conn.name, "organization": conn.organization.name, "kind": conn.kind}
-    for name in KIND_FIELDS.get(conn.kind, ()):
+    for name in KINDS[conn.kind].fields:
         data[name] = getattr(conn, name)
     data["port"] = conn.effective_port
     return data

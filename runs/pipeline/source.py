@@ -6,7 +6,8 @@ import time
 
 from django.conf import settings
 
-from connections.clients import ClientError, odbc
+from connections.clients import ClientError
+from connections.kinds import Reads, client_for
 from connections.models import Dialect
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
@@ -94,8 +95,8 @@ def _export_odbc(ctx: RunContext, batches: list[Batch], path, counter: LiveRowCo
             counter.update(writer.rows)
 
     try:
-        found = odbc.run_query(ctx.task.source_connection, [b.sql for b in batches], sink, batch=settings.COURIER_FETCH_BATCH,
-                               values=[b.values for b in batches])
+        found = client_for(ctx.task.source_connection).run_query([b.sql for b in batches], sink, batch=settings.COURIER_FETCH_BATCH,
+                                                                 values=[b.values for b in batches])
     except ClientError as exc:
         raise StageFailure(STAGE, str(exc), permanent=exc.permanent) from None
     finally:
@@ -150,20 +151,19 @@ def run_python(ctx: RunContext) -> None:
     ctx.log.info(STAGE, "No data source: the processing script makes the data.")
 
 
+# By what the source does (connections/kinds.py).
 RUNNERS = {
-    SourceKind.DATABASE: run_database,
-    SourceKind.SFTP: run_files,
-    SourceKind.FTP: run_files,
-    SourceKind.SMB: run_files,
-    SourceKind.SSH: run_command,
-    SourceKind.PYTHON: run_python,
+    Reads.QUERY: run_database,
+    Reads.FILES: run_files,
+    Reads.COMMAND: run_command,
 }
 
 
 def run(ctx: RunContext) -> None:
-    kind = ctx.task.source_kind
-    try:
-        runner = RUNNERS[kind]
-    except KeyError:
-        raise StageFailure(STAGE, f"The {ctx.task.get_source_kind_display()} source is not supported yet.", permanent=True) from None
-    runner(ctx)
+    task = ctx.task
+    if task.source_kind == SourceKind.PYTHON:
+        run_python(ctx)
+    elif task.source_reads in RUNNERS:
+        RUNNERS[task.source_reads](ctx)
+    else:
+        raise StageFailure(STAGE, f"The {task.get_source_kind_display()} source is not supported yet.", permanent=True)

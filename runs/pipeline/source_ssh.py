@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from connections.clients import ClientError, client_for
+from connections.clients import ClientError
+from connections.kinds import client_for
 from connections.secrets import SecretError
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
@@ -47,9 +48,8 @@ def _discard(partial: Path | None) -> None:
 
 def _run(ctx: RunContext, command: str, partial: Path | None) -> int:
     with open(partial, "wb") if partial else contextlib.nullcontext() as stdout_file:
-        # Through the registry: the SSH client loads paramiko, which only SSH tasks need (start-up time).
-        return client_for("ssh").run_command(
-            ctx.task.source_connection, command,
+        return client_for(ctx.task.source_connection).run_command(
+            command,
             on_stdout=_ignore if partial else _LogLines(ctx, "stdout"),
             on_stderr=_LogLines(ctx, "stderr"),
             stdout_file=stdout_file,

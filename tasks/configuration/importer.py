@@ -11,16 +11,17 @@ from __future__ import annotations
 import zoneinfo
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import models, transaction
 
+from connections import kinds
 from connections.clients.gpg import GpgError, inspect_key
-from connections.models import KIND_FIELDS, SECRET_FIELDS, Connection, ConnectionKind, Dialect, GpgKey, Organization
+from connections.models import Connection, GpgKey, Organization
 from projects.models import IntervalUnit, Project, ProjectParameter
-from tasks import placeholders
-from tasks.configuration import schema, sections
+from tasks.configuration import integrity, schema, sections
 from tasks.configuration.reader import ConfigError, Reader
 from tasks.configuration.saving import assign, save_valid
-from tasks.models import Task, TaskParameter
+from tasks.models import CodeRole, Task, TaskParameter
+from tasks.validation import Draft, refusals
 
 FORMAT_VERSION = 1
 
@@ -30,6 +31,7 @@ class Importer:
         self.r = reader
         self.connections: dict[str, Connection] = {}
         self.gpg_keys: dict[str, GpgKey] = {}
+        self.dependencies = integrity.Dependencies(reader)
 
     def run(self, data: dict) -> None:
         if self.r.obj(data, "$") is None:
@@ -45,6 +47,8 @@ class Importer:
         self.gpg_keys.update({k.name: k for k in GpgKey.objects.all()})
         for i, project in enumerate(self.r.items(data, "projects", "$")):
             self.project(project, f"projects[{i}]")
+        if not self.r.errors:
+            self.dependencies.resolve()  # a task may run after one further down the file
 
     def organization(self, data: dict, path: str) -> None:
         if self.r.obj(data, path) is None:
@@ -59,7 +63,7 @@ class Importer:
             "contact_email": self.r.text(contact, "email", f"{path}.contact"),
             "contact_phone": self.r.text(contact, "phone", f"{path}.contact"),
         })
-        save_valid(self.r, org, path, changed=changed)
+        save_valid(self.r, org, path, changed=changed, keys=schema.ORGANIZATION_FIELD_KEYS)
         if org.pk:
             for i, conn in enumerate(self.r.items(data, "connections", path)):
                 self.connection(org, conn, f"{path}.connections[{i}]")
@@ -67,31 +71,32 @@ class Importer:
     def connection(self, org: Organization, data: dict, path: str) -> None:
         if self.r.obj(data, path) is None:
             return
-        kind = self.r.choice(data, "kind", path, ConnectionKind.values, what="connection kind")
+        key = self.r.choice(data, "kind", path, list(kinds.KINDS), what="connection kind")
         name = self.r.text(data, "name", path, required=True)
-        if kind is None:
+        if key is None:
             return
+        kind = kinds.KINDS[key]
         conn = Connection.objects.filter(organization=org, name=name).first() or Connection(organization=org, name=name)
-        conn.kind = kind
+        conn.kind = key
         values = {}
-        for field in KIND_FIELDS[kind]:
-            key = schema.connection_key(kind, field)
-            value = self._connection_value(data, key, field, path)
-            if field in SECRET_FIELDS and not value:
+        for field in kind.fields:
+            value = self._connection_value(data, kind.config_key(field), field, path)
+            if field in kind.secrets and not value:
                 continue  # an export without secrets keeps the stored ones
             values[field] = value
         changed = assign(conn, values) or conn.pk is None
         save_valid(self.r, conn, path, changed=changed, exclude=["organization"])
 
     def _connection_value(self, data: dict, key: str, field: str, path: str):
-        if field in ("port", "query_timeout", "login_timeout"):
-            return self.r.number(data, key, path, default=None if field == "port" else Connection._meta.get_field(field).default, nullable=field == "port")
-        if field in ("read_only", "tls"):
-            return self.r.flag(data, key, path)
-        if field in ("verify_tls", "copy_export"):
-            return self.r.flag(data, key, path, default=True)
-        if field == "dialect":
-            return self.r.choice(data, key, path, Dialect.values, default="other", what="dialect")
+        # Read as the model field's type, with its default when the key is left out.
+        model_field = Connection._meta.get_field(field)
+        default = model_field.get_default()
+        if isinstance(model_field, models.BooleanField):
+            return self.r.flag(data, key, path, default=default)
+        if isinstance(model_field, models.IntegerField):
+            return self.r.number(data, key, path, default=default, nullable=model_field.null)
+        if model_field.choices:
+            return self.r.choice(data, key, path, [value for value, _ in model_field.choices], default=default, what=field)
         return self.r.text(data, key, path)
 
     def gpg_key(self, data: dict, path: str) -> None:
@@ -125,13 +130,13 @@ class Importer:
             zone = "UTC"
         project = Project.objects.filter(name=name).first() or Project(name=name)
         values = {"description": self.r.text(data, "description", path), "sequence": self.r.flag(data, "sequence", path),
-                  "timezone": zone, **self.triggers(data, path, zone)}
+                  "timezone": zone, **self.triggers(data, path, zone), **integrity.project_values(self.r, data, path)}
         if owner is not None:
             values["owner"] = owner
         changed = assign(project, values)
         if owner is None:
             return
-        save_valid(self.r, project, path, changed=changed)
+        save_valid(self.r, project, path, changed=changed, keys=schema.PROJECT_FIELD_KEYS)
         if project.pk is None:
             return
         self.parameters(project.parameters, ProjectParameter, {"project": project}, data, path)
@@ -191,6 +196,7 @@ class Importer:
             "retry_delay_minutes": self.r.number(retries, "delay_minutes", f"{path}.retries", default=5),
             "retry_backoff": self.r.number(retries, "backoff", f"{path}.retries", default=1.0, minimum=1, real=True),
             "retry_on_every_failure": self.r.flag(retries, "on_every_failure", f"{path}.retries"),
+            **integrity.task_values(self.r, data, path),
         }
         section = sections.TaskSections(self.r, self.connections, self.gpg_keys)
         values.update(section.source(data, path))
@@ -199,13 +205,29 @@ class Importer:
         changed = assign(task, values)
         if self.r.errors:
             return
-        save_valid(self.r, task, path, changed=changed, exclude=["project"])
+        save_valid(self.r, task, path, changed=changed, exclude=["project"], keys=schema.TASK_FIELD_KEYS)
         if task.pk is None:
             return
         self.parameters(task.parameters, TaskParameter, {"task": task}, data, path)
         section.save_children(task, data, path)
-        if problem := placeholders.problem(task):  # the task's and the project's parameters are saved by now
-            self.r.error(f"{path}.source.code.text", problem)
+        self.dependencies.read(task, data, path)
+        self.refuse_doomed(task, path)
+
+    def refuse_doomed(self, task: Task, path: str) -> None:
+        """What could only fail when the task runs (tasks/validation.py), at its JSON path: the import then rolls back.
+
+        Judged on the task as saved inside the import's transaction, with its code, destinations and parameters.
+        """
+        codes = list(task.code_locations.select_related("connection"))
+        draft = Draft(
+            task, path, script=any(code.role == CodeRole.PROCESSING for code in codes),
+            codes=[(f"{path}.{'source' if code.role == CodeRole.SOURCE else 'processing'}.code", code) for code in codes],
+            destinations=[(f"{path}.destinations[{d.position}]", d) for d in task.destinations.select_related("connection")],
+            parameter_keys={*task.project.parameters.values_list("key", flat=True), *task.parameters.values_list("key", flat=True)},
+        )
+        for refusal in refusals(draft):
+            key = schema.TASK_FIELD_KEYS.get(refusal.field, refusal.field) if refusal.where == path else refusal.field
+            self.r.error(f"{refusal.where}.{key}", refusal.message)
 
 
 def import_config(data: dict) -> None:

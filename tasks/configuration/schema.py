@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connections.models import KIND_FIELDS, ConnectionKind
+from connections import kinds
+from connections.kinds import KINDS, Reads
 from connections.validators import LINE_BREAKS, TAB, control_character_problem
 from tasks.models import CodeLocationKind, SourceKind
 
@@ -52,33 +53,28 @@ def obj(*plain: str, **children: Node) -> Obj:
     return Obj({**dict.fromkeys(plain), **children})
 
 
-def connection_key(kind: str, field: str) -> str:
-    """The JSON key of a connection field: SMB calls its host "server", a local folder its folder "path"."""
-    if kind == ConnectionKind.SMB and field == "host":
-        return "server"
-    if kind == ConnectionKind.FOLDER and field == "folder":
-        return "path"
-    return field
-
-
-FILE_KINDS = (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB)
 PARAMETERS = Items(obj("key", "value", "sensitive"))
+# Code kept elsewhere is named by its kind's address: a path or a URL (connections/kinds.py).
 CODE = ByKind("location", "code location", {
     CodeLocationKind.INLINE: obj("location", "text", "cache"),
-    **{kind: obj("location", "connection", "path", "cache") for kind in FILE_KINDS},
-    **{kind: obj("location", "connection", "url", "cache") for kind in (CodeLocationKind.GITLAB, CodeLocationKind.WEB)},
+    **{key: obj("location", "connection", KINDS[key].code.address, "cache") for key in kinds.code_kinds()},
 })
+# A source's keys follow what it reads.
+SOURCE_KEYS = {
+    Reads.QUERY: obj("kind", "connection", "headers", "fail_on_empty", code=CODE),
+    Reads.FILES: obj("kind", "connection", "path", "missing_ok", "delimiter"),
+    Reads.COMMAND: obj("kind", "connection", "stdout_as_file", code=CODE),
+}
 SOURCE = ByKind("kind", "source", {
-    SourceKind.DATABASE: obj("kind", "connection", "headers", "fail_on_empty", code=CODE),
-    **{kind: obj("kind", "connection", "path", "missing_ok", "delimiter") for kind in FILE_KINDS},
-    SourceKind.SSH: obj("kind", "connection", "stdout_as_file", code=CODE),
+    **{key: SOURCE_KEYS[kind.source.reads] for key, kind in KINDS.items() if kind.source},
     SourceKind.PYTHON: obj("kind"),
 })
 OUTPUT = obj("type", "name", "delimiter", "headers", "quoting", "escape_char", "encoding", "line_ending", "line_suffix",
              zip=obj("name"), gpg=obj("key", "armor"))
 TASK = obj(
-    "name", "enabled", "rank", "timeout_minutes",
+    "name", "enabled", "rank", "timeout_minutes", "expected_by",
     retries=obj("max", "delay_minutes", "backoff", "on_every_failure"),
+    dependencies=obj("window_minutes", "give_up_after_minutes", after=Items(None)),
     parameters=PARAMETERS, source=SOURCE, processing=obj("entry", "requirements", "network", code=CODE), output=OUTPUT,
     destinations=Items(obj("kind", "connection", "folder", "if_exists", "skip_empty")),
     email=obj(success=obj("to", "subject", "message", "attach", "embed", "skip_empty"), failure=obj("to", "subject", "message")),
@@ -86,13 +82,34 @@ TASK = obj(
 PROJECT = obj(
     "name", "description", "owner", "sequence", "timezone",
     triggers=obj("cron", "once", "start", "end", interval=obj("every", "unit")),
+    missed_runs=obj("policy", "catch_up_minutes"),
     parameters=PARAMETERS, tasks=Items(TASK),
 )
 CONNECTION = ByKind("kind", "connection", {
-    kind: obj("kind", "name", *(connection_key(kind, field) for field in fields)) for kind, fields in KIND_FIELDS.items()
+    key: obj("kind", "name", *(kind.config_key(field) for field in kind.fields)) for key, kind in KINDS.items()
 })
 ORGANIZATION = obj("name", "description", "address", contact=obj("name", "email", "phone"), connections=Items(CONNECTION))
 DOCUMENT = obj("version", organizations=Items(ORGANIZATION), gpg_keys=Items(obj("name", "public_key")), projects=Items(PROJECT))
+
+
+# Where an error found on a model field is reported (SPEC §12: each error names its JSON path):
+# the field's JSON key below its object, for the fields whose key differs from the field's name.
+ORGANIZATION_FIELD_KEYS = {"contact_name": "contact.name", "contact_email": "contact.email", "contact_phone": "contact.phone"}
+PROJECT_FIELD_KEYS = {
+    "cron": "triggers.cron", "interval_every": "triggers.interval.every", "interval_unit": "triggers.interval.unit",
+    "once_at": "triggers.once", "start_at": "triggers.start", "end_at": "triggers.end",
+}
+TASK_FIELD_KEYS = {
+    "retry_max": "retries.max", "retry_delay_minutes": "retries.delay_minutes", "retry_backoff": "retries.backoff",
+    "retry_on_every_failure": "retries.on_every_failure",
+    **{f"source_{key}": f"source.{key}" for key in ("kind", "connection", "headers", "fail_on_empty", "path", "missing_ok",
+                                                      "delimiter", "stdout_as_file")},
+    "processing_entry": "processing.entry", "processing_requirements": "processing.requirements", "script_network": "processing.network",
+    **{f"output_{key}": f"output.{key}" for key in ("type", "name", "delimiter", "headers", "quoting", "escape_char", "encoding",
+                                                      "line_ending", "line_suffix")},
+    "zip_enabled": "output.zip", "zip_name": "output.zip.name", "gpg_key": "output.gpg.key", "gpg_armor": "output.gpg.armor",
+}
+NOTIFICATION_FIELD_KEYS = {"recipients": "to"}
 
 
 def problems(document: Any) -> list[str]:

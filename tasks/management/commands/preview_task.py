@@ -7,9 +7,9 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from connections.kinds import Reads
 from runs.preview import preview
 from tasks.lookup import NotFound, find_task
-from tasks.models import SourceKind
 
 
 def intended_time(text: str | None, zone_name: str) -> datetime | None:
@@ -43,13 +43,13 @@ class Command(BaseCommand):
             task = find_task(name)
         except NotFound as exc:
             raise CommandError(str(exc), returncode=2) from None
-        if sql and task.source_kind != SourceKind.DATABASE:
+        if sql and task.source_reads != Reads.QUERY:
             raise CommandError(f"{task} has a {task.get_source_kind_display()} source, not a query: there is no SQL to show.", returncode=2)
         both = not sql and not filename
         result = preview(task, intended_time(at, task.project.timezone), fetch=True)
         if result.errors:
             raise CommandError(" ".join(result.errors), returncode=1)
-        if (sql or both) and task.source_kind == SourceKind.DATABASE:
+        if (sql or both) and task.source_reads == Reads.QUERY:
             self._sql(result, labelled=both)
         if filename or both:
             self._names(result, labelled=both)
