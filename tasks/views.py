@@ -8,7 +8,7 @@ wrapper) and is written to the admin log.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
@@ -22,7 +22,7 @@ from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
-from runs.live import TaskState, task_state
+from runs.live import TaskState, state_runs, task_state
 from runs.models import Run, RunFile, RunStatus, SiteState
 from runs.preview import preview
 from runs.queries import task_rows
@@ -35,14 +35,21 @@ from tasks.summary import summary
 
 LIST_PAGE_SIZE = 25
 HISTORY_PAGE_SIZE = 15
+# The duration chart shows the runs that ended among the task's newest runs (read with its live state, one query).
+CHART_RUNS = 50
 
 
 def detail_queryset() -> QuerySet[Task]:
-    """A task with everything its summary and preview read, in a fixed number of queries."""
+    """A task with everything its summary and preview read, in a fixed number of queries.
+
+    Whether it runs after other tasks is asked in the task's own query: most do not, and then
+    the summary reads no list of them (tasks/summary.py).
+    """
+    runs_after = Task.wait_for.through.objects.filter(from_task=OuterRef("pk"))
     return Task.objects.select_related("project__owner", "source_connection__organization", "gpg_key").prefetch_related(
         "parameters", "project__parameters", "code_locations__connection__organization",
         "destinations__connection__organization", "notifications",
-    )
+    ).annotate(runs_after_others=Exists(runs_after))
 
 
 # --------------------------------------------------------------------------
@@ -123,10 +130,12 @@ def _logged_run(request: HttpRequest, task: Task) -> Run | None:
     return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
 
 
-def _live_parts(request: HttpRequest, task: Task, state: TaskState) -> dict:
-    """What Task Details shows of the runs; the page and its live updates render it alike."""
-    finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
-    durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])
+def _live_parts(request: HttpRequest, task: Task, runs: list[Run]) -> dict:
+    """What Task Details shows of the runs (`runs` from runs.live.state_runs); the page and its live updates render it alike."""
+    state = task_state(task, runs)
+    newest = sorted(runs, key=lambda run: -run.pk)[:CHART_RUNS]
+    durations = [{"id": run.pk, "status": run.status, "started_at": run.started_at, "finished_at": run.finished_at}
+                 for run in newest if run.started_at and run.finished_at]
     run_table, file_table = _history_tables(request, task)
     return {"task": task, "controls": _controls(request, state), "current_run": state.current, "live_version": state.version,
             "run_table": run_table, "file_table": file_table, "chart": charts.duration_chart(durations, task.project.timezone)}
@@ -140,7 +149,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
         summary=summary(task), preview=preview(task), history=action_history(task), pinned_run=_logged_run(request, task),
-        **_live_parts(request, task, task_state(task)),
+        **_live_parts(request, task, state_runs(task, CHART_RUNS)),
     )
 
 
@@ -152,7 +161,8 @@ def task_live(request: HttpRequest, pk: int) -> HttpResponse:
     etag = f'"{state.version}"'
     if request.headers.get("If-None-Match") == etag:
         return HttpResponseNotModified(headers={"ETag": etag})
-    parts = _live_parts(request, get_object_or_404(detail_queryset(), pk=pk), state)
+    task = get_object_or_404(detail_queryset(), pk=pk)
+    parts = _live_parts(request, task, state_runs(task, CHART_RUNS))
     run = state.current
     response = JsonResponse({
         "current": run and {"id": run.pk, "status": run.status, "status_label": run.get_status_display(),
