@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 # smbprotocol notices a dead server only through its keep-alive echo, sent
@@ -29,6 +31,10 @@ from connections.clients.base import ClientError, Entry, FileServerClient, Remot
 
 CONNECT_TIMEOUT = 20
 BLOCK = 1024 * 1024
+# Reads and writes sent ahead of their answers: smbclient's file objects wait for each one,
+# which left the link idle between 1 MiB blocks (bench/transfers.py, docs/benchmarks.md).
+IN_FLIGHT = 8
+CREDIT_BYTES = 65536  # an SMB 2.1+ request of n bytes costs ceil(n / 64 KiB) credits
 NOT_FOUND = (smb_errors.ObjectNameNotFound, smb_errors.ObjectPathNotFound, smb_errors.NoSuchFile)
 
 
@@ -117,8 +123,10 @@ class SmbClient(FileServerClient):
     def download(self, remote: str, local: Path) -> None:
         path = self.path(remote)
         try:
-            with smbclient.open_file(self.unc(path), mode="rb", **self.options) as src, open(local, "wb") as out:
-                while chunk := src.read(BLOCK):
+            size = smbclient.stat(self.unc(path), **self.options).st_size
+            with smbclient.open_file(self.unc(path), mode="rb", buffering=0, **self.options) as src, open(local, "wb") as out:
+                reads = (src.fd.read(offset, min(BLOCK, size - offset), send=False) for offset in range(0, size, BLOCK))
+                for chunk in in_flight(src.fd, reads):
                     out.write(chunk)
             expected = smbclient.stat(self.unc(path), **self.options).st_size
         except Exception as exc:  # noqa: BLE001
@@ -138,9 +146,11 @@ class SmbClient(FileServerClient):
             raise error from None
 
     def _put(self, local: Path, remote: str) -> None:
-        with open(local, "rb") as src, smbclient.open_file(self.unc(remote), mode="wb", **self.options) as dst:
-            while chunk := src.read(BLOCK):
-                dst.write(chunk)
+        with open(local, "rb") as src, smbclient.open_file(self.unc(remote), mode="wb", buffering=0, **self.options) as dst:
+            blocks = iter(lambda: src.read(BLOCK), b"")
+            writes = (dst.fd.write(chunk, number * BLOCK, send=False) for number, chunk in enumerate(blocks))
+            for _ in in_flight(dst.fd, writes):
+                pass
         size, written = local.stat().st_size, smbclient.stat(self.unc(remote), **self.options).st_size
         if written != size:
             raise ClientError(f"Upload of {remote} to {self.label} ended at {written} of {size} bytes.")
@@ -165,6 +175,26 @@ class SmbClient(FileServerClient):
 
     def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
         return _map_error(exc, f"Cannot {verb} {path or 'the base folder'} on {self.label}")
+
+
+def in_flight(fd, messages: Iterator[tuple], depth: int = IN_FLIGHT) -> Iterator:
+    """Send smbprotocol's (request, receive) pairs `depth` ahead of their answers; yield each answer in order.
+
+    `fd` is the open file (smbprotocol's Open) the requests are for. Each
+    send asks for enough credits to keep `depth` blocks going; the server's
+    answer grants them.
+    """
+    connection, session, tree = fd.connection, fd.tree_connect.session.session_id, fd.tree_connect.tree_connect_id
+    credits = depth * (-(-BLOCK // CREDIT_BYTES))
+    pending: deque = deque()
+    for message, receive in messages:
+        pending.append((connection.send(message, session, tree, credit_request=credits), receive))
+        if len(pending) >= depth:
+            request, receive = pending.popleft()
+            yield receive(request)
+    while pending:
+        request, receive = pending.popleft()
+        yield receive(request)
 
 
 def _login_name(conn) -> str:
