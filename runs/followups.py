@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from runs import notify, retries, sequence
+from runs import alerts, notify, retries, sequence
 from runs.models import Run
 from runs.pipeline.log import RunLogger
 
@@ -27,5 +27,8 @@ def after_run(run: Run, log: RunLogger) -> None:
 # Follow-up steps, in order; each takes (run, log) and looks at the run's status to see
 # whether it applies. The retry decision must come first: the sequence and the failure
 # mail act only when no retry follows, which they read as the run's next attempt
-# (runs/state.py `next_attempt`).
-STEPS = (retries.schedule_retry, sequence.continue_chain, notify.send_success_mail, notify.send_failure_mail)
+# (runs/state.py `next_attempt`). The recovered mail reads which runs' failure mails went out.
+STEPS = (
+    retries.schedule_retry, sequence.continue_chain, notify.send_success_mail, notify.send_failure_mail,
+    alerts.send_recovered_mail, alerts.send_held_mail,
+)

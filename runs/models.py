@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from connections.models import GpgKey
 from tasks.models import Destination, Task
 
 
@@ -16,6 +17,8 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     SKIPPED = "skipped", "Skipped"
+    # The row guard stopped the delivery: the files wait in storage until a person releases or discards them.
+    HELD = "held", "Held"
 
 
 class Trigger(models.TextChoices):
@@ -31,6 +34,7 @@ class Stage(models.TextChoices):
     PARAMETERS = "parameters", "Parameters"
     SOURCE = "source", "Source"
     PROCESSING = "processing", "Processing"
+    GUARD = "guard", "Row guard"
     OUTPUT = "output", "Output"
     DELIVERY = "delivery", "Delivery"
     NOTIFY = "notify", "Notify"
@@ -45,9 +49,14 @@ class Run(models.Model):
     # At most one active run per task: a start that finds one records a skipped run.
     ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
     # Not over yet: a retry still to come counts, so a failure with one of these after it is not final,
-    # and a sequence with one of these is still going.
-    UNFINISHED = (RunStatus.RETRY_SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING)
+    # and a sequence with one of these is still going. A held run waits for a person's decision.
+    UNFINISHED = (RunStatus.RETRY_SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.HELD)
     FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
+    # No worker does anything more with these without a person: over, or held for a decision
+    # (what `run_task --wait` and the live log wait for).
+    AT_REST = (*FINISHED, RunStatus.HELD)
+    # Outcomes that count for a task's quiet alerts: a success ends a streak of failures.
+    OUTCOMES = (RunStatus.SUCCEEDED, RunStatus.FAILED)
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="runs", verbose_name="task")
     status = models.CharField("status", max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True, help_text="Where the run is in its life.")
@@ -79,6 +88,13 @@ class Run(models.Model):
     error_stage = models.CharField("failed stage", max_length=12, choices=Stage.choices, blank=True, help_text="The stage that failed.")
     error = models.TextField("error", blank=True, help_text="What went wrong, without secrets.")
     permanent = models.BooleanField("permanent failure", default=False, help_text="Trying again cannot help (syntax error, wrong password, …).")
+    guard_report = models.TextField("row guard", blank=True, help_text="The row guard's verdict and the numbers it compared.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="released or discarded by", help_text="Who released or discarded the run's held files.",
+    )
+    decided_at = models.DateTimeField("released or discarded", null=True, blank=True, help_text="When the held files were released or discarded.")
+    failure_alerted = models.BooleanField("failure mail sent", default=False, help_text="A failure mail went out for this run (a later success may send “recovered”).")
 
     class Meta:
         ordering = ["-id"]
@@ -155,6 +171,7 @@ class DeliveryStatus(models.TextChoices):
 class DeliveryKind(models.TextChoices):
     UPLOAD = "upload", "Upload"
     EMAIL = "email", "Email"
+    DONE_FILE = "done_file", "Done file"
 
 
 class Delivery(models.Model):
@@ -172,6 +189,10 @@ class Delivery(models.Model):
     status = models.CharField("status", max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     at = models.DateTimeField("time", null=True, blank=True, help_text="When it was sent, skipped or failed.")
     error = models.TextField("error", blank=True)
+    verified = models.BooleanField(
+        "verified", default=False,
+        help_text="The server's size of the file equalled Courier's before it was renamed to its final name.",
+    )
     resent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name="resent by", help_text="Set when a user resent a stored file by hand.",
@@ -209,3 +230,37 @@ class SiteState(models.Model):
     @classmethod
     def get(cls) -> SiteState:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+class KeyExpiryWarning(models.Model):
+    """One warning mail about a GPG key that will expire: at most one per key, expiry date and threshold."""
+
+    key = models.ForeignKey(GpgKey, on_delete=models.CASCADE, related_name="+", verbose_name="GPG key")
+    days = models.PositiveIntegerField("days ahead", help_text="The threshold that was reached (30 or 7 days before the expiry).")
+    expires_at = models.DateTimeField("expires", help_text="The key's expiry this warning was about (a renewed key is warned about afresh).")
+    sent_at = models.DateTimeField("sent", auto_now_add=True)
+    recipients = models.TextField("sent to", blank=True, help_text="The owners who were mailed, or why no mail went.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "days", "expires_at"], name="key_expiry_warning_once")]
+        verbose_name = "key expiry warning"
+
+    def __str__(self) -> str:
+        return f"{self.key} expires in {self.days} days"
+
+
+class DigestMail(models.Model):
+    """The daily digest sent to one owner for one day: kept so that a day is never sent twice."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name="owner")
+    day = models.DateField("day", help_text="The day the digest reports on (yesterday when it was sent).")
+    sent_at = models.DateTimeField("sent", auto_now_add=True)
+    status = models.CharField("status", max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.SENT)
+    error = models.TextField("error", blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "day"], name="digest_once_per_owner_and_day")]
+        verbose_name = "digest mail"
+
+    def __str__(self) -> str:
+        return f"Digest for {self.owner} on {self.day:%Y-%m-%d}"

@@ -15,7 +15,7 @@ from django_q.models import Schedule
 from connections import audit
 from projects import scheduling
 from projects.models import Project
-from runs import firing, orphans, reaper, retries, state
+from runs import firing, held, orphans, reaper, retries, state
 from runs.models import Run, RunStatus, SiteState, Trigger
 from tasks.models import Task
 
@@ -50,6 +50,26 @@ def enable_all(project: Project) -> int:
 
 def disable_all(project: Project) -> int:
     return set_all_enabled(project, False)
+
+
+# --- held runs (the row guard's "hold the delivery") ---------------------------------------------
+
+
+def release_held(run: Run, user=None, *, queue: bool = True) -> Run:
+    """Deliver a held run's stored files (once); refused while the run is not held or the task is busy."""
+    start = state.release_held(run, user, queue=queue)
+    if start.run is None:
+        raise ServiceError(f"Run {run.pk} of {run.task} is not held (any more); nothing was released.")
+    if start.refused:
+        raise ServiceError(f"{run.task} has an active run (run {start.busy_with.pk}); release run {run.pk} after it has ended.")
+    return start.run
+
+
+def discard_held(run: Run, user=None) -> Run:
+    """Cancel a held run and remove its stored files; refused when it is not held."""
+    if not held.discard(run, user):
+        raise ServiceError(f"Run {run.pk} of {run.task} is not held (any more); nothing was discarded.")
+    return run
 
 
 # --- retries and schedules ------------------------------------------------------------------------------

@@ -125,6 +125,41 @@ def _start_retry(task: Task, retry: Run, busy: QuerySet | None, queue: bool) -> 
     return Start(retry)
 
 
+def release_held(run: Run, user=None, *, queue: bool = True) -> Start:
+    """Queue a held run again to deliver its stored files (runs/pipeline/release.py), once.
+
+    Obeys the one-active-run rule: while another run of the task is active the
+    release is refused (`busy_with`). A conditional UPDATE from "held" makes a
+    second release (a double click, a second person) change nothing: Start(None).
+    """
+    with transaction.atomic():
+        Task.objects.select_for_update().filter(pk=run.task_id).first()
+        active = _active(run.task, None)
+        if active is not None:
+            return Start(run, busy_with=active)
+        now = timezone.now()
+        released = Run.objects.filter(pk=run.pk, status=RunStatus.HELD).update(
+            status=RunStatus.QUEUED, decided_by=user, decided_at=now, due_at=now, finished_at=None,
+        )
+        if not released:
+            return Start(None)
+        run.refresh_from_db()
+        if queue:
+            enqueue(run)
+    return Start(run)
+
+
+def discard_held(run: Run, reason: str, user=None) -> bool:
+    """Record a held run as cancelled (its files are to be removed); False when it was no longer held."""
+    now = timezone.now()
+    discarded = Run.objects.filter(pk=run.pk, status=RunStatus.HELD).update(
+        status=RunStatus.CANCELLED, decided_by=user, decided_at=now, finished_at=now, error=reason,
+    )
+    if discarded:
+        run.refresh_from_db()
+    return bool(discarded)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 

@@ -49,7 +49,7 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
         "run": run.pk,
         "status": run.status,
         "status_label": run.get_status_display(),
-        "finished": run.status in Run.FINISHED,
+        "finished": run.status in Run.AT_REST,
         "rows": run.rows,
         "more": len(lines) == LOG_BATCH,
         "lines": [{**line, "at": timezone.localtime(line["at"]).strftime("%H:%M:%S")} for line in lines],

@@ -20,7 +20,7 @@ from etlsite.pages import action_history, record, record_addition, record_deleti
 from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
-from runs import services
+from runs import held, services
 from runs.models import Run, RunFile, RunStatus
 from runs.preview import preview
 from runs.queries import task_rows
@@ -130,7 +130,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 (task.name, None)],
         task=task, summary=summary(task), preview=preview(task), controls=_controls(request, states),
         latest_run=latest, logged_run=logged, run_table=run_table, file_table=file_table, chart=charts.duration_chart(durations),
-        history=action_history(task),
+        history=action_history(task), held_runs=held.held_runs(task).prefetch_related("files"),
     )
 
 
@@ -158,6 +158,25 @@ def _cancel_retry(request: HttpRequest, task: Task) -> str:
     return f"Cancelled the retry (run {run.pk})."
 
 
+def _held_run(request: HttpRequest, task: Task) -> Run:
+    require(request, "tasks.run_task")
+    wanted = request.POST.get("run", "")
+    run = task.runs.filter(pk=int(wanted)).first() if wanted.isdigit() else None
+    if run is None:
+        raise services.ServiceError(f"“{wanted}” is not a run of {task}.")
+    return run
+
+
+def _release(request: HttpRequest, task: Task) -> str:
+    run = services.release_held(_held_run(request, task), user=request.user)
+    return f"Released the held files of run {run.pk}: they are queued for delivery."
+
+
+def _discard(request: HttpRequest, task: Task) -> str:
+    run = services.discard_held(_held_run(request, task), user=request.user)
+    return f"Discarded the held files of run {run.pk}: nothing was delivered."
+
+
 def _set_enabled(enabled: bool):
     def action(request: HttpRequest, task: Task) -> str:
         require(request, "tasks.change_task")
@@ -171,6 +190,8 @@ ACTIONS = {
     "run": _run,
     "reschedule": _reschedule,
     "cancel-retry": _cancel_retry,
+    "release": _release,
+    "discard": _discard,
     "enable": _set_enabled(True),
     "disable": _set_enabled(False),
 }
