@@ -1,0 +1,128 @@
+"""Done files: a marker per destination, written only once every file of the run has arrived there.
+
+Two files move from an FTP server (kept as they are) to a destination of
+each kind — OpenSSH SFTP, pyftpdlib FTP, Samba SMB, a local folder — whose
+done file holds the manifest (name,size,sha256 per line), compared byte for
+byte. A watcher on the destination's disk notes which files were there the
+moment the done file appeared. A destination where a file failed gets no
+done file; the retry that delivers the rest writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+import time
+from pathlib import Path
+
+import pytest
+
+from runs.models import Delivery, DeliveryKind, DeliveryStatus, RunStatus
+from tasks.models import Task
+from tests import factories
+from tests.delivery_support import folder_destination, log_text, retry, run_task, sha256
+from tests.file_servers import DESTINATION_KINDS, destination_connection, ftp_conn, mkdirs, put
+
+pytestmark = pytest.mark.django_db
+
+INTENDED = datetime(2026, 3, 14, 6, 0, tzinfo=UTC)
+A, B = b"id,amount\n1,10.50\n", b"id,amount\n2,20.00\n3,0.10\n"
+
+
+def manifest(*files: tuple[str, bytes]) -> bytes:
+    return b"".join(f"{name},{len(data)},{sha256(data)}\n".encode() for name, data in files)
+
+
+def two_file_task(ftp_server, **fields) -> Task:
+    put(ftp_server.root, "in/a.csv", A)
+    put(ftp_server.root, "in/b.csv", B)
+    return Task.objects.create(project=factories.project(timezone="UTC"), name="pair", source_kind="ftp", source_connection=ftp_conn(ftp_server),
+                               source_path="in/*.csv", output_type="keep", **fields)
+
+
+class FirstSight(threading.Thread):
+    """Watches a folder; the names in it at the moment `name` first appeared."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        super().__init__(daemon=True)
+        self.folder, self.name = folder, name
+        self.beside: set[str] | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set() and self.beside is None:
+            names = set(os.listdir(self.folder))
+            if self.name in names:
+                self.beside = names - {self.name}
+            time.sleep(0.0005)
+
+    def __enter__(self) -> FirstSight:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.done.set()
+        self.join(timeout=5)
+
+
+@pytest.mark.parametrize("kind", DESTINATION_KINDS)
+def test_the_manifest_done_file_is_byte_exact_and_comes_after_every_file(ftp_server, request, tmp_path, kind):
+    task = two_file_task(ftp_server)
+    conn, disk = destination_connection(request, kind, tmp_path, name="drop")
+    factories.destination(task, conn, folder="out", done_file="batch_%Y%m%d.ready", done_manifest=True)
+    out = mkdirs(disk, "out")
+
+    with FirstSight(out, "batch_20260314.ready") as sight:
+        run = run_task(task, intended_at=INTENDED)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert (out / "batch_20260314.ready").read_bytes() == manifest(("a.csv", A), ("b.csv", B))
+    assert sight.beside is not None and {"a.csv", "b.csv"} <= sight.beside  # both files were there first
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv", "batch_20260314.ready"]
+    done = Delivery.objects.get(run=run, kind=DeliveryKind.DONE_FILE)
+    uploads = Delivery.objects.filter(run=run, kind=DeliveryKind.UPLOAD)
+    assert (done.status, done.verified) == (DeliveryStatus.SENT, True)
+    assert all(u.at <= done.at and u.pk < done.pk for u in uploads)
+    assert "batch_20260314.ready written on Acme/drop (2 manifest line(s); size verified before the rename)" in log_text(run)
+
+
+def test_a_name_pattern_makes_one_empty_done_file_per_file(ftp_server, tmp_path):
+    task = two_file_task(ftp_server)
+    folder_destination(task, tmp_path / "share", done_file="{name}.done")
+
+    run = run_task(task, intended_at=INTENDED)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    share = tmp_path / "share"
+    assert sorted(p.name for p in share.iterdir()) == ["a.csv", "a.csv.done", "b.csv", "b.csv.done"]
+    assert (share / "a.csv.done").read_bytes() == b"" and (share / "b.csv.done").read_bytes() == b""
+
+
+def test_no_done_file_where_a_file_failed_and_the_retry_writes_it_once_all_arrived(ftp_server, sshd, tmp_path):
+    task = two_file_task(ftp_server, retry_max=1)
+    disk = sshd.root / f"done-{tmp_path.name[-20:]}"
+    disk.mkdir()
+    disk.chmod(0o777)
+    blocker = put(disk, "b.csv", b"an older b.csv the task may not overwrite\n")
+    factories.destination(task, factories.sftp_connection(sshd, folder=str(disk)), done_file="ready_%Y%m%d.txt",
+                          done_manifest=True, position=1)
+    folder_destination(task, tmp_path / "share", done_file="ready_%Y%m%d.txt", done_manifest=True, position=2)
+
+    first = run_task(task, intended_at=INTENDED)
+
+    assert first.status == RunStatus.FAILED and first.error_stage == "delivery"
+    assert (disk / "a.csv").read_bytes() == A
+    assert not (disk / "ready_20260314.txt").exists()  # b.csv did not arrive there
+    assert (tmp_path / "share" / "ready_20260314.txt").read_bytes() == manifest(("a.csv", A), ("b.csv", B))
+    assert "No done file on SFTP" in log_text(first)
+
+    blocker.unlink()
+    second = retry(first)
+
+    assert second.status == RunStatus.SUCCEEDED, second.error
+    assert (disk / "b.csv").read_bytes() == B
+    assert (disk / "ready_20260314.txt").read_bytes() == manifest(("a.csv", A), ("b.csv", B))
+    # Each destination got its done file exactly once.
+    done = Delivery.objects.filter(kind=DeliveryKind.DONE_FILE, status=DeliveryStatus.SENT)
+    assert sorted(done.values_list("run_id", "destination__position")) == [(first.pk, 2), (second.pk, 1)]
