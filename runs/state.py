@@ -134,6 +134,8 @@ def release_held(run: Run, user=None, *, queue: bool = True) -> Start:
     """
     with transaction.atomic():
         Task.objects.select_for_update().filter(pk=run.task_id).first()
+        if not Run.objects.filter(pk=run.pk, status=RunStatus.HELD).exists():
+            return Start(None)
         active = _active(run.task, None)
         if active is not None:
             return Start(run, busy_with=active)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC, datetime
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest

@@ -18,17 +18,6 @@ pytestmark = pytest.mark.django_db
 RECIPIENTS = "ops@example.test; boss@example.test,\n5551234567@vtext.com"
 
 
-@pytest.fixture
-def smtp(smtp_server, settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = smtp_server.host, smtp_server.port
-    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = smtp_server.username, smtp_server.password
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.DEFAULT_FROM_EMAIL = "courier@example.test"
-    settings.COURIER_BASE_URL = "https://courier.example.test/"
-    return smtp_server
-
-
 def by_recipient(server) -> dict[str, object]:
     return {",".join(sorted(env.rcpt_tos)): msg for env, msg in zip(server.envelopes, server.messages, strict=True)}
 

@@ -123,7 +123,7 @@ def check(ctx: RunContext) -> None:
         return
     verdict = judge(task, rows, earlier_rows(task, ctx.run, task.guard_median_runs))
     report = verdict.report(task.guard_action)
-    ctx.guard_report = report
+    ctx.guard_report = ctx.run.guard_report = report
     Run.objects.filter(pk=ctx.run.pk).update(guard_report=report)
     if verdict.passed:
         ctx.log.info(STAGE, report)
