@@ -77,7 +77,7 @@ class ProjectAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     inlines = [ProjectParameterInline, TaskInline]
     fieldsets = [
-        (None, {"fields": ["name", "description", "owner", "sequence", "timezone"]}),
+        (None, {"fields": ["name", "description", "owner", "sequence", "timezone", "owner_digest"]}),
         ("Parameters", {"fields": ["parameter_lines"]}),
         ("Triggers", {
             "description": "Any combination may be active at once; leave a trigger blank to switch it off.",

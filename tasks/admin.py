@@ -99,14 +99,14 @@ class CodeLocationInline(admin.StackedInline):
 class DestinationInline(admin.TabularInline):
     model = Destination
     extra = 0
-    fields = ["kind", "connection", "folder", "if_exists", "skip_empty", "position"]
+    fields = ["kind", "connection", "folder", "if_exists", "skip_empty", "done_file", "done_manifest", "position"]
 
 
 class NotificationInline(admin.StackedInline):
     model = Notification
     extra = 0
     max_num = 2
-    fields = ["event", "recipients", "subject", "message", ("attach", "embed", "skip_empty")]
+    fields = ["event", "recipients", "subject", "message", ("attach", "embed", "skip_empty"), ("after_failures", "recovered")]
 
 
 @admin.action(description="Run the selected tasks now", permissions=["run"])
@@ -163,8 +163,11 @@ class TaskAdmin(admin.ModelAdmin):
         ("Parameters", {"fields": ["parameter_lines"]}),
         ("Retries", {"fields": ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]}),
         ("Data source", {"fields": [
-            "source_kind", "source_connection", ("source_headers", "source_fail_on_empty"),
+            "source_kind", "source_connection", "source_headers",
             "source_path", ("source_missing_ok", "source_delimiter"), "source_stdout_as_file",
+        ]}),
+        ("Row guard", {"fields": [
+            "source_fail_on_empty", ("guard_min_rows", "guard_max_rows"), ("guard_median_runs", "guard_median_percent"), "guard_action",
         ]}),
         ("Processing script", {"fields": ["processing_entry", "processing_requirements", "script_network"], "classes": ["collapse"]}),
         ("Output file", {"fields": [

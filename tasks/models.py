@@ -187,19 +187,24 @@ class Task(models.Model):
 
 
     def _guard_problems(self) -> dict[str, str]:
-        errors = {}
-        if self.guard_min_rows is not None and self.guard_max_rows is not None and self.guard_min_rows > self.guard_max_rows:
-            errors["guard_max_rows"] = "The upper row limit must not be below the lower one."
-        if self.guard_median_runs and self.guard_median_percent is None:
-            errors["guard_median_percent"] = "Say how many percent the row count may differ from the median."
-        if self.guard_median_percent is not None and not self.guard_median_runs:
-            errors["guard_median_runs"] = "Say how many successful runs the median is taken over."
-        return errors
+        return guard_problems(self.guard_min_rows, self.guard_max_rows, self.guard_median_runs, self.guard_median_percent)
 
     @property
     def has_row_guard(self) -> bool:
         return (self.source_fail_on_empty or self.guard_min_rows is not None or self.guard_max_rows is not None
                 or bool(self.guard_median_runs))
+
+
+def guard_problems(min_rows: int | None, max_rows: int | None, median_runs: int, median_percent: int | None) -> dict[str, str]:
+    """What is wrong with a row guard's numbers, by Task field (the task form, the admin and import_config share it)."""
+    errors = {}
+    if min_rows is not None and max_rows is not None and min_rows > max_rows:
+        errors["guard_max_rows"] = "The upper row limit must not be below the lower one."
+    if median_runs and median_percent is None:
+        errors["guard_median_percent"] = "Say how many percent the row count may differ from the median."
+    if median_percent is not None and not median_runs:
+        errors["guard_median_runs"] = "Say how many successful runs the median is taken over."
+    return errors
 
 
 class TaskParameter(ParameterBase):
