@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.text import capfirst
 
 from connections.clients.gpg import GpgError, inspect_key
 from connections.kinds import KINDS
@@ -44,7 +45,7 @@ class SecretFieldsMixin:
                 else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "placeholder": "unchanged" if has_value else ""})
             )
             self.fields[name] = forms.CharField(
-                label=model_field.verbose_name.capitalize(), required=False, strip=False, widget=widget,
+                label=capfirst(model_field.verbose_name), required=False, strip=False, widget=widget,
                 help_text=f"{model_field.help_text} {KEEP_HINT if has_value else ''}".strip(),
             )
             if has_value:

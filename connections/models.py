@@ -54,7 +54,7 @@ class Connection(models.Model):
         "SQL dialect", max_length=20, choices=Dialect.choices, default=Dialect.OTHER, blank=True,
         help_text="Decides how queries are prepared (SQL Server gets SET NOCOUNT ON) and which streaming options are added.",
     )
-    odbc = SecretField("ODBC connection string", blank=True, help_text="DSN-less ODBC string, e.g. Driver={PostgreSQL Unicode};Server=…;Database=…;Uid=…;Pwd=…; Stored encrypted.")
+    odbc = SecretField("ODBC connection string", blank=True, help_text="DSN-less ODBC string, e.g. Driver={PostgreSQL Unicode};Server=…;Database=…;Uid=…;Pwd=…;")
     query_timeout = models.PositiveIntegerField("query timeout (s)", default=3600, help_text="A query running longer than this is stopped. 0 means no limit.")
     login_timeout = models.PositiveIntegerField("login timeout (s)", default=30, help_text="How long to wait for the database to accept the login.")
     read_only = models.BooleanField("read only", default=False, help_text=(
@@ -73,9 +73,9 @@ class Connection(models.Model):
         help_text="Folder that paths are relative to. For a local folder connection: the only folder tasks may write below.",
     )
     username = models.CharField("username", max_length=255, blank=True, help_text="Login name on the server.")
-    password = SecretField("password", blank=True, help_text="Stored encrypted; never shown again.")
-    private_key = SecretField("private key", blank=True, help_text="OpenSSH or PEM private key (RSA, ECDSA, Ed25519). Stored encrypted.")
-    key_passphrase = SecretField("key passphrase", blank=True, help_text="Passphrase of the private key, if it has one. Stored encrypted.")
+    password = SecretField("password", blank=True, help_text="Password of the login above.")
+    private_key = SecretField("private key", blank=True, help_text="OpenSSH or PEM private key (RSA, ECDSA, Ed25519).")
+    key_passphrase = SecretField("key passphrase", blank=True, help_text="Passphrase of the private key, if it has one.")
     host_key = models.TextField(
         "pinned host key", blank=True,
         help_text="The server's public host key (“ssh-ed25519 AAAA…”), checked on every connection. Until one is pinned "
@@ -95,7 +95,7 @@ class Connection(models.Model):
                   "Web: e.g. https://raw.githubusercontent.com/acme/; its token is sent only to URLs under it.",
     )
     header = models.CharField("token header", max_length=100, blank=True, help_text="HTTP header that carries the token, e.g. Authorization.")
-    token = SecretField("token", blank=True, help_text="API or access token. Stored encrypted.")
+    token = SecretField("token", blank=True, help_text="API or access token.")
     verify_tls = models.BooleanField("verify TLS", default=True, help_text="Check the server's certificate. Switch off only for an internal server with a private CA.")
 
     tested_at = models.DateTimeField("last tested", null=True, blank=True, editable=False, help_text="When “Test connection” last ran.")

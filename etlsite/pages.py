@@ -16,13 +16,15 @@ from collections.abc import Sequence
 
 from django.contrib import admin
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.admin.utils import unquote
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 
 from connections import audit
+from runs.models import Run, RunStatus
 
 Crumbs = Sequence[tuple[str, str | None]]
 
@@ -77,3 +79,63 @@ def action_history(obj: models.Model, limit: int = 15) -> list[LogEntry]:
     content_type = ContentType.objects.get_for_model(obj)  # cached after the first call
     entries = LogEntry.objects.filter(content_type=content_type, object_id=str(obj.pk)).select_related("user")
     return list(entries.order_by("-action_time", "-id")[:limit])
+
+
+class LeadsToCourierPages:
+    """A model admin whose objects live on Courier's pages: its list, add, change and delete pages lead there.
+
+    One UI per object: the admin's own form for a task or project was a second,
+    poorer editor beside Courier's (no code editor, other checks). Each of these
+    views first asks the admin's own permission question, so whoever the admin
+    refuses is still refused (403), then answers with Courier's page, whatever
+    the method: nothing is saved or deleted here. The history page stays, and
+    the links on it lead to Courier's pages too. The model is left out of the
+    admin's app list: Courier's menu (courier/nav_section.html) lists its pages.
+    """
+
+    actions = None  # Courier's pages act on one object, or on a project's tasks
+    list_page = detail_page = delete_page = ""  # names of Courier's URLs
+
+    def add_page_url(self, request: HttpRequest) -> str:
+        raise NotImplementedError
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def _refuse_unless(self, allowed: bool, doing: str) -> None:
+        if not allowed:
+            raise PermissionDenied(f"You do not have permission to {doing} {self.opts.verbose_name_plural}.")
+
+    def _object(self, request: HttpRequest, object_id: str) -> models.Model:
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"There is no {self.opts.verbose_name} with the id “{object_id}”.")
+        return obj
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        self._refuse_unless(self.has_view_or_change_permission(request), "view")
+        return redirect(self.list_page)
+
+    def add_view(self, request: HttpRequest, form_url="", extra_context=None) -> HttpResponse:
+        self._refuse_unless(self.has_add_permission(request), "add")
+        return redirect(self.add_page_url(request))
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None) -> HttpResponse:
+        obj = self._object(request, object_id)
+        self._refuse_unless(self.has_view_or_change_permission(request, obj), "view")
+        return redirect(self.detail_page, pk=obj.pk)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:
+        obj = self._object(request, object_id)
+        self._refuse_unless(self.has_delete_permission(request, obj), "delete")
+        return redirect(self.delete_page, pk=obj.pk)
+
+def skipped_note(runs: Sequence[Run]) -> str:
+    """“ Skipped: orders, previous run still active (run 5 of Nightly/orders, running); recorded as skipped run 7.”
+
+    For the starts among `runs` that found their task busy (the run engine records them skipped, with the
+    reason), or “” when none did.
+    """
+    notes = [f"{run.task.name}, {run.error.rstrip('.')}; recorded as skipped run {run.pk}"
+             for run in runs if run.status == RunStatus.SKIPPED]
+    return f" Skipped: {'; '.join(notes)}." if notes else ""

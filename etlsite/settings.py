@@ -46,6 +46,8 @@ if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY is not set: put it in the environment or in .env (`make run` writes one).")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# A refused form says why in the admin's look, as every refused page does.
+CSRF_FAILURE_VIEW = "etlsite.errors.csrf_failure"
 
 # Secrets of connections and sensitive parameters are encrypted with these
 # Fernet keys, kept apart from SECRET_KEY so that either can be rotated alone.
@@ -77,6 +79,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's styles, Courier's scripts) with DEBUG off too, from STATIC_ROOT
+    # (`make run` collects them there).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -144,6 +149,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# One way to write a moment on every page, the admin's included: 2026-11-29 11:20 UTC.
+FORMAT_MODULE_PATH = ["etlsite.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -184,7 +191,9 @@ COURIER_ALLOW_LOCAL_URLS = env.bool("COURIER_ALLOW_LOCAL_URLS", default=False)
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="courier@localhost")
-COURIER_BASE_URL = env.str("COURIER_BASE_URL", default="http://127.0.0.1:8000")
+# The port `make run` (scripts/serve.sh) serves on; `make run PORT=8123` sets it for one start.
+COURIER_PORT = env.int("COURIER_PORT", default=8000)
+COURIER_BASE_URL = env.str("COURIER_BASE_URL", default=f"http://127.0.0.1:{COURIER_PORT}")
 # A mail server that never answers must not hold a worker (SPEC §11: every blocking call has a limit).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # Success mails: total bytes of attached files, and characters of cell text in an embedded table.
@@ -216,6 +225,11 @@ if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
 
 # The longest a run may take; django-q2's own limits are derived from it so
 # that the broker never redelivers a run that is still working (SPEC §11).
+# A fire time the scheduler fired more than this late was missed: it was down (runs/catchup.py).
+# The scheduler looks every 30 s, so anything much above that is safe.
+COURIER_MISSED_AFTER_SECONDS = env.int("COURIER_MISSED_AFTER_SECONDS", default=120)
+if COURIER_MISSED_AFTER_SECONDS < 35:
+    raise ImproperlyConfigured("COURIER_MISSED_AFTER_SECONDS must be at least 35: the scheduler looks only every 30 seconds.")
 COURIER_MAX_RUN_MINUTES = env.int("COURIER_MAX_RUN_MINUTES", default=360)
 _q_timeout = COURIER_MAX_RUN_MINUTES * 60 + 120
 Q_CLUSTER = {
@@ -231,7 +245,7 @@ Q_CLUSTER = {
     # result it saves, which cut the workers' throughput by a third
     # (bench/scheduler.py, docs/benchmarks.md). Failures are still kept.
     "save_limit": -1,
-    "label": "Queue",
+    "label": "Queue internals",  # the admin heading of django-q2's own tables (superusers only)
     "time_zone": "UTC",
 }
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -52,7 +52,7 @@ class ParameterLinesForm(forms.ModelForm):
         label="Add parameters as lines", required=False, strip=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "placeholder": "@day=parse(%Y-%m-%d-1)\nclient:acme"}),
         help_text="One per line, key=value or key:value (the first = or : separates). "
-        "A key that exists is updated; these values are not sensitive — mark sensitive ones in the rows below.",
+        "A key that exists is updated; these values are not sensitive — mark sensitive ones in the parameter rows.",
     )
 
     def clean_parameter_lines(self):

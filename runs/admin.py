@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from connections.admin import SuperuserOnly
-from runs.models import Delivery, Run, RunFile, RunLog
+from runs.models import Delivery, LateAlert, Run, RunFile, RunLog
 from tasks.masking import shown_masker
 
 # A run may log some 10,000 lines (a processing script's output); its admin page shows the last
@@ -38,6 +38,16 @@ class ReadOnlyInline(admin.TabularInline):
         return maskers[run.task_id].mask(text)
 
 
+def masked_column(description: str, text_of):
+    """A read-only column of an inline showing `text_of(record)` through the run's masker."""
+
+    @admin.display(description=description)
+    def column(inline: ReadOnlyInline, record) -> str:
+        return inline.shown(record.run, text_of(record))
+
+    return column
+
+
 class LastLogLines(BaseInlineFormSet):
     """The run's last LOG_LINES_SHOWN log lines, oldest first: two small queries however long the log."""
 
@@ -62,15 +72,15 @@ class RunFileInline(ReadOnlyInline):
     fields = ["file_name", "size", "rows", "md5", "sha256", "stored_at"]
     readonly_fields = fields
 
-    @admin.display(description="name")
-    def file_name(self, record: RunFile) -> str:
-        return self.shown(record.run, record.name)
+    file_name = masked_column("name", lambda record: record.name)
 
     @admin.display(description="stored file")
     def stored_at(self, record: RunFile) -> str:
         # The download link of Task Details, not the storage URL: that would carry the name unmasked.
-        link = reverse("courier:runfile_download", args=[record.pk])
-        return format_html('<a href="{}">{}</a>', link, self.shown(record.run, record.stored.name))
+        # The name is in its own column; the storage path beside it only widened the table.
+        if not record.stored:
+            return "not kept"
+        return format_html('<a href="{}">Download</a>', reverse("courier:runfile_download", args=[record.pk]))
 
 
 class DeliveryInline(ReadOnlyInline):
@@ -78,37 +88,37 @@ class DeliveryInline(ReadOnlyInline):
     fields = ["kind", "file_name", "shown_target", "status", "at", "shown_error"]
     readonly_fields = fields
 
-    @admin.display(description="file")
-    def file_name(self, delivery: Delivery) -> str:
-        return self.shown(delivery.run, delivery.file.name) if delivery.file_id else "-"
-
-    @admin.display(description="target")
-    def shown_target(self, delivery: Delivery) -> str:
-        return self.shown(delivery.run, delivery.target)
-
-    @admin.display(description="error")
-    def shown_error(self, delivery: Delivery) -> str:
-        return self.shown(delivery.run, delivery.error)
+    file_name = masked_column("file", lambda delivery: delivery.file.name if delivery.file_id else "-")
+    shown_target = masked_column("target", lambda delivery: delivery.target)
+    shown_error = masked_column("error", lambda delivery: delivery.error)
 
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["id", "task", "status", "trigger", "attempt", "due_at", "started_at", "finished_at", "rows"]
+    list_display = ["id", "task_link", "status", "trigger", "attempt", "due_at", "started_at", "finished_at", "rows"]
     list_filter = ["status", "trigger"]
     search_fields = ["task__name", "task__project__name"]
     list_select_related = ["task__project"]
     # Counting a large history on every page load is what makes admin lists slow.
     show_full_result_count = False
     inlines = [RunFileInline, DeliveryInline, RunLogInline]
+
+    class Media:
+        css = {"all": ["courier/run_admin.css"]}
     fieldsets = [
-        (None, {"fields": ["task", "status", "trigger", "attempt", "started_by", "retry_of", "sequence_from"]}),
+        (None, {"fields": ["task_link", "status", "trigger", "attempt", "started_by", "retry_of", "sequence_from"]}),
         ("Times", {"fields": ["intended_at", "due_at", "queued_at", "started_at", "finished_at", "heartbeat_at", "worker"]}),
-        ("Outcome", {"fields": ["rows", "error_stage", "error", "permanent"]}),
+        ("Outcome", {"fields": ["rows", "error_stage", "error", "permanent", "waiting_for", "catch_up_planned"]}),
         ("Log", {"fields": ["log_summary"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Run._meta.fields] + ["log_summary"]
+        return [f.name for f in Run._meta.fields] + ["task_link", "log_summary"]
+
+    @admin.display(description="task", ordering="task__name")
+    def task_link(self, run: Run) -> str:
+        # Straight to Task Details: a task's page is Courier's (tasks/admin.py).
+        return format_html('<a href="{}">{}</a>', reverse("courier:task_detail", args=[run.task_id]), run.task)
 
     @admin.display(description="log")
     def log_summary(self, run: Run) -> str:
@@ -118,6 +128,25 @@ class RunAdmin(admin.ModelAdmin):
             return format_html('All {} log lines are shown below (also on <a href="{}">Task Details</a>).', total, link)
         return format_html('The last {} of {} log lines are shown below. Read <a href="{}">the whole log on Task Details</a>.',
                            LOG_LINES_SHOWN, f"{total:,}", link)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LateAlert)
+class LateAlertAdmin(admin.ModelAdmin):
+    """Late alerts and their recovery, as recorded (runs/lateness.py); nothing to change by hand."""
+
+    list_display = ["task", "day", "expected_at", "late_mail", "recovered_at"]
+    list_filter = ["day"]
+    search_fields = ["task__name", "task__project__name"]
+    list_select_related = ["task__project"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in LateAlert._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -22,7 +22,7 @@ from runs.pipeline.log import RunLogger
 from runs.streaks import alerted_since_last_success
 from tasks.models import NotificationEvent
 
-HELD, RECOVERED = "held", "recovered"
+HELD, RECOVERED = "held", "failure-recovered"
 
 
 def task_url(run: Run) -> str:

@@ -8,7 +8,7 @@ django-q2 finds its functions by name ("runs.jobs.execute_run", …).
 from __future__ import annotations
 
 from projects import scheduling
-from runs import firing, reaper, retries
+from runs import firing, reaper, retries, watch
 from runs.runner import execute
 
 
@@ -17,9 +17,10 @@ def execute_run(run_id: int) -> str:
     return "not claimed" if run is None else run.status
 
 
-def fire_project(project_id: int, trigger_kind: str, intended: str | None = None) -> str:
-    """A project's trigger fired (schedule "courier:project:<id>:<kind>"); `intended` is its fire time."""
-    return firing.fire(int(project_id), str(trigger_kind), firing.parse_intended(intended))
+def fire_project(project_id: int, trigger_kind: str, intended: str | None = None, fired: str | None = None) -> str:
+    """A project's trigger fired (schedule "courier:project:<id>:<kind>"); `intended` is its fire time, `fired` when it fired."""
+    fired_at = firing.parse_intended(fired) if fired else None
+    return firing.fire(int(project_id), str(trigger_kind), firing.parse_intended(intended), fired_at)
 
 
 def start_retry(run_id: int) -> str:
@@ -28,7 +29,8 @@ def start_retry(run_id: int) -> str:
 
 
 def reap() -> str:
-    """Every minute (schedule "courier:reaper"): fail runs whose worker is gone, re-arm lost schedules."""
+    """Every minute (schedule "courier:reaper"): fail runs whose worker is gone, re-arm lost schedules, watch the schedule's integrity."""
     reaped = reaper.reap()
     repaired = scheduling.repair()
-    return f"{len(reaped)} run(s) reaped, {repaired} schedule(s) re-armed"
+    watched = watch.watch()
+    return f"{len(reaped)} run(s) reaped, {repaired} schedule(s) re-armed; {watched}"

@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from runs import followups
 from runs.models import Run, RunStatus, Stage
-from runs.pipeline.log import RunLogger
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +44,9 @@ def reap(now: datetime | None = None, stale_after: timedelta | None = None) -> l
         message = (f"Worker lost: {run.worker or 'its worker'} gave no sign of life since "
                    f"{timezone.localtime(seen):%Y-%m-%d %H:%M:%S %Z}; the run was stopped without finishing.")
         # Only if nothing changed since we looked: a late heartbeat or finish wins.
-        changed = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at).update(
-            status=RunStatus.FAILED, finished_at=now, error=message, error_stage=Stage.FINISH, permanent=False,
-        )
-        if not changed:
+        still = {"status": RunStatus.RUNNING, "heartbeat_at": run.heartbeat_at}
+        if not followups.fail(run, still, now=now, message=message, stage=Stage.FINISH, permanent=False):
             continue
-        run.refresh_from_db()
-        log = RunLogger(run)
-        log.error(Stage.FINISH, message)
-        followups.after_run(run, log)
         reaped.append(run)
         logger.warning("Run %s of %s: %s", run.pk, run.task, message)
     return reaped

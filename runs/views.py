@@ -15,10 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from etlsite.pages import action_history, record, render_page, require, require_superuser
+from etlsite.pages import action_history, record, render_page, require, require_superuser, skipped_note
+from etlsite.times import zoned
 from projects.models import Project
-from projects.upcoming import fire_times, hours_plan, runs_per_hour
-from runs import reaper, services
+from projects.upcoming import day_plan, fire_times
+from runs import lateness, reaper, services, waiting
 from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
 from runs.queries import task_rows
 from runs.resend import ResendError, resend_file
@@ -39,7 +40,7 @@ PLAN_HOURS = 24
 def run_log(request: HttpRequest, pk: int) -> JsonResponse:
     """Log lines of a run after the id `after`, and the run's status, as JSON for the live log."""
     require(request, "tasks.view_task")
-    run = get_object_or_404(Run.objects.only("id", "status", "rows"), pk=pk)
+    run = get_object_or_404(Run.objects.select_related("task__project").only("id", "status", "rows", "task__project__timezone"), pk=pk)
     try:
         after = max(0, int(request.GET.get("after", "0") or 0))
     except ValueError:
@@ -52,7 +53,8 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
         "finished": run.status in Run.AT_REST,
         "rows": run.rows,
         "more": len(lines) == LOG_BATCH,
-        "lines": [{**line, "at": timezone.localtime(line["at"]).strftime("%H:%M:%S")} for line in lines],
+        # Times of day in the project's zone, as everywhere on Task Details.
+        "lines": [{**line, "at": zoned(line["at"], run.task.project.timezone).strftime("%H:%M:%S")} for line in lines],
     })
 
 
@@ -95,7 +97,7 @@ def _scheduled_projects() -> list[tuple[Project, list[str]]]:
 
 
 def _next_runs(firings: list, scheduled: list[tuple[Project, list[str]]], now, count: int = 10) -> list[dict]:
-    """The next `count` firings: from the 24-hour plan, and past it only when the plan has too few."""
+    """The next `count` firings: from the day's plan, and past it only when the plan has too few."""
     upcoming = [{"at": at, "project": project, "tasks": names} for at, project, names in firings[:count]]
     if len(upcoming) < count:
         planned = {entry["project"].pk for entry in upcoming}
@@ -111,17 +113,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     errored = task_rows().filter(last_status=RunStatus.FAILED).order_by("project__name", "name")
     running = _running_runs()
     scheduled = _scheduled_projects()
-    start = now.replace(minute=0, second=0, microsecond=0)
-    firings = hours_plan(scheduled, start, PLAN_HOURS)
-    plan = runs_per_hour(firings, start, PLAN_HOURS)
+    plan = day_plan(scheduled, now, PLAN_HOURS)
     return render_page(
         request, "courier/dashboard.html", title="Dashboard", crumbs=[("Dashboard", None)],
         errored=list(errored[:DASHBOARD_ROWS]), errored_count=errored.count(),
-        running=list(running[:DASHBOARD_ROWS]), next_runs=_next_runs([f for f in firings if f[0] > now], scheduled, now),
-        plan_chart=charts.hourly_plan_chart(start, plan), plan_total=sum(len(h) for h in plan),
-        plan_hours=[(start + timedelta(hours=i), len(names), charts.tally(names)) for i, names in enumerate(plan) if names],
+        running=list(running[:DASHBOARD_ROWS]), retries=list(_waiting_retries()[:DASHBOARD_ROWS]),
+        next_runs=_next_runs(plan.firings, scheduled, now), site_zone=timezone.get_current_timezone_name(),
+        plan_chart=charts.hourly_plan_chart(plan.start, plan.hours), plan_total=plan.total,
+        plan_hours=[(plan.start + timedelta(hours=i), len(names), charts.tally(names)) for i, names in enumerate(plan.hours) if names],
         orphans=services.orphaned_schedules(), site=SiteState.get(),
         can_run=request.user.has_perm("tasks.run_task"),
+        late=list(lateness.open_alerts()[:DASHBOARD_ROWS]), waiting=list(waiting.waiting_runs()[:DASHBOARD_ROWS]),
     )
 
 
@@ -130,10 +132,13 @@ def run_errored(request: HttpRequest) -> HttpResponse:
     """“Run all errored”: a manual run of every task whose latest run failed."""
     require(request, "tasks.run_task")
     tasks = list(task_rows().filter(last_status=RunStatus.FAILED))
-    for task in tasks:
-        run = services.run_now(task, user=request.user)
-        record(request, task, f"Started run {run.pk} by hand (run all errored).")
-    messages.success(request, f"Started {len(tasks)} errored task(s)." if tasks else "No task is in error.")
+    runs = [services.run_now(task, user=request.user) for task in tasks]
+    for task, run in zip(tasks, runs):
+        record(request, task, f"Started run {run.pk} by hand (run all errored)." if run.status != RunStatus.SKIPPED
+               else f"Run all errored: not started.{skipped_note([run])}")
+    started = sum(run.status != RunStatus.SKIPPED for run in runs)
+    (messages.success if started == len(runs) else messages.warning)(
+        request, f"Started {started} errored task(s).{skipped_note(runs)}" if tasks else "No task is in error.")
     return redirect("courier:dashboard")
 
 
@@ -146,6 +151,11 @@ def _running_runs(order: str = "started_at"):
     # Prefetched, not joined: a join lets SQLite's planner walk every run of every task instead of the
     # few running ones on the status index (measured: 0.5 s at 1,000,000 runs).
     return Run.objects.filter(status=RunStatus.RUNNING).prefetch_related("task__project").order_by(order)
+
+
+def _waiting_retries():
+    """Runs waiting for their retry's time, soonest first, with the failure they retry (prefetched, as above)."""
+    return Run.objects.filter(status=RunStatus.RETRY_SCHEDULED).prefetch_related("task__project", "retry_of").order_by("due_at")
 
 
 def scheduler_tools(request: HttpRequest) -> HttpResponse:
@@ -170,7 +180,15 @@ def _pause(request: HttpRequest) -> str:
 
 def _resume(request: HttpRequest) -> str:
     services.resume_scheduler(user=request.user)
-    return "Resumed the scheduler."
+    return "Resumed the scheduler; the fire times of the pause are not run."
+
+
+def _resume_catch_up(request: HttpRequest) -> str:
+    paused_at = SiteState.get().paused_at
+    services.resume_scheduler(user=request.user, catch_up=True)
+    missed = Run.objects.filter(status=RunStatus.MISSED, intended_at__gte=paused_at).count() if paused_at else 0
+    return (f"Resumed the scheduler and caught up: the pause counts as downtime, {missed} missed run(s) recorded, "
+            "run late as each project's missed-run policy says.")
 
 
 def _reschedule_all(request: HttpRequest) -> str:
@@ -191,6 +209,7 @@ def _reset_stuck(request: HttpRequest) -> str:
 SCHEDULER_ACTIONS = {
     "pause": _pause,
     "resume": _resume,
+    "resume-catch-up": _resume_catch_up,
     "reschedule-all": _reschedule_all,
     "delete-orphans": _delete_orphans,
     "reset-stuck": _reset_stuck,

@@ -8,11 +8,12 @@ and read-only flag bound what it can do, so whoever may change a task may
 edit it.
 
 A user without the right meets two checks, both built on the rules below:
-- the forms (task pages and admin) lock the code fields: shown disabled, and
-  a posted value that differs from the saved one is refused (`CodeLockMixin`);
+- the task page's forms lock the code fields: shown disabled, and a posted
+  value that differs from the saved one is refused (`CodeLockMixin`); the
+  admin has no task form (its task pages lead to Courier's);
 - what was saved is compared with what was there before (`refuse_saved_change`),
   inside the saving transaction, so a change made some other way (switching
-  the source kind, an added admin row) is refused and rolled back.
+  the source kind, say) is refused and rolled back.
 A copy of a task with code is a new task with code: refused too (`refuse_copy`).
 """
 

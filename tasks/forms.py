@@ -2,10 +2,12 @@
 
 Several Django forms are edited together (`TaskEditor`): the task itself, its
 query/command and its processing script (each a code location), its
-parameters and destinations (formsets) and its two emails. Fields that do not
-apply to the chosen source, code location, output type or email are hidden in
-the browser (static/courier/task_form.js reads the `data-show-*` attributes
-that `Row` carries); the server validates with the models' own clean().
+parameters (rows, and lines pasted in a box) and destinations (formsets) and
+its two emails. Fields that do not apply to the chosen source, code location,
+output type or email are hidden in the browser (static/courier/task_form.js
+reads the `data-show-*` attributes that `Row` carries); the server validates
+each part with its model's clean(), then the whole task with the rules of
+tasks/validation.py, which refuse what could only fail when it runs.
 For a user who may not write code, the code fields are locked (tasks/codeguard.py).
 """
 
@@ -24,8 +26,8 @@ from django.forms.utils import ErrorDict
 from connections import kinds
 from connections.kinds import Reads
 from connections.models import Connection, GpgKey
-from projects.forms import ParameterForm
-from tasks import codeguard, placeholders, sqlbind, sqlbounds
+from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
+from tasks import codeguard, dependencies, placeholders, sqlbind
 from tasks.models import (
     CodeLocation,
     CodeLocationKind,
@@ -39,6 +41,7 @@ from tasks.models import (
     Task,
     TaskParameter,
 )
+from tasks.validation import Draft, refusals
 
 QUERY_SOURCES = kinds.sources_reading(Reads.QUERY)
 COMMAND_SOURCES = kinds.sources_reading(Reads.COMMAND)
@@ -120,6 +123,7 @@ TASK_SHOW = {
     "script_network": ("use_script", ["on"]),
 }
 GENERAL = ["project", "name", "enabled", "rank", "timeout_minutes"]
+SCHEDULE = ["expected_by", "wait_for", "wait_window_minutes", "wait_deadline_minutes"]
 RETRIES = ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]
 SOURCE = ["source_kind", "source_connection", "source_headers", "source_path",
           "source_missing_ok", "source_delimiter", "source_stdout_as_file"]
@@ -130,7 +134,22 @@ PACKAGING = ["zip_enabled", "zip_name", "gpg_key", "gpg_armor"]
 GUARD = ["source_fail_on_empty", "guard_min_rows", "guard_max_rows", "guard_median_runs", "guard_median_percent", "guard_action"]
 
 
-class TaskForm(codeguard.CodeLockMixin, forms.ModelForm):
+class NoWaitingLoop:
+    """A task form's "run after" may not close a loop of tasks waiting for each other."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "wait_deadline_minutes" in self.fields:
+            # Left out of a post (a form from before this field existed): the saved value, or the default, stays.
+            self.fields["wait_deadline_minutes"].required = False
+
+    def clean_wait_for(self):
+        chosen = list(self.cleaned_data["wait_for"])
+        dependencies.refuse_cycle(self.instance, chosen)
+        return chosen
+
+
+class TaskForm(codeguard.CodeLockMixin, NoWaitingLoop, ParameterLinesForm):
     use_script = forms.BooleanField(
         label="Run a processing script", required=False,
         help_text="After the source, run a Python script on the files (always on for a script-only task).",
@@ -142,19 +161,23 @@ class TaskForm(codeguard.CodeLockMixin, forms.ModelForm):
 
     class Meta:
         model = Task
-        fields = [f for f in GENERAL + RETRIES + SOURCE + PROCESSING + GUARD + OUTPUT + PACKAGING if f != "use_script"]
+        fields = [f for f in GENERAL + SCHEDULE + RETRIES + SOURCE + PROCESSING + GUARD + OUTPUT + PACKAGING if f != "use_script"]
         widgets = {
             "processing_requirements": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
             "name": forms.TextInput(attrs={"class": "vTextField"}),
             "source_path": forms.TextInput(attrs={"class": "vTextField"}),
             "output_name": forms.TextInput(attrs={"class": "vTextField"}),
             "zip_name": forms.TextInput(attrs={"class": "vTextField"}),
+            "expected_by": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "wait_for": forms.SelectMultiple(attrs={"size": 6}),
         }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["project"].queryset = self.fields["project"].queryset.only("id", "name")
         self.fields["gpg_key"].queryset = GpgKey.objects.only("id", "name")
+        others = Task.objects.select_related("project").only("id", "name", "project__name").order_by("project__name", "name")
+        self.fields["wait_for"].queryset = others.exclude(pk=self.instance.pk) if self.instance.pk else others
         has_script = any(c.role == CodeRole.PROCESSING for c in self.instance.code_locations.all()) if self.instance.pk else False
         self.initial.setdefault("use_script", has_script)
 
@@ -169,8 +192,8 @@ class TaskForm(codeguard.CodeLockMixin, forms.ModelForm):
 
     def sections(self) -> dict[str, list[Row]]:
         """The page's sections by name; the template lays them out in SPEC order."""
-        parts = {"general": GENERAL, "retries": RETRIES, "source": SOURCE, "processing": PROCESSING,
-                 "guard": GUARD, "output": OUTPUT, "packaging": PACKAGING}
+        parts = {"general": GENERAL, "schedule": SCHEDULE, "retries": RETRIES, "parameter_lines": ["parameter_lines"],
+                 "source": SOURCE, "processing": PROCESSING, "guard": GUARD, "output": OUTPUT, "packaging": PACKAGING}
         return {name: rows(self, names, TASK_SHOW) for name, names in parts.items()}
 
 
@@ -344,6 +367,7 @@ class TaskEditor:
             for event in (NotificationEvent.SUCCESS, NotificationEvent.FAILURE)
         }
         self._share_choices()
+        self._valid: bool | None = None
 
     def _share_choices(self) -> None:
         """Every destination row offers the same connections: load the list once, not once per row."""
@@ -362,22 +386,33 @@ class TaskEditor:
     def _needs_script(self) -> bool:
         return bool(self.form.cleaned_data.get("use_script"))
 
-    def _query_within_bounds(self) -> bool:
-        """A query written here that its connection would refuse (SPEC 8.2) is an error on the query, not a failed run later."""
-        conn, sql = self.form.cleaned_data.get("source_connection"), self._inline_sql()
-        if conn is None or sql is None:
-            return True
-        refusal = sqlbounds.refusal_in(conn, sql)
-        if refusal:
-            self.query.add_error("text", refusal)
-        return refusal is None
+    def _draft(self) -> Draft[forms.BaseForm]:
+        """The task as this page would save it, each part named by the form that shows it."""
+        # While the parameter rows have errors of their own, their keys are not known yet.
+        keys = set(self._parameter_keys()) if self.parameters.is_valid() else None
+        draft = Draft(self.form.instance, self.form, script=self._needs_script(), parameter_keys=keys)
+        for code_form, role, wanted in ((self.query, CodeRole.SOURCE, self._needs_query()), (self.script, CodeRole.PROCESSING, self._needs_script())):
+            if wanted and code_form.is_valid():
+                code_form.instance.role = role
+                draft.codes.append((code_form, code_form.instance))
+        deleted = self.destinations.deleted_forms
+        kept = [f for f in self.destinations.forms if f.is_valid() and (f.instance.pk or f.has_changed()) and f not in deleted]
+        draft.destinations = [(f, f.instance) for f in kept]
+        return draft
+
+    def _runnable(self) -> bool:
+        """Refuse what could only fail when the task runs, on the field that holds it (tasks/validation.py)."""
+        found = refusals(self._draft())
+        for refusal in found:
+            refusal.where.add_error(refusal.field, refusal.message)
+        return not found
 
     def _inline_sql(self) -> str | None:
         """The database query written on this page (as posted, or as stored when the page is first shown)."""
         if not self.form.is_bound:
             return placeholders.inline_query(self.task)
         code = self.query.cleaned_data if self.query.is_bound else {}
-        if self.form.cleaned_data.get("source_kind") != SourceKind.DATABASE or code.get("location") != CodeLocationKind.INLINE:
+        if kinds.reads(self.form.cleaned_data.get("source_kind")) != Reads.QUERY or code.get("location") != CodeLocationKind.INLINE:
             return None
         return code.get("text") or ""
 
@@ -387,25 +422,12 @@ class TaskEditor:
             return placeholders.saved_keys(self.task)
         deleted = self.parameters.deleted_forms
         own = [f.cleaned_data.get("key") for f in self.parameters.forms if f not in deleted and hasattr(f, "cleaned_data")]
+        own += [param.key for param in self.form.cleaned_data.get("parameter_lines") or []]
         return placeholders.project_keys(self.form.cleaned_data.get("project")) + [key for key in own if key]
 
     def _dialect(self) -> str:
         conn = self.form.cleaned_data.get("source_connection") if self.form.is_bound else self.task.source_connection
         return placeholders.dialect_of(conn)
-
-    def _placeholders_bound(self, parameters_valid: bool) -> bool:
-        """A :name placeholder without its parameter (SPEC 6) is an error on the query, not a failed run later.
-
-        Not judged while the parameter rows have errors of their own: their keys are not known yet.
-        """
-        sql = self._inline_sql() if parameters_valid else None
-        problem = None if sql is None else sqlbind.problem(sql, self._dialect(), self._parameter_keys())
-        if problem:
-            self.query.add_error("text", problem)
-        return problem is None
-
-    def _query_valid(self, parameters_valid: bool) -> bool:
-        return self.query.is_valid() and self._query_within_bounds() and self._placeholders_bound(parameters_valid)
 
     def unused_parameters(self) -> list[str]:
         """Parameters the query uses neither as a placeholder nor in a declaration: a warning on the page, not an error."""
@@ -422,10 +444,16 @@ class TaskEditor:
         return True
 
     def is_valid(self) -> bool:
+        # Once: the template asks again, and the refusals must not be added twice.
+        if self._valid is None:
+            self._valid = self._validate()
+        return self._valid
+
+    def _validate(self) -> bool:
         valid = self.form.is_valid()
         parameters_valid = self.parameters.is_valid()
         if valid:
-            valid &= self._query_valid(parameters_valid) if self._needs_query() else self._skip(self.query)
+            valid &= self.query.is_valid() if self._needs_query() else self._skip(self.query)
             valid &= self.script.is_valid() if self._needs_script() else self._skip(self.script)
         else:
             # Which parts apply is not known while the task's own fields are wrong.
@@ -434,6 +462,8 @@ class TaskEditor:
         valid &= parameters_valid
         valid &= self.destinations.is_valid()
         valid &= self._emails_valid()
+        if self.form.is_valid():
+            valid &= self._runnable()
         return bool(valid)
 
     @property
@@ -467,6 +497,7 @@ class TaskEditor:
         for formset in (self.parameters, self.destinations):
             formset.instance = self.task
             formset.save()
+        save_parameter_lines(self.form, self.task.parameters)
         for form in self.emails.values():
             self._save_email(form)
         codeguard.refuse_saved_change(self.user, code_before, self.task.pk)

@@ -7,8 +7,6 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from connections import kinds
-from connections.clients.addresses import written_local
-from connections.clients.base import outside_base
 from connections.kinds import Reads
 from connections.models import Connection, GpgKey
 from connections.validators import validate_plain_name
@@ -128,6 +126,25 @@ class Task(models.Model):
     )
     gpg_armor = models.BooleanField("ASCII armour", default=False, help_text="Write armoured .asc instead of binary .gpg.")
 
+    # Schedule integrity (SPEC §4.1): an expected time, and other tasks to wait for.
+    expected_by = models.TimeField(
+        "should have succeeded by", null=True, blank=True,
+        help_text="HH:MM in the project's time zone. On a day the project's triggers fire, if no run intended "
+        "that day has succeeded by then, a late alert goes to the failure mail's recipients and the owner.",
+    )
+    wait_for = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="waited_on_by", verbose_name="run after",
+        help_text="Tasks (of any project) that must have succeeded first: a scheduled run waits for them.",
+    )
+    wait_window_minutes = models.PositiveIntegerField(
+        "dependency window (minutes)", null=True, blank=True,
+        help_text="A success of each task waited for counts when intended within this many minutes of this run's "
+        "intended time. Blank: intended on the same day (project time zone).",
+    )
+    wait_deadline_minutes = models.PositiveIntegerField(
+        "give up waiting after (minutes)", default=360,
+        help_text="A run still waiting this long after its intended time fails (“dependencies not met by …”).",
+    )
     # Row-count guard (runs/pipeline/guard.py): checked once the result's rows are known, before any file is made.
     guard_min_rows = models.PositiveIntegerField("guard: fewer rows than", null=True, blank=True, help_text="A result with fewer data rows breaks the guard. Blank: no lower limit.")
     guard_max_rows = models.PositiveIntegerField("guard: more rows than", null=True, blank=True, help_text="A result with more data rows breaks the guard. Blank: no upper limit.")
@@ -162,6 +179,7 @@ class Task(models.Model):
         return kinds.reads(self.source_kind)
 
     def clean(self) -> None:
+        # Which fields the choices need; what would fail when it runs is tasks/validation.py's.
         errors = {}
         # A source is a connection of the same kind, except a script-only one.
         wanted = kinds.KINDS[self.source_kind] if self.source_reads else None
@@ -172,11 +190,8 @@ class Task(models.Model):
             errors["source_connection"] = f"“{conn}” is a {conn.get_kind_display()} connection; this source needs a {wanted.label} connection."
         elif not wanted and conn is not None:
             errors["source_connection"] = "A Python-script-only source takes no connection."
-        if self.source_reads == Reads.FILES:
-            if not self.source_path:
-                errors["source_path"] = "A file source needs a remote path."
-            elif conn is not None and (problem := outside_base(conn.folder, self.source_path)):
-                errors["source_path"] = problem
+        if self.source_reads == Reads.FILES and not self.source_path:
+            errors["source_path"] = "A file source needs a remote path."
         if self.retry_backoff < 1:
             errors["retry_backoff"] = "The backoff multiplier must be 1 or more."
         if self.zip_enabled and not self.zip_name:
@@ -252,21 +267,6 @@ class CodeLocation(models.Model):
     def __str__(self) -> str:
         return f"{self.get_role_display()} ({self.get_location_display()})"
 
-    def clean(self) -> None:
-        if self.location in kinds.code_kinds("path"):
-            if self.connection_id and self.path and (problem := outside_base(self.connection.folder, self.path)):
-                raise ValidationError({"path": problem})
-            return
-        # Refused when saved, as again when fetched (tasks/code.py, tasks/packages.py): a token
-        # sent outside its connection's base, or a local address (SPEC §8.2).
-        if self.location not in kinds.code_kinds("url") or not self.url:
-            return
-        problem = written_local(self.url)
-        if not problem and self.connection_id:
-            problem = kinds.client_for(self.connection).scope_problem(self.url)
-        if problem:
-            raise ValidationError({"url": problem})
-
 
 class IfExists(models.TextChoices):
     FAIL = "fail", "Fail"
@@ -310,8 +310,6 @@ class Destination(models.Model):
     def clean(self) -> None:
         if self.connection_id and self.connection.kind != self.kind:
             raise ValidationError({"connection": f"“{self.connection}” is a {self.connection.get_kind_display()} connection, not {self.get_kind_display()}."})
-        if self.connection_id and self.folder and (problem := outside_base(self.connection.folder, self.folder)):
-            raise ValidationError({"folder": problem})
         if "/" in self.done_file or "\\" in self.done_file:
             raise ValidationError({"done_file": "The done file is written beside the files: its name may not contain a folder."})
         if self.done_manifest and not self.done_file:

@@ -1,8 +1,10 @@
-"""A task's :name placeholders against its parameters when it is saved (SPEC 6): the task page, the admin, import_config.
+"""What the task page needs to weigh a task's :name placeholders against its parameters (SPEC 6).
 
-Only a query written in the task can be read at save time; one fetched from a
-code location is checked when it runs (runs/pipeline/source.py), where a
-placeholder without a parameter fails the run for good.
+The check itself is one of the rules of tasks/validation.py, for the task page
+and import_config alike. Only a query written in the task can be read at save
+time; one fetched from a code location is checked when it runs
+(runs/pipeline/source.py), where a placeholder without a parameter fails the
+run for good.
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from __future__ import annotations
 from connections.kinds import Reads
 from connections.models import Connection
 from projects.models import Project
-from tasks import sqlbind
 from tasks.models import CodeLocationKind, CodeRole, Task
 
-__all__ = ["dialect_of", "inline_query", "problem", "project_keys", "saved_keys", "unused"]
+__all__ = ["dialect_of", "inline_query", "project_keys", "saved_keys"]
 
 
 def project_keys(project: Project | None) -> list[str]:
@@ -37,14 +38,3 @@ def inline_query(task: Task) -> str | None:
     code = task.code_locations.filter(role=CodeRole.SOURCE, location=CodeLocationKind.INLINE).first()
     return code.text if code else None
 
-
-def problem(task: Task) -> str | None:
-    """Why the stored task's query cannot be bound with the stored parameters, or None."""
-    sql = inline_query(task)
-    return None if sql is None else sqlbind.problem(sql, dialect_of(task.source_connection), saved_keys(task))
-
-
-def unused(task: Task) -> list[str]:
-    """Stored parameters the stored inline query does not use."""
-    sql = inline_query(task)
-    return [] if sql is None else sqlbind.unused(sql, dialect_of(task.source_connection), saved_keys(task))

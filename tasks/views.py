@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_tables2 import LazyPaginator, RequestConfig
@@ -21,7 +22,8 @@ from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import held, services
-from runs.models import Run, RunFile, RunStatus
+from runs.live import TaskState, task_state
+from runs.models import Run, RunFile, RunStatus, SiteState
 from runs.preview import preview
 from runs.queries import task_rows
 from tasks import charts, codeguard
@@ -63,7 +65,9 @@ def _task_list(request: HttpRequest, *, mine: bool) -> HttpResponse:
         base = base.filter(project__owner=request.user)
     filter_class = MyTaskFilter if mine else TaskFilter
     filterset = filter_class(request.GET, queryset=base, request=request)
-    table = TaskTable(filterset.qs, next_run=next_run_lookup())
+    filtered = any(request.GET.get(name) for name in filterset.filters)
+    table = TaskTable(filterset.qs, next_run=next_run_lookup(), paused=SiteState.get().paused,
+                      empty_text=None if filtered else "No tasks yet: a task is made on its project's page (New task).")
     RequestConfig(request, paginate={"per_page": LIST_PAGE_SIZE}).configure(table)
     clouds = [] if mine else [
         name_cloud("Owners", filter_class, request.GET, base, param="owner", key="project__owner_id",
@@ -81,25 +85,29 @@ def _task_list(request: HttpRequest, *, mine: bool) -> HttpResponse:
 # --------------------------------------------------------------------------
 
 
-def _controls(request: HttpRequest, states: set[str]) -> dict:
-    """What the user may do, and what the task's active runs allow (Cancel Retry waits while it runs)."""
-    user = request.user
+def _controls(request: HttpRequest, state: TaskState) -> dict:
+    """What the user may do, and what the task's runs allow: one run at a time, Cancel Retry not while it runs."""
+    user, states, active = request.user, state.statuses, state.active
     running = RunStatus.RUNNING in states
     return {
         "can_run": user.has_perm("tasks.run_task"),
         "can_change": user.has_perm("tasks.change_task"),
         "can_add": user.has_perm("tasks.add_task"),
         "can_delete": user.has_perm("tasks.delete_task"),
+        "busy": active and f"Run {active.pk} is {active.get_status_display().lower()}; a task runs one run at a time",
         "running": running,
         "retry_pending": RunStatus.RETRY_SCHEDULED in states,
         "can_cancel_retry": user.has_perm("tasks.run_task") and RunStatus.RETRY_SCHEDULED in states and not running,
+        # A run waiting for other tasks is the task's active run; a person may stop the wait.
+        "waiting": state.active if state.active is not None and state.active.status == RunStatus.WAITING else None,
     }
 
 
 def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTable]:
     # Both ordered by id only and lazily paginated: no COUNT(*) over the history.
-    runs = RunTable(task.runs.select_related("started_by").order_by("-id"), prefix="runs-")
-    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), masker=shown_masker(task), prefix="files-")
+    zone = task.project.timezone
+    runs = RunTable(task.runs.select_related("started_by").order_by("-id"), zone=zone, prefix="runs-")
+    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), masker=shown_masker(task), zone=zone, prefix="files-")
     for table in (runs, files):
         RequestConfig(request, paginate={"per_page": HISTORY_PAGE_SIZE, "paginator_class": LazyPaginator}).configure(table)
     return runs, files
@@ -115,23 +123,44 @@ def _logged_run(request: HttpRequest, task: Task) -> Run | None:
     return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
 
 
-def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    require(request, "tasks.view_task")
-    task = get_object_or_404(detail_queryset(), pk=pk)
-    states = set(task.runs.filter(status__in=Run.UNFINISHED).values_list("status", flat=True))
-    latest = task.runs.order_by("-id").only("id", "status").first()
-    logged = _logged_run(request, task) or latest
+def _live_parts(request: HttpRequest, task: Task, state: TaskState) -> dict:
+    """What Task Details shows of the runs; the page and its live updates render it alike."""
     finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
     durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])
     run_table, file_table = _history_tables(request, task)
+    return {"task": task, "controls": _controls(request, state), "current_run": state.current, "live_version": state.version,
+            "run_table": run_table, "file_table": file_table, "chart": charts.duration_chart(durations, task.project.timezone)}
+
+
+def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    require(request, "tasks.view_task")
+    task = get_object_or_404(detail_queryset(), pk=pk)
     return render_page(
         request, "courier/task_detail.html", title=task.name,
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
-        task=task, summary=summary(task), preview=preview(task), controls=_controls(request, states),
-        latest_run=latest, logged_run=logged, run_table=run_table, file_table=file_table, chart=charts.duration_chart(durations),
-        history=action_history(task), held_runs=held.held_runs(task).prefetch_related("files"),
+        summary=summary(task), preview=preview(task), history=action_history(task), pinned_run=_logged_run(request, task),
+        held_runs=held.held_runs(task).prefetch_related("files"), **_live_parts(request, task, task_state(task)),
     )
+
+
+def task_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """Task Details' live state as JSON (static/courier/live_log.js): the run it follows, the controls, the
+    run and file history as HTML. The ETag is the state's version: unchanged, the answer is an empty 304."""
+    require(request, "tasks.view_task")
+    state = task_state(get_object_or_404(Task.objects.only("id"), pk=pk))
+    etag = f'"{state.version}"'
+    if request.headers.get("If-None-Match") == etag:
+        return HttpResponseNotModified(headers={"ETag": etag})
+    parts = _live_parts(request, get_object_or_404(detail_queryset(), pk=pk), state)
+    run = state.current
+    response = JsonResponse({
+        "current": run and {"id": run.pk, "status": run.status, "status_label": run.get_status_display(),
+                            "finished": run.status in Run.AT_REST, "log_url": reverse("courier:run_log", args=[run.pk])},
+        **{key: render_to_string(f"courier/task_{key}.html", parts, request) for key in ("controls", "runs", "files")},
+    })
+    response["ETag"] = etag
+    return response
 
 
 # --------------------------------------------------------------------------
@@ -139,10 +168,16 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 # --------------------------------------------------------------------------
 
 
-def _run(request: HttpRequest, task: Task) -> str:
+def _run(request: HttpRequest, task: Task) -> str | None:
     require(request, "tasks.run_task")
     run = services.run_now(task, user=request.user)
-    return f"Started run {run.pk} by hand."
+    if run.status != RunStatus.SKIPPED:
+        return f"Started run {run.pk} by hand."
+    # The run engine keeps one run of a task at a time and recorded this start as skipped, with the reason.
+    said = f"Not started: {run.error} A task runs one run at a time; this start is recorded as skipped run {run.pk}."
+    record(request, task, said)
+    messages.warning(request, said)
+    return None
 
 
 def _reschedule(request: HttpRequest, task: Task) -> str:
@@ -177,6 +212,12 @@ def _discard(request: HttpRequest, task: Task) -> str:
     return f"Discarded the held files of run {run.pk}: nothing was delivered."
 
 
+def _stop_waiting(request: HttpRequest, task: Task) -> str:
+    require(request, "tasks.run_task")
+    run = services.cancel_waiting(task, user=request.user)
+    return f"Cancelled run {run.pk}, which waited for other tasks."
+
+
 def _set_enabled(enabled: bool):
     def action(request: HttpRequest, task: Task) -> str:
         require(request, "tasks.change_task")
@@ -192,6 +233,7 @@ ACTIONS = {
     "cancel-retry": _cancel_retry,
     "release": _release,
     "discard": _discard,
+    "stop-waiting": _stop_waiting,
     "enable": _set_enabled(True),
     "disable": _set_enabled(False),
 }
@@ -211,8 +253,9 @@ def task_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except services.ServiceError as exc:
         messages.error(request, str(exc))
     else:
-        record(request, task, message)
-        messages.success(request, message)
+        if message:  # None: the action said and recorded its own outcome
+            record(request, task, message)
+            messages.success(request, message)
     return redirect("courier:task_detail", pk=task.pk)
 
 

@@ -35,15 +35,3 @@ def staff_viewer(django_user_model):
     user = django_user_model.objects.create_user("viewer", "viewer@example.test", "viewerpass", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__in=["view_task", "view_project", "view_run"]))
     return user
-
-
-@pytest.fixture
-def smtp(smtp_server, settings):
-    """Django's mail goes to the real aiosmtpd server of the test (tests/servers_inprocess.py)."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = smtp_server.host, smtp_server.port
-    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = smtp_server.username, smtp_server.password
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.DEFAULT_FROM_EMAIL = "courier@example.test"
-    settings.COURIER_BASE_URL = "https://courier.example.test/"
-    return smtp_server

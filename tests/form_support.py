@@ -6,8 +6,8 @@ checkbox only when checked, a select its selected option (else its first), a
 textarea its text without the one newline that follows the opening tag.
 
 The request builders below (each returns `case(client, world)`) are the
-routes by which a task's code can be created or changed: the task pages, the
-admin with its inline code rows, and the copies.
+routes by which a task's code can be created or changed: the task pages and
+the copies. The admin has none: its task pages lead to Courier's.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from html.parser import HTMLParser
 
 from django.urls import reverse
 
-from tasks.models import CodeLocation
 from tests.security_support import CodeWorld
 
 NOT_SENT = {"submit", "button", "reset", "image", "file"}
@@ -31,7 +30,7 @@ class _FormReader(HTMLParser):
         self.fields: list[tuple[str, str]] = []
         self.disabled: set[str] = set()
         self._textarea: tuple[str, list[str]] | None = None
-        self._select: tuple[str, list[tuple[str, bool]]] | None = None
+        self._select: tuple[str, list[tuple[str, bool]], bool] | None = None
         self._option: tuple[str | None, bool, list[str]] | None = None
 
     def handle_starttag(self, tag, attrs):
@@ -53,7 +52,7 @@ class _FormReader(HTMLParser):
         elif tag == "textarea":
             self._textarea = (name, [])
         elif tag == "select":
-            self._select = (name, [])
+            self._select = (name, [], "multiple" in attrs)
         elif tag == "option" and self._select is not None:
             self._option = (attrs.get("value"), "selected" in attrs and "disabled" not in attrs, [])
 
@@ -86,8 +85,9 @@ class _FormReader(HTMLParser):
             self._select[1].append((value if value is not None else "".join(parts).strip(), selected))
             self._option = None
         elif tag == "select" and self._select is not None:
-            name, options = self._select
-            chosen = [value for value, selected in options if selected] or [value for value, _ in options[:1]]
+            name, options, multiple = self._select
+            # A single select sends its first option when none is selected; a multiple one sends nothing.
+            chosen = [value for value, selected in options if selected] or ([] if multiple else [value for value, _ in options[:1]])
             self.fields += [(name, value) for value in chosen]
             self._select = None
 
@@ -132,58 +132,21 @@ def page_new(**changes):
     return case
 
 
-def _row(data: dict, code: CodeLocation) -> str:
-    """The prefix of the admin's inline row that shows `code`."""
-    return next(key[: -len("id")] for key, value in data.items() if key.startswith("code_locations-") and key.endswith("-id")
-                and value == str(code.pk))
-
-
-def new_row(data: dict, **fields) -> None:
-    index = int(data["code_locations-TOTAL_FORMS"])
-    data["code_locations-TOTAL_FORMS"] = str(index + 1)
-    data.update({f"code_locations-{index}-{name}": value for name, value in fields.items()})
-
-
-def admin_edit(task: str, change):
-    """`change(data, code)` edits what the browser would send; `code` maps a role to the task's code location."""
-    def case(client, w: CodeWorld):
-        url = reverse("admin:tasks_task_change", args=[w.tasks[task].pk])
-        data = form_on(client, url)
-        change(data, {c.role: _row(data, c) for c in w.tasks[task].code_locations.all()})
-        return client.post(url, {**_resolve(data, w), "_save": "Save"})
-
-    return case
-
-
-def admin_add(**changes):
-    def case(client, w: CodeWorld):
-        url = reverse("admin:tasks_task_add")
-        data = {**form_on(client, url), "project": w.project.pk, "name": "new", "source_connection": w.conns["database"].pk}
-        new_row(data, role="source", location="inline", text="select 3 as three")
-        new_script = changes.pop("new_script", None)
-        if new_script:
-            new_row(data, role="processing", location="inline", text=new_script)
-        return client.post(url, {**data, **_resolve(changes, w), "_save": "Save"})
-
-    return case
-
-
 def duplicate(task: str):
     return lambda client, w: client.post(reverse("courier:task_action", args=[w.tasks[task].pk, "duplicate"]))
-
-
-def admin_duplicate(task: str):
-    return lambda client, w: client.post(reverse("admin:tasks_task_changelist"),
-                                         {"action": "duplicate_selected", "_selected_action": [w.tasks[task].pk]})
 
 
 def project_duplicate(client, w: CodeWorld):
     return client.post(reverse("courier:project_action", args=[w.project.pk, "duplicate"]))
 
 
-def set_fields(**values):
-    return lambda data, code: data.update(values)
+def typed_in(client, url: str, form_id: str, **typed):
+    """GET the page, type or pick the given values, POST what the browser sends and follow the redirect.
 
-
-def in_row(role: str, **values):
-    return lambda data, code: data.update({code[role] + name: value for name, value in values.items()})
+    A value of None unticks a checkbox (the browser then sends nothing for it).
+    """
+    page = client.get(url)
+    assert page.status_code == 200, f"GET {url}: {page.status_code}"
+    data = browser_form(page.content.decode(), form_id)[0]
+    data.update(typed)
+    return client.post(url, {key: value for key, value in data.items() if value is not None}, follow=True)

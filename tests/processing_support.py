@@ -241,6 +241,7 @@ class _GitHandler(BaseHTTPRequestHandler):
 
 class _GitHttpServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # git may open its connections in a burst; a busy test machine must not refuse one
     target: GitServer
 
 

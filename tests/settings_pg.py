@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("COURIER_SECRET_KEYS", "pJ4z6cQwQ3cHq6Lr8mXo2n1d4x5v7b9k0s2u4w6y8A0=")
 os.environ["COURIER_VAR_DIR"] = os.environ["COURIER_TEST_VAR_DIR"]
+os.makedirs(os.path.join(os.environ["COURIER_VAR_DIR"], "static"), exist_ok=True)  # STATIC_ROOT: WhiteNoise warns when it is missing
 os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{os.environ['COURIER_TEST_PG_DB']}"
 os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/0"
 os.environ.setdefault("EMAIL_URL", "consolemail://")
@@ -28,6 +29,8 @@ Q_CLUSTER.update({"name": os.environ["COURIER_TEST_Q_NAME"], "workers": 2, "time
 # A run is silent after 4 s without a heartbeat (every second), so the reaper test is quick.
 COURIER_HEARTBEAT_SECONDS = 1
 COURIER_REAP_AFTER_SECONDS = 4
+# The scheduler passes every 30 s; a fire time 35 s late was missed (the test of missed runs stays under a minute).
+COURIER_MISSED_AFTER_SECONDS = 35
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -31,7 +31,7 @@ PRESENTATION = {
     "views", "admin", "forms", "tables", "filters", "pages", "charts", "urls", "apps", "templatetags", "management", "migrations",
 }
 # The page layer every app's pages share: in the site, above every app's models and logic, below their pages.
-PAGE_LAYER = {"etlsite.pages", "etlsite.tables", "etlsite.filters"}
+PAGE_LAYER = {"etlsite.pages", "etlsite.tables", "etlsite.filters", "etlsite.times"}
 LATE_IMPORT_NOTE = "# Late import:"
 
 def module_name(path: Path) -> str:
@@ -272,10 +272,10 @@ def test_the_run_engine_imports_down_its_own_layers():
     pipeline = {m for m in graph if m.startswith("runs.pipeline")}
     layers = [
         {"runs.models"},
-        {"runs.state", "runs.ticker", "runs.queries"},
+        {"runs.state", "runs.ticker", "runs.queries", "runs.dependencies"},
         pipeline,
-        {"runs.sequence", "runs.retries", "runs.notify", "runs.followups"},
-        {"runs.runner", "runs.reaper", "runs.firing", "runs.preview", "runs.orphans"},
+        {"runs.sequence", "runs.retries", "runs.notify", "runs.followups", "runs.catchup", "runs.waiting", "runs.lateness"},
+        {"runs.runner", "runs.reaper", "runs.firing", "runs.preview", "runs.orphans", "runs.watch"},
         {"runs.services"},
     ]
     level = {module: number for number, layer in enumerate(layers) for module in layer}

@@ -176,27 +176,18 @@ def test_deleting_a_task_on_its_page_is_logged_with_its_name(client, superuser, 
 
 
 # --------------------------------------------------------------------------
-# The admin: actions and forms
+# The admin: its actions and forms (connections)
 # --------------------------------------------------------------------------
 
+# Tasks and projects have no admin actions: their pages' controls (above) are the one UI (tests/test_one_ui.py).
 ADMIN_ACTIONS = [
-    ("tasks", "task", "run_selected", "Started run", CHANGE),
-    ("tasks", "task", "duplicate_selected", "Duplicated as", CHANGE),
-    ("tasks", "task", "cancel_retry_selected", "Cancelled the retry", CHANGE),
-    ("tasks", "task", "reschedule_selected", "Rebuilt the schedules", CHANGE),
-    ("projects", "project", "run_all", "Started the enabled tasks by hand", CHANGE),
-    ("projects", "project", "enable_all", "Enabled all tasks", CHANGE),
-    ("projects", "project", "disable_all", "Disabled all tasks", CHANGE),
-    ("projects", "project", "reschedule", "Rebuilt the schedules", CHANGE),
     ("connections", "connection", "test_connections", "Tested:", CHANGE),
 ]
 
 
 @pytest.mark.parametrize("app, model, action, text, flag", ADMIN_ACTIONS)
 def test_an_admin_action_is_logged_and_shown_in_the_admin_history(client, superuser, task, started, app, model, action, text, flag):
-    target = {"task": task, "project": task.project, "connection": task.source_connection}[model]
-    if action == "cancel_retry_selected":
-        pending_retry(task)
+    target = {"connection": task.source_connection}[model]
     client.force_login(superuser)
     response = client.post(reverse(f"admin:{app}_{model}_changelist"), {"action": action, "_selected_action": [target.pk]})
     assert response.status_code == 302
@@ -204,16 +195,8 @@ def test_an_admin_action_is_logged_and_shown_in_the_admin_history(client, superu
     assert_in_admin_history(client, superuser, target, text)
 
 
-def test_the_duplicate_made_by_an_admin_action_is_logged_as_an_addition(client, superuser, task, started):
-    client.force_login(superuser)
-    client.post(reverse("admin:tasks_task_changelist"), {"action": "duplicate_selected", "_selected_action": [task.pk]})
-    copy = Task.objects.exclude(pk=task.pk).get()
-    logged(copy, superuser, "Duplicated from daily", started, ADDITION)
-
-
 DUPLICATES = [
     ("task page", lambda t: (reverse("courier:task_action", args=[t.pk, "duplicate"]), {}), "task"),
-    ("task admin", lambda t: (reverse("admin:tasks_task_changelist"), {"action": "duplicate_selected", "_selected_action": [t.pk]}), "task"),
     ("project page", lambda t: (reverse("courier:project_action", args=[t.project_id, "duplicate"]), {}), "project"),
 ]
 

@@ -1,5 +1,5 @@
 """:name placeholders where people meet them (issue 17): refused on save without their parameter
-(task page, admin, import_config), and previewed with their values and the unused parameters
+(task page, import_config), and previewed with their values and the unused parameters
 (Task Details, preview_task, the task form).
 """
 
@@ -19,10 +19,10 @@ from tasks.configuration.importer import import_config
 from tasks.configuration.reader import ConfigError
 from tasks.models import CodeRole, Task, TaskParameter
 from tests import factories
+from tests.form_support import typed_in
 from tests.pages_support import database_connection, sftp_connection
 from tests.test_config_io import spec_example
 from tests.test_pages_task_form import errors_of, form_data, new_task
-from tests.test_token_scope import admin_task_data
 
 pytestmark = pytest.mark.django_db
 
@@ -142,25 +142,20 @@ def test_preview_task_fails_naming_a_placeholder_without_a_parameter(project, co
     assert capsys.readouterr().out == ""
 
 
-# --- the admin ------------------------------------------------------------------------
+# --- parameters pasted as lines ------------------------------------------------------------
 
 
-def test_the_admin_refuses_a_placeholder_without_a_parameter(client, superuser, project, conns):
+def test_a_parameter_pasted_as_a_line_fills_a_placeholder(client, staff_coder, project, conns):
     task = factories.query_task(project, conns["db"], "select 1")
-    code = task.code_locations.get()
-    client.force_login(superuser)
-    assert client.get(reverse("admin:tasks_task_change", args=[task.pk])).status_code == 200
-    data = admin_task_data(task, code, {"location": "inline", "text": QUERY})
-    response = client.post(reverse("admin:tasks_task_change", args=[task.pk]), data)
-    assert response.status_code == 200
-    assert MISSING in html.unescape(response.content.decode())
-    code.refresh_from_db()
-    assert code.text == "select 1"
+    client.force_login(staff_coder)
+    url = reverse("courier:task_edit", args=[task.pk])
+    response = typed_in(client, url, "task_form", **{"query-text": QUERY})
+    assert not response.redirect_chain and MISSING in html.unescape(response.content.decode())
+    assert task.code_locations.get().text == "select 1"
     # Pasted as a line, the parameter is there: saved.
-    response = client.post(reverse("admin:tasks_task_change", args=[task.pk]), {**data, "parameter_lines": "country=NL"})
-    assert response.status_code == 302
-    code.refresh_from_db()
-    assert code.text == QUERY and task.parameters.get().key == "country"
+    response = typed_in(client, url, "task_form", parameter_lines="country=NL", **{"query-text": QUERY})
+    assert response.redirect_chain
+    assert task.code_locations.get().text == QUERY and task.parameters.get().key == "country"
 
 
 # --- import_config ----------------------------------------------------------------------

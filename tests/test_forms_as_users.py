@@ -15,7 +15,7 @@ import re
 import paramiko
 import pytest
 
-from connections.models import Connection
+from connections.models import Connection, GpgKey, Organization
 from connections.secrets import decrypt, stored_token
 from tests import factories
 
@@ -148,3 +148,39 @@ def test_a_kind_that_does_not_exist_is_refused_on_the_page(client, superuser):
     assert response.status_code == 200
     assert "Select a valid choice. gopher is not one of the available choices." in response.content.decode()
     assert not Connection.objects.exists()
+
+
+# Organizations and GPG keys: the other two things only a superuser makes (SPEC §7).
+
+
+def test_a_superuser_adds_an_organization_through_the_admin(client, superuser):
+    client.force_login(superuser)
+    assert client.get("/admin/connections/organization/add/").status_code == 200
+    typed = {"name": "Acme Corp", "description": "Our biggest vendor", "address": "1 Main St\nSpringfield",
+             "contact_name": "Ann Lee", "contact_email": "ann@acme.test", "contact_phone": "+31 20 555 0100"}
+    response = client.post("/admin/connections/organization/add/", typed, follow=True)
+
+    org = Organization.objects.get()
+    assert response.redirect_chain[-1][0] == "/admin/connections/organization/"
+    assert {name: getattr(org, name) for name in typed} == typed
+    assert "Acme Corp" in response.content.decode()
+
+
+def test_a_superuser_adds_a_gpg_key_and_sees_what_was_read_from_it(client, superuser, gpg_home):
+    client.force_login(superuser)
+    assert client.get("/admin/connections/gpgkey/add/").status_code == 200
+    response = client.post("/admin/connections/gpgkey/add/", {"name": "acme", "public_key": gpg_home.public_key_armored},
+                           follow=True)
+
+    key = GpgKey.objects.get()
+    assert response.status_code == 200 and key.name == "acme"
+    assert key.fingerprint == gpg_home.fingerprint and "courier@example.test" in key.user_ids
+    change = client.get(f"/admin/connections/gpgkey/{key.pk}/change/").content.decode()
+    assert gpg_home.fingerprint in change
+
+
+def test_a_gpg_key_that_is_not_a_key_is_refused_on_the_page(client, superuser):
+    client.force_login(superuser)
+    response = client.post("/admin/connections/gpgkey/add/", {"name": "junk", "public_key": "not a key at all"})
+    assert response.status_code == 200 and "errornote" in response.content.decode()
+    assert not GpgKey.objects.exists()

@@ -10,12 +10,17 @@ from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunStatus, 
 from runs.notify import send_failure_mail, split_recipients
 from runs.pipeline.log import RunLogger
 from tasks.models import Notification
-from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, orders_task, run_task
+from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, mail_through, orders_task, run_task
 from tests.servers_common import free_port
 
 pytestmark = pytest.mark.django_db
 
 RECIPIENTS = "ops@example.test; boss@example.test,\n5551234567@vtext.com"
+
+
+@pytest.fixture
+def smtp(smtp_server, settings):
+    return mail_through(smtp_server, settings)
 
 
 def by_recipient(server) -> dict[str, object]:

@@ -97,7 +97,8 @@ def test_runs_lists_newest_first_as_json(sqlite_odbc):
     assert [(row["task"], row["status"], row["trigger"], row["attempt"], row["rows"]) for row in rows] == [
         ("P/b", "succeeded", "manual", 1, 1), ("P/a", "succeeded", "manual", 1, 1),
     ]
-    assert set(rows[0]) == {"run", "task", "status", "trigger", "attempt", "due", "started", "finished", "rows", "error"}
+    assert set(rows[0]) == {"run", "task", "status", "trigger", "attempt", "intended", "due", "started", "finished", "rows", "error",
+                            "waiting_for"}
     assert [row["task"] for row in json.loads(run_command("runs", "P/a", "--json", "--limit", "5"))] == ["P/a"]
     assert len(json.loads(run_command("runs", "--json", "--limit", "1"))) == 1
     assert "P/b" in run_command("runs")
@@ -180,23 +181,26 @@ def test_reaper_fails_silent_runs_as_worker_lost_and_applies_the_retry_policy(sq
     assert "0 run(s) marked as failed" in run_command("reap_runs")
 
 
-def test_admin_actions_for_tasks_and_the_project_page(client, superuser, sqlite_odbc):
+def test_task_details_controls_and_the_project_page(client, superuser, sqlite_odbc):
     project = factories.project(name="Nightly", cron="0 6 * * *", timezone="Europe/Amsterdam")
     task = flaky_task(project, source(sqlite_odbc), "flaky", retry_max=1)
     services.run_now(task)
     drain()
     client.force_login(superuser)
-    url = reverse("admin:tasks_task_changelist")
-    client.post(url, {"action": "duplicate_selected", "_selected_action": [task.pk]})
+
+    def control(action: str) -> None:
+        assert client.post(reverse("courier:task_action", args=[task.pk, action])).status_code == 302
+
+    control("duplicate")
     assert project.tasks.filter(name="flaky (copy)", enabled=False).exists()
-    client.post(url, {"action": "cancel_retry_selected", "_selected_action": [task.pk]})
+    control("cancel-retry")
     assert Run.objects.filter(task=task, status=RunStatus.CANCELLED).count() == 1
     Schedule.objects.filter(name__startswith="courier:project:").delete()
-    client.post(url, {"action": "reschedule_selected", "_selected_action": [task.pk]})
+    control("reschedule")
     assert Schedule.objects.filter(name=f"courier:project:{project.pk}:cron").exists()
 
-    page = client.get(reverse("admin:projects_project_change", args=[project.pk])).content.decode()
-    assert "next fire times" in page.lower() and page.count("(cron)</li>") == 5
+    page = client.get(reverse("courier:project_detail", args=[project.pk])).content.decode()
+    assert page.split('class="fire-times"', 1)[1].split("</ol>", 1)[0].count("(cron)") == 5
 
 
 def test_a_second_delivery_or_a_cancelled_run_is_not_run_again(sqlite_odbc, superuser):

@@ -9,6 +9,8 @@ page), staff without permissions, staff who may only view, staff who may
 view and run, staff with the task rights (runner), staff with every project
 and task right (manager), and a superuser. Connections, GPG keys, the
 scheduler tools, django-q2's lists and the audit trail are for superusers only.
+The admin's task and project pages (list, add, change, delete) lead whoever
+they let in to Courier's page (302), and refuse the others as before.
 
 Writing code that runs is a right of its own (the last part of this file):
 the runner, who lacks it, is refused every change of code through every
@@ -31,18 +33,12 @@ from tasks import codeguard
 from tasks.models import Task
 from tests.form_support import (
     Conn,
-    admin_add,
-    admin_duplicate,
-    admin_edit,
     browser_form,
     duplicate,
     form_on,
-    in_row,
-    new_row,
     page_edit,
     page_new,
     project_duplicate,
-    set_fields,
 )
 from tests.security_support import (
     ADMIN_VIEWS,
@@ -50,6 +46,7 @@ from tests.security_support import (
     Endpoint,
     admin_actions,
     admin_models,
+    admin_own_views,
     build_code_world,
     build_world,
     courier_endpoints,
@@ -87,19 +84,21 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "dashboard": (GET, perm("tasks.view_task")),
     "run_errored": (POST, perm("tasks.run_task")),
     "scheduler": (GET, superuser),
-    **{f"scheduler_action:{slug}": (POST, superuser) for slug in ("pause", "resume", "reschedule-all", "delete-orphans", "reset-stuck")},
+    **{f"scheduler_action:{slug}": (POST, superuser) for slug in ("pause", "resume", "resume-catch-up", "reschedule-all", "delete-orphans", "reset-stuck")},
     "run_log": (GET, perm("tasks.view_task")),
     "file_resend": (POST, perm("tasks.run_task")),
     "runfile_download": (GET, perm("runs.view_run")),
     "task_list": (GET, perm("tasks.view_task")),
     "my_tasks": (GET, perm("tasks.view_task")),
     "task_detail": (GET, perm("tasks.view_task")),
+    "task_live": (GET, perm("tasks.view_task")),
     "task_edit": (FORM, perm("tasks.change_task")),
     "task_delete": (FORM, perm("tasks.delete_task")),
     "task_action:run": (POST, perm("tasks.run_task")),
     "task_action:cancel-retry": (POST, perm("tasks.run_task")),
     "task_action:release": (POST, perm("tasks.run_task")),
     "task_action:discard": (POST, perm("tasks.run_task")),
+    "task_action:stop-waiting": (POST, perm("tasks.run_task")),
     "task_action:reschedule": (POST, perm("tasks.change_task")),
     "task_action:enable": (POST, perm("tasks.change_task")),
     "task_action:disable": (POST, perm("tasks.change_task")),
@@ -129,12 +128,15 @@ def model_rules(label: str, **overrides: Rule) -> dict[str, Rule]:
 
 
 SUPERUSERS_ONLY = dict.fromkeys(ADMIN_VIEWS, superuser)
+# Models whose objects live on Courier's pages: these admin views answer, to whom they let in, with Courier's page (302).
+LEADS_TO_COURIER = {"projects.project": ("changelist", "add", "change", "delete"), "tasks.task": ("changelist", "add", "change", "delete")}
 ADMIN_RULES: dict[str, dict[str, Rule]] = {
     "auth.user": model_rules("auth.user"),
     "auth.group": model_rules("auth.group"),
     "projects.project": model_rules("projects.project"),
     "tasks.task": model_rules("tasks.task"),
     "runs.run": model_rules("runs.run", add=never),  # runs are made by running, never by hand
+    "runs.latealert": model_rules("runs.latealert", add=never),  # made by the watch, never by hand
     "connections.organization": SUPERUSERS_ONLY,
     "connections.connection": SUPERUSERS_ONLY,
     "connections.gpgkey": SUPERUSERS_ONLY,
@@ -145,18 +147,17 @@ ADMIN_RULES: dict[str, dict[str, Rule]] = {
     "admin.logentry": {**SUPERUSERS_ONLY, "add": never, "delete": never},  # the audit trail is read only
 }
 
+# The views a model admin adds to Django's own, each about one object: the buttons on a connection's page, a user's password.
+ADMIN_OWN_RULES: dict[str, tuple[str, Rule]] = {
+    "auth_user_password_change": (FORM, perm("auth.change_user")),
+    "connections_connection_pin_host_key": (POST, superuser),
+    "connections_connection_test": (POST, superuser),
+}
+
+# Tasks and projects have none: Courier's pages act on them (LEADS_TO_COURIER).
 ACTION_RULES: dict[tuple[str, str], Rule] = {
-    ("tasks.task", "run_selected"): perm("tasks.run_task"),
-    ("tasks.task", "cancel_retry_selected"): perm("tasks.run_task"),
-    ("tasks.task", "reschedule_selected"): perm("tasks.change_task"),
-    ("tasks.task", "duplicate_selected"): perm("tasks.add_task"),
-    ("tasks.task", "delete_selected"): perm("tasks.delete_task"),
-    ("projects.project", "run_all"): perm("tasks.run_task"),
-    ("projects.project", "enable_all"): perm("tasks.change_task"),
-    ("projects.project", "disable_all"): perm("tasks.change_task"),
-    ("projects.project", "reschedule"): perm("projects.change_project"),
-    ("projects.project", "delete_selected"): perm("projects.delete_project"),
     ("runs.run", "delete_selected"): perm("runs.delete_run"),
+    ("runs.latealert", "delete_selected"): perm("runs.delete_latealert"),
     ("auth.user", "delete_selected"): perm("auth.delete_user"),
     ("auth.group", "delete_selected"): perm("auth.delete_group"),
     ("connections.connection", "test_connections"): superuser,
@@ -261,6 +262,7 @@ def test_every_url_and_action_has_its_rule():
     assert {e.id for e in courier_endpoints()} == set(COURIER_RULES), "write down the rights of new or removed Courier URLs"
     assert set(admin_models()) == set(ADMIN_RULES), "write down the rights of new or removed admin models"
     assert set(admin_actions()) == set(ACTION_RULES), "write down the rights of new or removed admin actions"
+    assert {name for _, name in admin_own_views()} == set(ADMIN_OWN_RULES), "write down the rights of new or removed admin views"
 
 
 # --------------------------------------------------------------------------
@@ -317,17 +319,51 @@ def test_every_admin_view(world, users):
             return "a GET changed something"
         if who in LOGGED_OUT:
             return logged_out(response)
-        return expect(response, 200 if ADMIN_RULES[label][view](user) else 403)
+        if not ADMIN_RULES[label][view](user):
+            return expect(response, 403)
+        if view in LEADS_TO_COURIER.get(label, ()):
+            return expect(response, 302) or (None if response["Location"].startswith("/admin/courier/") else f"led to {response['Location']}")
+        return expect(response, 200)
 
     check_matrix(users, ADMIN_CASES, check)
+
+
+def own_view_url(world, label: str, name: str) -> str:
+    return reverse(f"admin:{name}", args=[world.objects[label].pk])
+
+
+def test_every_admin_view_of_our_own(world, users):
+    """An action never runs on GET, a form shows to whom may use it; a POST is done for them, refused for the others."""
+    def check(client, user, who, case, before):
+        label, name = case
+        kind, rule = ADMIN_OWN_RULES[name]
+        url = own_view_url(world, label, name)
+        shown = client.get(url)
+        if who in LOGGED_OUT:
+            problem = logged_out(shown)
+        else:
+            problem = expect(shown, 405 if kind == POST else 200 if rule(user) else 403)
+        if problem:
+            return f"GET: {problem}"
+        response = client.post(url)
+        if who in LOGGED_OUT:
+            problem = logged_out(response)
+        elif rule(user):
+            # Done (302 back to the page) or a form shown again with its errors (200): never refused.
+            return None if response.status_code in (200, 302) else f"allowed, yet answered {response.status_code}"
+        else:
+            problem = expect(response, 403)
+        return problem or (None if fingerprint() == before else "a refused request changed something")
+
+    check_matrix(users, {name: (label, name) for label, name in admin_own_views()}, check)
 
 
 def test_the_admin_index_lists_superuser_only_models_to_superusers_only(world, users):
     client = Client()
     client.force_login(users["staff_manager"])
     page = client.get("/admin/").content.decode()
-    assert "/admin/tasks/task/" in page and "/admin/projects/project/" in page
-    for hidden in ("/admin/connections/", "/admin/django_q/", "/admin/admin/logentry/"):
+    assert reverse("courier:task_list") in page and reverse("courier:project_list") in page
+    for hidden in ("/admin/tasks/task/", "/admin/projects/project/", "/admin/connections/", "/admin/django_q/", "/admin/admin/logentry/"):
         assert hidden not in page
     client.force_login(users["superuser"])
     page = client.get("/admin/").content.decode()
@@ -388,6 +424,8 @@ def test_every_admin_form_and_action_refuses_a_post_without_the_csrf_token(world
         app, model = label.split(".")
         data = {"action": action, "_selected_action": [world.objects[label].pk], "post": "yes"}
         answers[f"{label}:{action}"] = client.post(f"/admin/{app}/{model}/", data).status_code
+    for label, name in admin_own_views():
+        answers[name] = client.post(own_view_url(world, label, name), {"fingerprint": "x"}).status_code
     assert answers == dict.fromkeys(answers, 403)
     assert fingerprint() == before
 
@@ -449,25 +487,10 @@ CODE_CHANGES = {
     "page: new task with remote SQL": page_new(**{"query-location": "web", "query-connection": Conn("web"),
                                                   "query-url": "https://code.example.test/q.sql"}),
     "page: new task with requirements": page_new(processing_requirements="evil-package"),
-    # The admin, its inline code rows included
-    "admin: edit script requirements": admin_edit("script", set_fields(processing_requirements="evil-package")),
-    "admin: edit an inline script": admin_edit("script", in_row("processing", text="import os; os.system('id')")),
-    "admin: delete a script": admin_edit("script", in_row("processing", DELETE="on")),
-    "admin: move a package": admin_edit("package", in_row("processing", path="pkg/other.zip")),
-    "admin: edit an SSH command": admin_edit("ssh", in_row("source", text="cat /etc/shadow")),
-    "admin: keep SQL on a web server": admin_edit("sql", in_row("source", location="web", connection=Conn("web"),
-                                                                 url="https://code.example.test/other.sql")),
-    "admin: add a script row": admin_edit("sql", lambda data, code: new_row(data, role="processing", location="inline", text="print(1)")),
-    "admin: switch SQL to an SSH command": admin_edit("sql", set_fields(source_kind="ssh", source_connection=Conn("ssh"))),
-    "admin: save a script task as new": admin_edit("script", set_fields(_saveasnew="Save as new", name="copy", source_kind="python")),
-    "admin: save a package task as new": admin_edit("package", set_fields(_saveasnew="Save as new", name="copy")),
-    "admin: new task with a script row": admin_add(new_script="print(1)"),
-    "admin: new task with an entry file": admin_add(processing_entry="main.py"),
     # Copies
     "page: duplicate a script task": duplicate("script"),
     "page: duplicate an SSH task": duplicate("ssh"),
     "page: duplicate a project with code": project_duplicate,
-    "admin: duplicate a task with remote SQL": admin_duplicate("remote_sql"),
 }
 
 
@@ -481,6 +504,35 @@ def test_without_the_right_to_write_code_every_route_refuses_a_change_of_code(co
         return expect(response, 403) or ("a refused request changed something" if changed else None)
 
     check_matrix(coders, CODE_CHANGES, check)
+
+
+def _to_the_admin(view: str, task: str, **changes):
+    """The task page's form with a change of code, posted to one of the admin's task pages instead."""
+    def case(client, w):
+        page = reverse("courier:task_edit", args=[w.tasks[task].pk])
+        data = {**form_on(client, page), **changes, "project": w.project.pk, "_save": "Save"}
+        args = [w.tasks[task].pk] if view == "change" else []
+        return client.post(reverse(f"admin:tasks_task_{view}", args=args), data)
+
+    return case
+
+
+ADMIN_CODE_ROUTES = {
+    "admin: edit an inline script": _to_the_admin("change", "script", **{"script-text": "import os; os.system('id')"}),
+    "admin: switch SQL to an SSH command": _to_the_admin("change", "sql", source_kind="ssh"),
+    "admin: new task with a script": _to_the_admin("add", "script", name="copy"),
+    "admin: duplicate a task with remote SQL": lambda client, w: client.post(
+        reverse("admin:tasks_task_changelist"), {"action": "duplicate_selected", "_selected_action": [w.tasks["remote_sql"].pk]}),
+}
+
+
+def test_the_admin_is_no_route_to_code_for_anyone(code_world, coders):
+    """Its task pages lead to Courier's: whatever is posted there, for the coder too, changes nothing."""
+    def check(client, user, who, case, before):
+        response = case(client, code_world)
+        return expect(response, 302) or (None if fingerprint() == before else "the admin changed something")
+
+    check_matrix(coders, ADMIN_CODE_ROUTES, check)
 
 
 def _save_as_a_person(client, url: str, **changes) -> str:
@@ -500,7 +552,7 @@ def test_without_the_right_to_write_code_the_other_settings_still_change_and_the
     assert "Saved the task" in page
     for name in ("script", "package", "ssh", "remote_sql"):
         _save_as_a_person(client, reverse("courier:task_edit", args=[w.tasks[name].pk]), output_name=f"{name}-out", retry_max="2")
-    _save_as_a_person(client, reverse("admin:tasks_task_change", args=[w.tasks["script"].pk]), timeout_minutes="7")
+    _save_as_a_person(client, reverse("courier:task_edit", args=[w.tasks["script"].pk]), timeout_minutes="7")
     _save_as_a_person(client, reverse("courier:task_new", args=[w.project.pk]), name="plain",
                       source_connection=w.conns["database"].pk, **{"query-text": "select 3 as three"})
 
@@ -541,10 +593,6 @@ def test_the_edit_page_shows_the_code_fields_disabled_to_whom_may_not_write_code
     assert {"source_kind", "query-text", "query-location"} <= _disabled_on_edit_page(client, w.tasks["ssh"])
     assert {"source_kind", "script-text"} <= _disabled_on_edit_page(client, w.tasks["script"])
     assert "query-text" in _disabled_on_edit_page(client, w.tasks["remote_sql"])
-    # In the admin, the task's code fields and the inline script row.
-    html = client.get(reverse("admin:tasks_task_change", args=[w.tasks["script"].pk])).content.decode()
-    disabled = browser_form(html, "task_form")[1]
-    assert {"source_kind", "processing_entry", "processing_requirements", "code_locations-0-text"} <= disabled
 
     client.force_login(coders["staff_coder"])
     assert _disabled_on_edit_page(client, w.tasks["ssh"]) == set()

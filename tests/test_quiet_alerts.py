@@ -14,9 +14,15 @@ from runs.runner import execute
 from runs.state import create_run
 from tasks.models import Notification
 from tests import factories
+from tests.delivery_support import mail_through
 from tests.runhelpers import add_item, flaky_task, source
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def smtp(smtp_server, settings):
+    return mail_through(smtp_server, settings)
 
 
 def one_run(task) -> Run:

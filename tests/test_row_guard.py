@@ -22,10 +22,15 @@ from runs.pipeline import guard
 from runs.runner import execute
 from tasks.models import GuardAction, Task
 from tests import factories
-from tests.delivery_support import log_text, run_task
+from tests.delivery_support import log_text, mail_through, run_task
 from tests.runhelpers import drain
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def smtp(smtp_server, settings):
+    return mail_through(smtp_server, settings)
 
 HELD_REPORT = ("Row guard: 4 rows; median of the last 5 successful runs 10 (10, 10, 10, 10, 10): this run is 60 % below it, "
                "50 % allowed either way. Broken: 60 % below the median of the last 5 successful runs (allowed 50 %). "

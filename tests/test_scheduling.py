@@ -192,5 +192,5 @@ def test_repair_rearms_a_schedule_whose_fire_message_was_lost():
 def test_a_trigger_saved_without_validation_is_not_scheduled_and_is_named_in_the_warnings():
     project = factories.project(cron="61 * * * *", interval_every=10, interval_unit="minutes")
     assert set(courier_schedules(project)) == {"interval"}
-    assert scheduling.schedule_warnings(project)[0] == "The cron trigger cannot be scheduled: “61 * * * *” is not a valid cron expression."
+    assert scheduling.schedule_warnings(project)[0] == "The cron trigger cannot be scheduled: “61 * * * *”: the minute field “61” is not valid; it takes 0-59, with lists (1,15), ranges (1-5) and steps (*/10)."
     assert all(fire.trigger == "interval" for fire in scheduling.preview(project))

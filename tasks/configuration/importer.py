@@ -17,11 +17,11 @@ from connections import kinds
 from connections.clients.gpg import GpgError, inspect_key
 from connections.models import Connection, GpgKey, Organization
 from projects.models import IntervalUnit, Project, ProjectParameter
-from tasks import placeholders
-from tasks.configuration import schema, sections
+from tasks.configuration import integrity, schema, sections
 from tasks.configuration.reader import ConfigError, Reader
 from tasks.configuration.saving import assign, save_valid
-from tasks.models import Task, TaskParameter
+from tasks.models import CodeRole, Task, TaskParameter
+from tasks.validation import Draft, refusals
 
 FORMAT_VERSION = 1
 
@@ -31,6 +31,7 @@ class Importer:
         self.r = reader
         self.connections: dict[str, Connection] = {}
         self.gpg_keys: dict[str, GpgKey] = {}
+        self.dependencies = integrity.Dependencies(reader)
 
     def run(self, data: dict) -> None:
         if self.r.obj(data, "$") is None:
@@ -46,6 +47,8 @@ class Importer:
         self.gpg_keys.update({k.name: k for k in GpgKey.objects.all()})
         for i, project in enumerate(self.r.items(data, "projects", "$")):
             self.project(project, f"projects[{i}]")
+        if not self.r.errors:
+            self.dependencies.resolve()  # a task may run after one further down the file
 
     def organization(self, data: dict, path: str) -> None:
         if self.r.obj(data, path) is None:
@@ -60,7 +63,7 @@ class Importer:
             "contact_email": self.r.text(contact, "email", f"{path}.contact"),
             "contact_phone": self.r.text(contact, "phone", f"{path}.contact"),
         })
-        save_valid(self.r, org, path, changed=changed)
+        save_valid(self.r, org, path, changed=changed, keys=schema.ORGANIZATION_FIELD_KEYS)
         if org.pk:
             for i, conn in enumerate(self.r.items(data, "connections", path)):
                 self.connection(org, conn, f"{path}.connections[{i}]")
@@ -127,13 +130,14 @@ class Importer:
             zone = "UTC"
         project = Project.objects.filter(name=name).first() or Project(name=name)
         values = {"description": self.r.text(data, "description", path), "sequence": self.r.flag(data, "sequence", path),
-                  "timezone": zone, "owner_digest": self.r.flag(data, "digest", path), **self.triggers(data, path, zone)}
+                  "timezone": zone, "owner_digest": self.r.flag(data, "digest", path), **self.triggers(data, path, zone),
+                  **integrity.project_values(self.r, data, path)}
         if owner is not None:
             values["owner"] = owner
         changed = assign(project, values)
         if owner is None:
             return
-        save_valid(self.r, project, path, changed=changed)
+        save_valid(self.r, project, path, changed=changed, keys=schema.PROJECT_FIELD_KEYS)
         if project.pk is None:
             return
         self.parameters(project.parameters, ProjectParameter, {"project": project}, data, path)
@@ -193,6 +197,7 @@ class Importer:
             "retry_delay_minutes": self.r.number(retries, "delay_minutes", f"{path}.retries", default=5),
             "retry_backoff": self.r.number(retries, "backoff", f"{path}.retries", default=1.0, minimum=1, real=True),
             "retry_on_every_failure": self.r.flag(retries, "on_every_failure", f"{path}.retries"),
+            **integrity.task_values(self.r, data, path),
         }
         section = sections.TaskSections(self.r, self.connections, self.gpg_keys)
         values.update(section.source(data, path))
@@ -202,13 +207,29 @@ class Importer:
         changed = assign(task, values)
         if self.r.errors:
             return
-        save_valid(self.r, task, path, changed=changed, exclude=["project"])
+        save_valid(self.r, task, path, changed=changed, exclude=["project"], keys=schema.TASK_FIELD_KEYS)
         if task.pk is None:
             return
         self.parameters(task.parameters, TaskParameter, {"task": task}, data, path)
         section.save_children(task, data, path)
-        if problem := placeholders.problem(task):  # the task's and the project's parameters are saved by now
-            self.r.error(f"{path}.source.code.text", problem)
+        self.dependencies.read(task, data, path)
+        self.refuse_doomed(task, path)
+
+    def refuse_doomed(self, task: Task, path: str) -> None:
+        """What could only fail when the task runs (tasks/validation.py), at its JSON path: the import then rolls back.
+
+        Judged on the task as saved inside the import's transaction, with its code, destinations and parameters.
+        """
+        codes = list(task.code_locations.select_related("connection"))
+        draft = Draft(
+            task, path, script=any(code.role == CodeRole.PROCESSING for code in codes),
+            codes=[(f"{path}.{'source' if code.role == CodeRole.SOURCE else 'processing'}.code", code) for code in codes],
+            destinations=[(f"{path}.destinations[{d.position}]", d) for d in task.destinations.select_related("connection")],
+            parameter_keys={*task.project.parameters.values_list("key", flat=True), *task.parameters.values_list("key", flat=True)},
+        )
+        for refusal in refusals(draft):
+            key = schema.TASK_FIELD_KEYS.get(refusal.field, refusal.field) if refusal.where == path else refusal.field
+            self.r.error(f"{refusal.where}.{key}", refusal.message)
 
 
 def import_config(data: dict) -> None:

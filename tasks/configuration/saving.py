@@ -5,6 +5,8 @@ Shared by the importer and its task sections, below both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -27,14 +29,16 @@ def assign(obj: models.Model, values: dict) -> bool:
     return changed
 
 
-def save_valid(reader: Reader, obj: models.Model, path: str, *, changed: bool = True, exclude=()) -> None:
+def save_valid(reader: Reader, obj: models.Model, path: str, *, changed: bool = True, exclude=(), keys: Mapping[str, str] | None = None) -> None:
+    """Save `obj` if it changed and is valid; else report each error at the JSON key of its field (`keys`: field → key)."""
     if not (changed or obj.pk is None):
         return
+    keys = keys or {}
     try:
         obj.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():
             for message in messages:
-                reader.error(path if field == "__all__" else f"{path}.{field}", message)
+                reader.error(path if field == "__all__" else f"{path}.{keys.get(field, field)}", message)
         return
     obj.save()

@@ -72,8 +72,9 @@ SOURCE = ByKind("kind", "source", {
 OUTPUT = obj("type", "name", "delimiter", "headers", "quoting", "escape_char", "encoding", "line_ending", "line_suffix",
              zip=obj("name"), gpg=obj("key", "armor"))
 TASK = obj(
-    "name", "enabled", "rank", "timeout_minutes",
+    "name", "enabled", "rank", "timeout_minutes", "expected_by",
     retries=obj("max", "delay_minutes", "backoff", "on_every_failure"),
+    dependencies=obj("window_minutes", "give_up_after_minutes", after=Items(None)),
     parameters=PARAMETERS, source=SOURCE, processing=obj("entry", "requirements", "network", code=CODE), output=OUTPUT,
     row_guard=obj("min_rows", "max_rows", "median_runs", "median_percent", "action"),
     destinations=Items(obj("kind", "connection", "folder", "if_exists", "skip_empty", done_file=obj("name", "manifest"))),
@@ -83,6 +84,7 @@ TASK = obj(
 PROJECT = obj(
     "name", "description", "owner", "sequence", "timezone", "digest",
     triggers=obj("cron", "once", "start", "end", interval=obj("every", "unit")),
+    missed_runs=obj("policy", "catch_up_minutes"),
     parameters=PARAMETERS, tasks=Items(TASK),
 )
 CONNECTION = ByKind("kind", "connection", {
@@ -90,6 +92,26 @@ CONNECTION = ByKind("kind", "connection", {
 })
 ORGANIZATION = obj("name", "description", "address", contact=obj("name", "email", "phone"), connections=Items(CONNECTION))
 DOCUMENT = obj("version", organizations=Items(ORGANIZATION), gpg_keys=Items(obj("name", "public_key")), projects=Items(PROJECT))
+
+
+# Where an error found on a model field is reported (SPEC §12: each error names its JSON path):
+# the field's JSON key below its object, for the fields whose key differs from the field's name.
+ORGANIZATION_FIELD_KEYS = {"contact_name": "contact.name", "contact_email": "contact.email", "contact_phone": "contact.phone"}
+PROJECT_FIELD_KEYS = {
+    "cron": "triggers.cron", "interval_every": "triggers.interval.every", "interval_unit": "triggers.interval.unit",
+    "once_at": "triggers.once", "start_at": "triggers.start", "end_at": "triggers.end",
+}
+TASK_FIELD_KEYS = {
+    "retry_max": "retries.max", "retry_delay_minutes": "retries.delay_minutes", "retry_backoff": "retries.backoff",
+    "retry_on_every_failure": "retries.on_every_failure",
+    **{f"source_{key}": f"source.{key}" for key in ("kind", "connection", "headers", "fail_on_empty", "path", "missing_ok",
+                                                      "delimiter", "stdout_as_file")},
+    "processing_entry": "processing.entry", "processing_requirements": "processing.requirements", "script_network": "processing.network",
+    **{f"output_{key}": f"output.{key}" for key in ("type", "name", "delimiter", "headers", "quoting", "escape_char", "encoding",
+                                                      "line_ending", "line_suffix")},
+    "zip_enabled": "output.zip", "zip_name": "output.zip.name", "gpg_key": "output.gpg.key", "gpg_armor": "output.gpg.armor",
+}
+NOTIFICATION_FIELD_KEYS = {"recipients": "to"}
 
 
 def problems(document: Any) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from connections import kinds
 from connections.kinds import Reads
 from connections.models import Connection, GpgKey
+from tasks.configuration import schema
 from tasks.configuration.reader import Reader
 from tasks.configuration.saving import assign, save_valid
 from tasks.models import (
@@ -194,4 +195,4 @@ class TaskSections:
                 values.update(after_failures=self.r.number(item, "after_failures", item_path, default=1, minimum=1),
                               recovered=self.r.flag(item, "recovered", item_path))
             notification = existing or Notification(task=task, event=event)
-            save_valid(self.r, notification, item_path, changed=assign(notification, values), exclude=["task"])
+            save_valid(self.r, notification, item_path, changed=assign(notification, values), exclude=["task"], keys=schema.NOTIFICATION_FIELD_KEYS)
