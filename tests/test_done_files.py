@@ -1,6 +1,6 @@
 """Done files: a marker per destination, written only once every file of the run has arrived there.
 
-Two files move from an FTP server (kept as they are) to a destination of
+Two files move from an SFTP folder (kept as they are) to a destination of
 each kind — OpenSSH SFTP, pyftpdlib FTP, Samba SMB, a local folder — whose
 done file holds the manifest (name,size,sha256 per line), compared byte for
 byte. A watcher on the destination's disk notes which files were there the
@@ -22,7 +22,7 @@ from runs.models import Delivery, DeliveryKind, DeliveryStatus, RunStatus
 from tasks.models import Task
 from tests import factories
 from tests.delivery_support import folder_destination, log_text, retry, run_task, sha256
-from tests.file_servers import DESTINATION_KINDS, destination_connection, ftp_conn, mkdirs, put
+from tests.file_servers import DESTINATION_KINDS, destination_connection, mkdirs, put
 
 pytestmark = pytest.mark.django_db
 
@@ -34,10 +34,13 @@ def manifest(*files: tuple[str, bytes]) -> bytes:
     return b"".join(f"{name},{len(data)},{sha256(data)}\n".encode() for name, data in files)
 
 
-def two_file_task(ftp_server, **fields) -> Task:
-    put(ftp_server.root, "in/a.csv", A)
-    put(ftp_server.root, "in/b.csv", B)
-    return Task.objects.create(project=factories.project(timezone="UTC"), name="pair", source_kind="ftp", source_connection=ftp_conn(ftp_server),
+def two_file_task(sshd, tmp_path, **fields) -> Task:
+    """Two files picked up from an SFTP folder of their own (one pyftpdlib server per test: two in one process race)."""
+    pickup = mkdirs(sshd.root, f"pick-{tmp_path.name[-20:]}")
+    put(pickup, "in/a.csv", A)
+    put(pickup, "in/b.csv", B)
+    source = factories.sftp_connection(sshd, name="pickup", folder=str(pickup))
+    return Task.objects.create(project=factories.project(timezone="UTC"), name="pair", source_kind="sftp", source_connection=source,
                                source_path="in/*.csv", output_type="keep", **fields)
 
 
@@ -67,8 +70,8 @@ class FirstSight(threading.Thread):
 
 
 @pytest.mark.parametrize("kind", DESTINATION_KINDS)
-def test_the_manifest_done_file_is_byte_exact_and_comes_after_every_file(ftp_server, request, tmp_path, kind):
-    task = two_file_task(ftp_server)
+def test_the_manifest_done_file_is_byte_exact_and_comes_after_every_file(sshd, request, tmp_path, kind):
+    task = two_file_task(sshd, tmp_path)
     conn, disk = destination_connection(request, kind, tmp_path, name="drop")
     factories.destination(task, conn, folder="out", done_file="batch_%Y%m%d.ready", done_manifest=True)
     out = mkdirs(disk, "out")
@@ -87,8 +90,8 @@ def test_the_manifest_done_file_is_byte_exact_and_comes_after_every_file(ftp_ser
     assert "batch_20260314.ready written on Acme/drop (2 manifest line(s); size verified before the rename)" in log_text(run)
 
 
-def test_a_name_pattern_makes_one_empty_done_file_per_file(ftp_server, tmp_path):
-    task = two_file_task(ftp_server)
+def test_a_name_pattern_makes_one_empty_done_file_per_file(sshd, tmp_path):
+    task = two_file_task(sshd, tmp_path)
     folder_destination(task, tmp_path / "share", done_file="{name}.done")
 
     run = run_task(task, intended_at=INTENDED)
@@ -99,8 +102,8 @@ def test_a_name_pattern_makes_one_empty_done_file_per_file(ftp_server, tmp_path)
     assert (share / "a.csv.done").read_bytes() == b"" and (share / "b.csv.done").read_bytes() == b""
 
 
-def test_no_done_file_where_a_file_failed_and_the_retry_writes_it_once_all_arrived(ftp_server, sshd, tmp_path):
-    task = two_file_task(ftp_server, retry_max=1)
+def test_no_done_file_where_a_file_failed_and_the_retry_writes_it_once_all_arrived(sshd, tmp_path):
+    task = two_file_task(sshd, tmp_path, retry_max=1)
     disk = sshd.root / f"done-{tmp_path.name[-20:]}"
     disk.mkdir()
     disk.chmod(0o777)
