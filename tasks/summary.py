@@ -34,7 +34,8 @@ def general(task: Task) -> Section:
         retries = f"Up to {task.retry_max} retries of {which}, the first after {task.retry_delay_minutes} min{backoff}."
     rank = "no run rank" if task.rank is None else f"run rank {task.rank}"
     return ("General", [
-        ("Project", f"{task.project.name} (owner {task.project.owner.username}), {rank}."),
+        ("Project", f"{task.project.name} (owner {task.project.owner.username}"
+                    f"{', who gets a daily digest' if task.project.owner_digest else ''}), {rank}."),
         ("State", _yes(task.enabled, "Enabled: runs when the project fires.", "Disabled: runs only when started by hand.")),
         ("Timeout", f"The whole run is stopped after {task.timeout_minutes} min."),
         ("Retries", retries),
