@@ -162,14 +162,14 @@ def _active(task: Task, busy: QuerySet | None, *, besides: Run | None = None) ->
     return runs.select_related("task__project").order_by("id").first()
 
 
-def _start_existing(task: Task, run: Run, held_as: str, busy: QuerySet | None, queue: bool) -> Start:
-    """Queue a run that was held (a scheduled retry, a run waiting for other tasks), unless the task is busy."""
+def _start_existing(task: Task, run: Run, held_as: str, busy: QuerySet | None, queue: bool, **fields) -> Start:
+    """Queue a run that was held (a scheduled retry, a run waiting for other tasks or for a person), unless the task is busy."""
     active = _active(task, busy, besides=run)
     if active is not None:
         return Start(run, busy_with=active)
-    # Conditional: a cancel, or a second firing of its schedule, may have got there first.
+    # Conditional: a cancel, a second firing of its schedule or a second click may have got there first.
     queued = Run.objects.filter(pk=run.pk, status=held_as).update(
-        status=RunStatus.QUEUED, schedule_id=None, due_at=timezone.now(), waiting_for="",
+        status=RunStatus.QUEUED, schedule_id=None, due_at=timezone.now(), waiting_for="", **fields,
     )
     if not queued:
         return Start(None)
@@ -188,21 +188,7 @@ def release_held(run: Run, user=None, *, queue: bool = True) -> Start:
     """
     with transaction.atomic():
         Task.objects.select_for_update().filter(pk=run.task_id).first()
-        if not Run.objects.filter(pk=run.pk, status=RunStatus.HELD).exists():
-            return Start(None)
-        active = _active(run.task, None)
-        if active is not None:
-            return Start(run, busy_with=active)
-        now = timezone.now()
-        released = Run.objects.filter(pk=run.pk, status=RunStatus.HELD).update(
-            status=RunStatus.QUEUED, decided_by=user, decided_at=now, due_at=now, finished_at=None,
-        )
-        if not released:
-            return Start(None)
-        run.refresh_from_db()
-        if queue:
-            enqueue(run)
-    return Start(run)
+        return _start_existing(run.task, run, RunStatus.HELD, None, queue, decided_by=user, decided_at=timezone.now(), finished_at=None)
 
 
 def discard_held(run: Run, reason: str, user=None) -> bool:

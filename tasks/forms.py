@@ -97,6 +97,22 @@ def rows(form: forms.BaseForm, names: list[str], show: dict[str, tuple[str, list
     return found
 
 
+def blank_means_default(form: forms.ModelForm, *names: str) -> None:
+    """Fields a page or client may leave out: left blank (or not sent), they take the model's default."""
+    for name in names:
+        field, default = form.fields[name], form._meta.model._meta.get_field(name).default
+        field.required = False
+        field.clean = _or_default(field.clean, default)
+
+
+def _or_default(clean, default):
+    def cleaned(value):
+        result = clean(value)
+        return default if result in (None, "") else result
+
+    return cleaned
+
+
 # --------------------------------------------------------------------------
 # The task
 # --------------------------------------------------------------------------
@@ -180,6 +196,7 @@ class TaskForm(codeguard.CodeLockMixin, NoWaitingLoop, ParameterLinesForm):
         self.fields["wait_for"].queryset = others.exclude(pk=self.instance.pk) if self.instance.pk else others
         has_script = any(c.role == CodeRole.PROCESSING for c in self.instance.code_locations.all()) if self.instance.pk else False
         self.initial.setdefault("use_script", has_script)
+        blank_means_default(self, "guard_median_runs", "guard_action")
 
     def clean(self):
         cleaned = super().clean()
@@ -323,6 +340,8 @@ class NotificationForm(forms.ModelForm):
         only_other = ("after_failures", "recovered") if event == NotificationEvent.SUCCESS else ("attach", "embed", "skip_empty")
         for name in only_other:
             del self.fields[name]
+        if "after_failures" in self.fields:
+            blank_means_default(self, "after_failures")
 
     def clean(self):
         cleaned = super().clean()

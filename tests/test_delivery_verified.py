@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from runs.models import Delivery, DeliveryStatus, RunStatus
 from tests import factories
-from tests.delivery_support import ORDERS_CSV, log_text, orders_task, run_task
+from tests.delivery_support import ORDERS_CSV, Polling, log_text, orders_task, run_task
 from tests.file_servers import DESTINATION_KINDS, destination_connection
 from tests.servers_common import shared_tmp
 from tests.servers_daemons import run_sshd
@@ -47,31 +46,20 @@ def server_folder(server, tmp_path: Path) -> Path:
     return folder
 
 
-class NameWatcher(threading.Thread):
+class NameWatcher(Polling):
     """Polls a folder for `name`: whether it ever appeared; with `take_away`, removes it the moment it does."""
 
     def __init__(self, folder: Path, name: str, take_away: bool = False) -> None:
-        super().__init__(daemon=True)
-        self.folder, self.name, self.take_away = folder, name, take_away
+        super().__init__()
+        self.path, self.take_away = folder / name, take_away
         self.seen = False
-        self.done = threading.Event()
 
-    def run(self) -> None:
-        path = self.folder / self.name
-        while not self.done.is_set():
-            if os.path.lexists(path):
-                self.seen = True
-                if self.take_away:
-                    path.unlink(missing_ok=True)
-            time.sleep(0.0005)
-
-    def __enter__(self) -> NameWatcher:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.done.set()
-        self.join(timeout=5)
+    def look(self) -> bool:
+        if os.path.lexists(self.path):
+            self.seen = True
+            if self.take_away:
+                self.path.unlink(missing_ok=True)
+        return False
 
 
 @pytest.mark.parametrize("kind", DESTINATION_KINDS)

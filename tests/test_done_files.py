@@ -11,8 +11,6 @@ done file; the retry that delivers the rest writes it.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pytest
 from runs.models import Delivery, DeliveryKind, DeliveryStatus, RunStatus
 from tasks.models import Task
 from tests import factories
-from tests.delivery_support import folder_destination, log_text, retry, run_task, sha256
+from tests.delivery_support import Polling, folder_destination, log_text, retry, run_task, sha256
 from tests.file_servers import DESTINATION_KINDS, destination_connection, mkdirs, put
 
 pytestmark = pytest.mark.django_db
@@ -44,29 +42,19 @@ def two_file_task(sshd, tmp_path, **fields) -> Task:
                                source_path="in/*.csv", output_type="keep", **fields)
 
 
-class FirstSight(threading.Thread):
+class FirstSight(Polling):
     """Watches a folder; the names in it at the moment `name` first appeared."""
 
     def __init__(self, folder: Path, name: str) -> None:
-        super().__init__(daemon=True)
+        super().__init__()
         self.folder, self.name = folder, name
         self.beside: set[str] | None = None
-        self.done = threading.Event()
 
-    def run(self) -> None:
-        while not self.done.is_set() and self.beside is None:
-            names = set(os.listdir(self.folder))
-            if self.name in names:
-                self.beside = names - {self.name}
-            time.sleep(0.0005)
-
-    def __enter__(self) -> FirstSight:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.done.set()
-        self.join(timeout=5)
+    def look(self) -> bool:
+        names = set(os.listdir(self.folder))
+        if self.name in names:
+            self.beside = names - {self.name}
+        return self.beside is not None
 
 
 @pytest.mark.parametrize("kind", DESTINATION_KINDS)
