@@ -130,6 +130,8 @@ def test_discard_by_command_removes_the_stored_files_and_delivers_nothing(held, 
     task, run, disk = held
     stored = Path(run.files.get().stored.path)
     assert stored.exists()
+    call_command("held_runs", str(task))
+    assert capsys.readouterr().out.startswith(f"{run.pk}\t{task}\t")
 
     call_command("held_runs", "--discard", str(run.pk))
 
