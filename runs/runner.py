@@ -20,9 +20,9 @@ from connections.secrets import SecretError
 from projects.parameters import ParameterError
 from runs import followups
 from runs.models import Run, RunStatus, Stage
-from runs.pipeline import delivery, output, processing, redelivery, source
+from runs.pipeline import delivery, guard, output, processing, redelivery, release, source
 from runs.pipeline.context import RunContext, intended_time, load_parameters, make_workdir
-from runs.pipeline.errors import StageFailure
+from runs.pipeline.errors import RunHeld, StageFailure
 from runs.pipeline.log import RunLogger
 from runs.state import claim, finish
 from runs.ticker import Heartbeat
@@ -32,9 +32,12 @@ from tasks.models import Task
 logger = logging.getLogger(__name__)
 
 # The stages after the parameters, in order (SPEC §4); each takes the context and raises StageFailure.
-STAGES = (source.run, processing.run, output.run, delivery.run)
+# The row guard judges the rows before any file is made; a run it holds stops after its files are stored.
+STAGES = (source.run, processing.run, guard.check, output.run, guard.hold, delivery.run)
 # A retry after a delivery failure only sends the stored files that did not arrive.
 REDELIVERY_STAGES = (redelivery.run,)
+# A held run that a person released only delivers its stored files.
+RELEASE_STAGES = (release.run,)
 
 
 def _load_task(run: Run) -> Task:
@@ -62,7 +65,13 @@ def _context(run: Run, log: RunLogger) -> RunContext:
 
 
 def _stages(ctx: RunContext) -> None:
-    for stage in REDELIVERY_STAGES if redelivery.applies(ctx.run) else STAGES:
+    if redelivery.applies(ctx.run):
+        stages = REDELIVERY_STAGES
+    elif release.applies(ctx.run):
+        stages = RELEASE_STAGES
+    else:
+        stages = STAGES
+    for stage in stages:
         stage(ctx)
 
 
@@ -80,6 +89,8 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
         _stages(ctx)
     except StageFailure as failure:
         _fail(run, log, failure)
+    except RunHeld:
+        _hold(run, log, ctx)
     except Exception as exc:  # noqa: BLE001 - a bug must still end the run, never leave it "running"
         logger.exception("Run %s failed unexpectedly", run.pk)
         _fail(run, log, StageFailure(Stage.FINISH, f"Internal error: {type(exc).__name__}: {exc}"))
@@ -96,6 +107,12 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
 def _succeed(run: Run, log: RunLogger, ctx: RunContext) -> None:
     finish(run, RunStatus.SUCCEEDED, rows=ctx.rows)
     log.info(Stage.FINISH, f"Succeeded in {(run.finished_at - run.started_at).total_seconds():.1f} s.")
+
+
+def _hold(run: Run, log: RunLogger, ctx: RunContext) -> None:
+    finish(run, RunStatus.HELD, rows=ctx.rows)
+    log.warning(Stage.FINISH, f"Held: {len(ctx.stored)} file(s) wait in Courier's file storage; nothing was delivered. "
+                              "Release or discard them on Task Details.")
 
 
 def _fail(run: Run, log: RunLogger, failure: StageFailure) -> None:

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from connections.clients import smb, sftp
+from connections.clients import sftp, smb
 from connections.clients.base import IfExists
 from connections.kinds import client_for
 from tests import factories

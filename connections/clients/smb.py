@@ -151,9 +151,9 @@ class SmbClient(FileServerClient):
             writes = (dst.fd.write(chunk, number * BLOCK, send=False) for number, chunk in enumerate(blocks))
             for _ in in_flight(dst.fd, writes):
                 pass
-        size, written = local.stat().st_size, smbclient.stat(self.unc(remote), **self.options).st_size
-        if written != size:
-            raise ClientError(f"Upload of {remote} to {self.label} ended at {written} of {size} bytes.")
+
+    def _size(self, path: str) -> int | None:
+        return smbclient.stat(self.unc(path), **self.options).st_size
 
     def _rename(self, temp: str, final: str, *, overwrite: bool) -> None:
         """One server-side rename; without `replace` an existing target is refused (no race with "fail").

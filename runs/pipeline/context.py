@@ -37,6 +37,13 @@ class RunContext:
     stored: list[RunFile] = field(default_factory=list)  # filled by the output stage, one per file
     rows: int | None = None
     delivery_errors: list[Exception] = field(default_factory=list)
+    # What the row guard (guard.py) found; `hold` says the files wait in storage for a person.
+    guard_report: str = ""
+    hold: bool = False
+
+    def local_paths(self) -> dict[int, Path]:
+        """The local copy of each stored file, by its RunFile id."""
+        return {record.pk: local.path for record, local in zip(self.stored, self.files, strict=True)}
 
 
 def intended_time(run: Run, task: Task) -> datetime:
