@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.db.models import Count, Exists, OuterRef, Q, Window
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, When, Window
+from django.db.models.functions import RowNumber
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -19,7 +20,7 @@ from etlsite.pages import action_history, record, render_page, require, require_
 from etlsite.times import zoned
 from projects.models import Project
 from projects.upcoming import day_plan, fire_times
-from runs import held, keywatch, lateness, reaper, services, waiting
+from runs import keywatch, lateness, reaper, services
 from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
 from runs.queries import task_rows
 from runs.resend import ResendError, resend_file
@@ -115,20 +116,20 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     # The count of all errored tasks comes with the rows shown, in the same query (a window over the filter).
     errored = list(task_rows().filter(last_status=RunStatus.FAILED).annotate(errored=Window(Count("pk")))
                    .order_by("project__name", "name")[:DASHBOARD_ROWS])
-    running = _running_runs()
+    panels = _run_panels()
     scheduled = _scheduled_projects()
     plan = day_plan(scheduled, now, PLAN_HOURS)
     return render_page(
         request, "courier/dashboard.html", title="Dashboard", crumbs=[("Dashboard", None)],
         errored=errored, errored_count=errored[0].errored if errored else 0,
-        running=list(running[:DASHBOARD_ROWS]), retries=list(_waiting_retries()[:DASHBOARD_ROWS]),
+        running=panels[RunStatus.RUNNING], retries=panels[RunStatus.RETRY_SCHEDULED],
         next_runs=_next_runs(plan.firings, scheduled, now), site_zone=timezone.get_current_timezone_name(),
         plan_chart=charts.hourly_plan_chart(plan.start, plan.hours), plan_total=plan.total,
         plan_hours=[(plan.start + timedelta(hours=i), len(names), charts.tally(names)) for i, names in enumerate(plan.hours) if names],
         orphans=services.orphaned_schedules(), site=SiteState.get(),
         can_run=request.user.has_perm("tasks.run_task"),
-        late=list(lateness.open_alerts()[:DASHBOARD_ROWS]), waiting=list(waiting.waiting_runs()[:DASHBOARD_ROWS]),
-        held=list(held.held_runs()[:DASHBOARD_ROWS]), expiring_keys=keywatch.expiring_keys(now),
+        late=list(lateness.open_alerts()[:DASHBOARD_ROWS]), waiting=panels[RunStatus.WAITING],
+        held=panels[RunStatus.HELD], expiring_keys=keywatch.expiring_keys(now),
     )
 
 
@@ -158,9 +159,25 @@ def _running_runs(order: str = "started_at"):
     return Run.objects.filter(status=RunStatus.RUNNING).prefetch_related("task__project").order_by(order)
 
 
-def _waiting_retries():
-    """Runs waiting for their retry's time, soonest first, with the failure they retry (prefetched, as above)."""
-    return Run.objects.filter(status=RunStatus.RETRY_SCHEDULED).prefetch_related("task__project", "retry_of").order_by("due_at")
+# The Dashboard's lists of runs by their status, each in its own order: running by start, retries by when
+# they are due, waiting runs by their fire time, held runs as they came.
+PANELS = {RunStatus.RUNNING: "started_at", RunStatus.RETRY_SCHEDULED: "due_at", RunStatus.WAITING: "intended_at",
+          RunStatus.HELD: "queued_at"}
+
+
+def _run_panels(rows: int = DASHBOARD_ROWS) -> dict[str, list[Run]]:
+    """The first `rows` runs of each panel, in one query on the status index (a window numbers them per status).
+
+    Tasks and projects prefetched, not joined (see `_running_runs`); two more small queries when any is shown.
+    """
+    order = Case(*[When(status=status, then=F(field)) for status, field in PANELS.items()])
+    numbered = Run.objects.filter(status__in=list(PANELS)).annotate(
+        place=Window(RowNumber(), partition_by=F("status"), order_by=[order.asc(), F("id").asc()]),
+    )
+    panels: dict[str, list[Run]] = {status: [] for status in PANELS}
+    for run in sorted(numbered.filter(place__lte=rows).prefetch_related("task__project", "retry_of"), key=lambda run: run.place):
+        panels[run.status].append(run)
+    return panels
 
 
 def scheduler_tools(request: HttpRequest) -> HttpResponse:

@@ -42,14 +42,15 @@ CHART_RUNS = 50
 def detail_queryset() -> QuerySet[Task]:
     """A task with everything its summary and preview read, in a fixed number of queries.
 
-    Whether it runs after other tasks is asked in the task's own query: most do not, and then
-    the summary reads no list of them (tasks/summary.py).
+    Whether it runs after other tasks, and whether a run of it is held, are asked in the task's own
+    query: most tasks have neither, and then no list of them is read (tasks/summary.py, Task Details).
     """
     runs_after = Task.wait_for.through.objects.filter(from_task=OuterRef("pk"))
+    held = Run.objects.filter(task=OuterRef("pk"), status=RunStatus.HELD)
     return Task.objects.select_related("project__owner", "source_connection__organization", "gpg_key").prefetch_related(
         "parameters", "project__parameters", "code_locations__connection__organization",
         "destinations__connection__organization", "notifications",
-    ).annotate(runs_after_others=Exists(runs_after))
+    ).annotate(runs_after_others=Exists(runs_after), has_held_runs=Exists(held))
 
 
 # --------------------------------------------------------------------------
@@ -149,7 +150,8 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
         summary=summary(task), preview=preview(task), history=action_history(task), pinned_run=_logged_run(request, task),
-        held_runs=held.held_runs(task).prefetch_related("files"), **_live_parts(request, task, state_runs(task, CHART_RUNS)),
+        held_runs=held.held_runs(task).prefetch_related("files") if task.has_held_runs else [],
+        **_live_parts(request, task, state_runs(task, CHART_RUNS)),
     )
 
 
