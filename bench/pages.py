@@ -163,13 +163,13 @@ def timed(label: str, sql: str, **params) -> None:
 # latest run of each task, 5 % failed and 1 % is still running.
 RUNS_SQL = """
 INSERT INTO runs_run (status, trigger, attempt, intended_at, due_at, queued_at, started_at, finished_at, heartbeat_at,
-                      worker, rows, error_stage, error, permanent, task_id)
+                      worker, rows, error_stage, error, permanent, task_id, waiting_for, catch_up_planned, guard_report, failure_alerted)
 SELECT s.status, 'schedule', 1, s.at, s.at, s.at, s.at,
        CASE WHEN s.status = 'running' THEN NULL ELSE s.at + (5 + s.g %% 7) * interval '1 second' END,
        s.at + interval '5 seconds', 'bench-host:1234', CASE WHEN s.status = 'succeeded' THEN s.g * 10 END,
        CASE WHEN s.status = 'failed' THEN 'source' ELSE '' END,
        CASE WHEN s.status = 'failed' THEN 'The query on Acme/warehouse failed [08001]: could not connect to server.' ELSE '' END,
-       false, s.task_id
+       false, s.task_id, '', false, '', false
 FROM (
     SELECT g, t.id AS task_id, now() - (%(per_task)s - g) * interval '1 hour' AS at,
            CASE WHEN g = %(per_task)s AND t.id %% 100 = 7 THEN 'running'

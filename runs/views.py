@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, When, Window
+from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, When, Window
 from django.db.models.functions import RowNumber
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -168,14 +168,15 @@ PANELS = {RunStatus.RUNNING: "started_at", RunStatus.RETRY_SCHEDULED: "due_at", 
 def _run_panels(rows: int = DASHBOARD_ROWS) -> dict[str, list[Run]]:
     """The first `rows` runs of each panel, in one query on the status index (a window numbers them per status).
 
-    Tasks and projects prefetched, not joined (see `_running_runs`); two more small queries when any is shown.
+    Their tasks (with the projects) prefetched, not joined (see `_running_runs`): one more small query when any is shown.
     """
     order = Case(*[When(status=status, then=F(field)) for status, field in PANELS.items()])
     numbered = Run.objects.filter(status__in=list(PANELS)).annotate(
         place=Window(RowNumber(), partition_by=F("status"), order_by=[order.asc(), F("id").asc()]),
     )
     panels: dict[str, list[Run]] = {status: [] for status in PANELS}
-    for run in sorted(numbered.filter(place__lte=rows).prefetch_related("task__project", "retry_of"), key=lambda run: run.place):
+    tasks = Prefetch("task", queryset=Task.objects.select_related("project"))
+    for run in sorted(numbered.filter(place__lte=rows).prefetch_related(tasks, "retry_of"), key=lambda run: run.place):
         panels[run.status].append(run)
     return panels
 

@@ -159,12 +159,14 @@ def task_live(request: HttpRequest, pk: int) -> HttpResponse:
     """Task Details' live state as JSON (static/courier/live_log.js): the run it follows, the controls, the
     run and file history as HTML. The ETag is the state's version: unchanged, the answer is an empty 304."""
     require(request, "tasks.view_task")
-    state = task_state(get_object_or_404(Task.objects.only("id"), pk=pk))
+    followed = get_object_or_404(Task.objects.only("id"), pk=pk)
+    runs = state_runs(followed, CHART_RUNS)  # read once: for the ETag's state and for the parts
+    state = task_state(followed, runs)
     etag = f'"{state.version}"'
     if request.headers.get("If-None-Match") == etag:
         return HttpResponseNotModified(headers={"ETag": etag})
     task = get_object_or_404(detail_queryset(), pk=pk)
-    parts = _live_parts(request, task, state_runs(task, CHART_RUNS))
+    parts = _live_parts(request, task, runs)
     run = state.current
     response = JsonResponse({
         "current": run and {"id": run.pk, "status": run.status, "status_label": run.get_status_display(),
