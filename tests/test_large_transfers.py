@@ -49,3 +49,14 @@ def test_smb_blocks_in_flight_arrive_in_order_both_ways(smb_server, tmp_path, mo
         client.upload(local, "", "up.bin", IfExists.OVERWRITE)
     assert (tmp_path / "big.bin").read_bytes() == data
     assert (smb_server.root / "up.bin").read_bytes() == data[::-1]
+
+
+def test_smb_full_blocks_wait_for_the_servers_credits(smb_server, tmp_path):
+    """1 MiB blocks cost 16 credits each: more blocks than the server has granted credits for wait their turn."""
+    data = os.urandom(40 * smb.BLOCK + 7)
+    put(smb_server.root, "wide.bin", data)
+    with client_for(smb_conn(smb_server)) as client:
+        client.download("wide.bin", tmp_path / "wide.bin")
+        client.upload(tmp_path / "wide.bin", "", "back.bin", IfExists.OVERWRITE)
+    assert (tmp_path / "wide.bin").read_bytes() == data
+    assert (smb_server.root / "back.bin").read_bytes() == data

@@ -178,23 +178,30 @@ class SmbClient(FileServerClient):
 
 
 def in_flight(fd, messages: Iterator[tuple], depth: int = IN_FLIGHT) -> Iterator:
-    """Send smbprotocol's (request, receive) pairs `depth` ahead of their answers; yield each answer in order.
+    """Send smbprotocol's (request, receive) pairs up to `depth` ahead of their answers; yield each answer in order.
 
-    `fd` is the open file (smbprotocol's Open) the requests are for. Each
-    send asks for enough credits to keep `depth` blocks going; the server's
-    answer grants them.
+    `fd` is the open file (smbprotocol's Open) the requests are for. A request
+    is sent only while the server's credits cover it (each answer grants more,
+    and each send asks for enough to keep `depth` blocks going); otherwise the
+    oldest answer is awaited first.
     """
     connection, session, tree = fd.connection, fd.tree_connect.session.session_id, fd.tree_connect.tree_connect_id
     credits = depth * (-(-BLOCK // CREDIT_BYTES))
     pending: deque = deque()
     for message, receive in messages:
+        while pending and (len(pending) >= depth or not _credits_for(connection, message)):
+            request, answer = pending.popleft()
+            yield answer(request)
         pending.append((connection.send(message, session, tree, credit_request=credits), receive))
-        if len(pending) >= depth:
-            request, receive = pending.popleft()
-            yield receive(request)
     while pending:
-        request, receive = pending.popleft()
-        yield receive(request)
+        request, answer = pending.popleft()
+        yield answer(request)
+
+
+def _credits_for(connection, message) -> bool:
+    """Whether the credits granted so far cover `message` (smbprotocol raises rather than wait for more)."""
+    window = connection.sequence_window
+    return window["high"] - window["low"] >= max(1, connection._calculate_credit_charge(message))  # noqa: SLF001
 
 
 def _login_name(conn) -> str:
