@@ -11,7 +11,8 @@ loopback server for both clients, taking turns:
   `get`, which reads ahead) vs `sftp -b` "get";
 - smb_put / smb_get: Courier's `SmbClient` upload (to a temporary name, then
   renamed, as a delivery does) and download vs `smbclient` put / get, both
-  on SMB 3 with Samba's default signing;
+  on SMB 3 and both encrypted (Courier's sessions always are: smbprotocol's
+  default; `--smb-signed-only` lets smbclient only sign, as it does unless told);
 - ftp_put / ftp_get: Courier's `FtpClient` vs `curl -T` / `curl -o`, against
   pyftpdlib run in a process of its own (the same Python server for both:
   it may be the limit, which the ratio then says).
@@ -53,6 +54,7 @@ from tests.servers_common import (  # noqa: E402
 from tests.servers_daemons import SMB_SHARE, SMBD, _smb_conf  # noqa: E402
 
 KINDS = ("sftp_get", "smb_put", "smb_get", "ftp_put", "ftp_get")
+ENCRYPTED_SMB = True  # --smb-signed-only compares with smbclient signing only (not what Courier does)
 FTP_USER, FTP_PASSWORD = "etl", "etlpass"
 
 
@@ -162,7 +164,10 @@ def smb(direction: str, port: int, share: Path, payload: Path, digest: str, scra
     from connections.clients.smb import SmbClient
 
     conn = connection(kind="smb", host=HOST, port=port, share=SMB_SHARE, username=TEST_USER, password=TEST_PASSWORD)
-    native = ["smbclient", f"//{HOST}/{SMB_SHARE}", "-p", str(port), "-U", f"{TEST_USER}%{TEST_PASSWORD}", "-m", "SMB3", "-c"]
+    # Courier's SMB sessions are encrypted (smbprotocol's default, kept on purpose): so is smbclient's here.
+    protection = "encrypt" if ENCRYPTED_SMB else "sign"
+    native = ["smbclient", f"//{HOST}/{SMB_SHARE}", "-p", str(port), "-U", f"{TEST_USER}%{TEST_PASSWORD}", "-m", "SMB3",
+              f"--client-protection={protection}", "-c"]
     if direction == "put":
         def courier() -> None:
             with SmbClient(conn) as client:
@@ -226,7 +231,10 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=256, help="file size in MiB")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", default=",".join(KINDS), help="comma-separated: " + ", ".join(KINDS))
+    parser.add_argument("--smb-signed-only", action="store_true", help="smbclient signs only (Courier still encrypts)")
     args = parser.parse_args()
+    global ENCRYPTED_SMB
+    ENCRYPTED_SMB = not args.smb_signed_only
     wanted = [kind for kind in args.only.split(",") if kind]
     if os.geteuid() != 0:
         raise SystemExit("Needs root: it starts sshd and smbd and uses the etltest login.")
