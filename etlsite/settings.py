@@ -87,9 +87,17 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'courier.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The web server and the worker share one SQLite file: wait for locks
-    # instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
+    # The web server, the cluster's processes and the commands share one SQLite
+    # file. WAL lets readers go on while one writes; every transaction takes the
+    # write lock when it begins (IMMEDIATE), so it waits its turn for up to the
+    # busy timeout instead of failing with "database is locked" when a read turns
+    # into a write; and that turn makes a transaction's check-then-insert atomic,
+    # which select_for_update cannot do on SQLite.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

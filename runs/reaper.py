@@ -1,33 +1,58 @@
-"""Runs whose worker is gone: the reaper that notices a silent heartbeat.
+"""Runs whose worker is gone, and what they leave behind: the reaper, beside the workers, never behind them.
 
 While a run works, a thread of its worker writes `heartbeat_at` every
 COURIER_HEARTBEAT_SECONDS (runs/ticker.py `Heartbeat`). A worker killed
 outright (SIGKILL, a machine restart, django-q2's timeout guard) stops
-beating; the reaper, a django-q2 schedule every minute and
-`manage.py reap_runs`, marks a running run that has been silent for
+beating; the reaper marks a running run that has been silent for
 COURIER_REAP_AFTER_SECONDS as failed ("worker lost") and gives it the same
 follow-ups as any failure (runs/followups.py): retry policy, sequence,
 failure mail.
+
+The reaper is not a queued job: queued, it waited behind the very runs that
+kept every worker busy, exactly when a lost worker mattered most. Instead
+every worker process of every cluster runs it in a side thread from the
+moment it is spawned (`start_in_worker`, on django-q2's post_spawn signal),
+so it runs while the worker's own thread is busy with a run for hours, on
+each machine, with no process or schedule to add. Several reapers at once
+are harmless: a run is marked lost by a conditional UPDATE, once.
+
+Each pass (`patrol`) also fires again any schedule firing that was never
+handled (runs/firing.py `recover_lost`) and removes the work folders on
+this machine of runs that no longer run — a killed worker never removed
+its own. (The script a killed worker was running dies with it: see
+runs/sandbox.py and runs/procs.py.) `manage.py reap_runs` reaps by hand.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from runs import followups
+from runs import firing, followups
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline.log import RunLogger
+from runs.ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
+WORK_FOLDER_PREFIX = "run-"
+# The longest pause between two patrols; shorter when the reap delay is short (tests).
+MAX_PATROL_SECONDS = 30.0
+
 
 def reap_after() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "COURIER_REAP_AFTER_SECONDS", 150)))
+    return timedelta(seconds=float(getattr(settings, "COURIER_REAP_AFTER_SECONDS", 75)))
+
+
+def patrol_every() -> float:
+    """Seconds between patrols: a third of the silence that makes a run lost, at most 30."""
+    return max(0.5, min(MAX_PATROL_SECONDS, reap_after().total_seconds() / 3))
 
 
 def stale_runs(now: datetime | None = None, stale_after: timedelta | None = None):
@@ -57,3 +82,48 @@ def reap(now: datetime | None = None, stale_after: timedelta | None = None) -> l
         reaped.append(run)
         logger.warning("Run %s of %s: %s", run.pk, run.task, message)
     return reaped
+
+
+def sweep_work_folders() -> list[Path]:
+    """Remove this machine's run folders (COURIER_WORK_DIR/run-N) whose run is not running; returns them.
+
+    A folder is made only once its run is claimed (running), and the runner
+    removes it when the run ends: one left behind belongs to a worker that
+    was killed, or to a run since deleted.
+    """
+    work = Path(settings.COURIER_WORK_DIR)
+    folders = {}
+    for path in work.glob(f"{WORK_FOLDER_PREFIX}*") if work.is_dir() else ():
+        number = path.name[len(WORK_FOLDER_PREFIX):]
+        if number.isdigit() and path.is_dir():
+            folders[int(number)] = path
+    if not folders:
+        return []
+    # Looked up after listing: a folder listed above belongs to a run that was claimed before.
+    running = set(Run.objects.filter(pk__in=folders, status=RunStatus.RUNNING).values_list("pk", flat=True))
+    removed = [path for number, path in folders.items() if number not in running]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+        logger.warning("Removed %s, the work folder of a run that no longer runs.", path)
+    return removed
+
+
+def patrol() -> None:
+    """One pass: lost runs reaped, lost firings fired again, leftover work folders removed; each on its own."""
+    for step in (reap, firing.recover_lost, sweep_work_folders):
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - one failing step (a database hiccup) must not stop the others
+            logger.exception("The reaper's %s failed; it tries again on its next pass.", step.__name__)
+
+
+class _Patrols:
+    """This process's reaper thread (one per worker process)."""
+
+    ticker: Ticker | None = None
+
+
+def start_in_worker(**_signal) -> None:
+    """django-q2's post_spawn signal, sent in each new worker process: start its reaper thread."""
+    if _Patrols.ticker is None:
+        _Patrols.ticker = Ticker(patrol_every(), patrol, name="courier-reaper").start()

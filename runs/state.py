@@ -56,6 +56,14 @@ def record_skipped(task: Task, trigger: str, reason: str, *, intended_at: dateti
     return run
 
 
+def record_unstarted(task: Task, trigger: str, reason: str, *, intended_at: datetime, **extra) -> Run:
+    """A run that was due but could not be started (the database refused it): failed, so the retry policy and the failure mail apply."""
+    run = create_run(task, trigger, intended_at=intended_at, status=RunStatus.FAILED, finished_at=timezone.now(),
+                     error=reason, error_stage=Stage.CLAIM, permanent=False, **extra)
+    RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.ERROR, message=reason)
+    return run
+
+
 @dataclass(frozen=True)
 class Start:
     """What came of asking `start_run` for a run."""
@@ -82,7 +90,10 @@ def start_run(
     project); `queue=False` leaves the run for the caller to execute in its
     own process; `retry` is a waiting retry to queue instead of a new run.
     The task row stays locked until the caller's transaction ends, so two
-    starts of one task cannot both see it idle.
+    starts of one task cannot both see it idle. On SQLite, where
+    select_for_update does nothing, the transaction itself is the lock: it
+    begins IMMEDIATE (etlsite/settings.py), taking the database's one write
+    lock before it looks for an active run.
     """
     with transaction.atomic():
         Task.objects.select_for_update().filter(pk=task.pk).first()

@@ -226,7 +226,7 @@ def test_the_run_engine_imports_down_its_own_layers():
     pipeline = {m for m in graph if m.startswith("runs.pipeline")}
     layers = [
         {"runs.models"},
-        {"runs.state", "runs.ticker"},
+        {"runs.state", "runs.ticker", "runs.transient"},
         pipeline,
         {"runs.sequence", "runs.retries", "runs.notify", "runs.followups"},
         {"runs.runner", "runs.reaper", "runs.firing"},
