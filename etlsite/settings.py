@@ -162,6 +162,9 @@ COURIER_RETENTION_KEEP = env.int("COURIER_RETENTION_KEEP", default=10)
 COURIER_FETCH_BATCH = env.int("COURIER_FETCH_BATCH", default=5000)
 COURIER_ROWCOUNT_SECONDS = env.float("COURIER_ROWCOUNT_SECONDS", default=2.0)
 
+# A task's timeout is counted in minutes of this many seconds (60; tests shorten it).
+COURIER_TIMEOUT_MINUTE_SECONDS = env.float("COURIER_TIMEOUT_MINUTE_SECONDS", default=60.0)
+
 # The longest a run may take; django-q2's own limits are derived from it so
 # that the broker never redelivers a run that is still working (SPEC §11).
 COURIER_MAX_RUN_MINUTES = env.int("COURIER_MAX_RUN_MINUTES", default=360)

@@ -6,6 +6,12 @@ entry points only (runs/jobs.py, and `run_task --wait` / `run_project
 outcome, and only then calls the follow-ups in their order
 (runs/followups.py), so a crash in a follow-up never leaves the run
 unrecorded.
+
+One deadline per run: the task's timeout, counted from the claim. Every
+stage obeys it (connections/clients/deadline.py): a query is cancelled, a
+transfer's sockets are shut, a script's process group is killed, and no
+stage starts once it has passed. The run then fails "stopped by the task
+timeout of N minutes in the <stage> stage".
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import logging
 import shutil
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from connections.clients import deadline
 from runs import followups
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline import delivery, output, processing, redelivery, source
@@ -30,10 +38,18 @@ from tasks.parameters import ParameterError
 
 logger = logging.getLogger(__name__)
 
-# The stages after the parameters, in order (SPEC §4); each takes the context and raises StageFailure.
-STAGES = (source.run, processing.run, output.run, delivery.run)
+# The stages after the parameters, in order (SPEC §4): modules with a STAGE and a run(ctx) that raises StageFailure.
+STAGES = (source, processing, output, delivery)
 # A retry after a delivery failure only sends the stored files that did not arrive.
-REDELIVERY_STAGES = (redelivery.run,)
+REDELIVERY_STAGES = (redelivery,)
+
+
+def run_deadline(run: Run) -> deadline.Deadline:
+    """The task's timeout, counted from the claim (a minute is COURIER_TIMEOUT_MINUTE_SECONDS long; tests shorten it)."""
+    minutes = run.task.timeout_minutes
+    used = (timezone.now() - run.started_at).total_seconds()
+    limit = f"the task timeout of {minutes} minute{'' if minutes == 1 else 's'}"
+    return deadline.Deadline.after(minutes * settings.COURIER_TIMEOUT_MINUTE_SECONDS - used, limit)
 
 
 def _load_task(run: Run) -> Task:
@@ -44,7 +60,7 @@ def _load_task(run: Run) -> Task:
     )
 
 
-def _context(run: Run, log: RunLogger) -> RunContext:
+def _context(run: Run, log: RunLogger, limit: deadline.Deadline) -> RunContext:
     task = _load_task(run)
     at = intended_time(run, task)
     log.add_secrets(connection_secrets(task))
@@ -52,7 +68,7 @@ def _context(run: Run, log: RunLogger) -> RunContext:
         params = load_parameters(task, at)
     except ParameterError as exc:
         raise StageFailure(Stage.PARAMETERS, f"The parameters cannot be read: {exc}", permanent=True) from None
-    ctx = RunContext(run=run, task=task, log=log, workdir=make_workdir(run), at=at, params=params)
+    ctx = RunContext(run=run, task=task, log=log, workdir=make_workdir(run), at=at, params=params, deadline=limit)
     log.add_secrets(ctx.sensitive_values)
     log.info(Stage.PARAMETERS, f"Intended time {at:%Y-%m-%d %H:%M %Z}; {len(params)} parameter(s).")
     return ctx
@@ -60,7 +76,24 @@ def _context(run: Run, log: RunLogger) -> RunContext:
 
 def _stages(ctx: RunContext) -> None:
     for stage in REDELIVERY_STAGES if redelivery.applies(ctx.run) else STAGES:
-        stage(ctx)
+        if ctx.deadline.passed():
+            raise StageFailure(stage.STAGE, f"Stopped by {ctx.deadline.limit} before the {stage.STAGE} stage.")
+        try:
+            stage.run(ctx)
+        except StageFailure as failure:
+            raise _named_timeout(failure, ctx.deadline) from None
+
+
+def _named_timeout(failure: StageFailure, limit: deadline.Deadline) -> StageFailure:
+    """A failure once the deadline has passed says so, and names its stage: the timeout is why it failed."""
+    if not limit.passed():
+        return failure
+    message, ending = failure.message, f"stopped by {limit.limit}."
+    if message.endswith(ending):
+        message = f"{message[:-1]} in the {failure.stage} stage."
+    else:
+        message = f"Stopped by {limit.limit} in the {failure.stage} stage: {message[:1].lower()}{message[1:]}"
+    return StageFailure(failure.stage, message, permanent=False)
 
 
 def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | None:
@@ -72,9 +105,11 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
     log.info(Stage.CLAIM, f"Attempt {run.attempt} of {run.task} started ({run.get_trigger_display().lower()} trigger) on {run.worker}.")
     ctx = None
     beat = Heartbeat.start(run.pk)  # lets the reaper tell a busy run from a dead worker
+    limit = run_deadline(run)
     try:
-        ctx = _context(run, log)
-        _stages(ctx)
+        with deadline.applies(limit):
+            ctx = _context(run, log, limit)
+            _stages(ctx)
     except StageFailure as failure:
         _fail(run, log, failure)
     except Exception as exc:  # noqa: BLE001 - a bug must still end the run, never leave it "running"

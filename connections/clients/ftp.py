@@ -17,6 +17,7 @@ import ssl
 from contextlib import contextmanager
 from pathlib import Path
 
+from connections.clients import deadline
 from connections.clients.base import AtomicUpload, ClientError, join_remote
 from connections.clients.remote import Entry, RemoteNotFound
 
@@ -34,6 +35,36 @@ def tls_context(verify: bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+class _KeepsDataSocket:
+    """ftplib keeps its data connection to itself; the deadline's watchdog must be able to shut it."""
+
+    data_socket: socket.socket | None = None
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = super().ntransfercmd(cmd, rest)
+        self.data_socket = conn
+        return conn, size
+
+
+class _Ftp(_KeepsDataSocket, ftplib.FTP):
+    pass
+
+
+class _FtpTls(_KeepsDataSocket, ftplib.FTP_TLS):
+    pass
+
+
+def _shut(ftp: ftplib.FTP) -> None:
+    """Wake any call blocked on the session's sockets: they fail at once (called from the watchdog's thread)."""
+    for sock in (ftp.data_socket, ftp.sock):
+        if sock is not None:
+            try:
+                # The plain socket's shutdown, also under TLS: the TLS layer is not touched from this thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class FtpClient(AtomicUpload):
@@ -139,9 +170,10 @@ class FtpClient(AtomicUpload):
 
 def _connect(conn) -> ftplib.FTP:
     label, port = str(conn), conn.effective_port
-    ftp = ftplib.FTP_TLS(context=tls_context(conn.verify_tls), timeout=TIMEOUT) if conn.tls else ftplib.FTP(timeout=TIMEOUT)
+    timeout = deadline.limit(TIMEOUT)
+    ftp = _FtpTls(context=tls_context(conn.verify_tls), timeout=timeout) if conn.tls else _Ftp(timeout=timeout)
     try:
-        ftp.connect(conn.host, port, timeout=TIMEOUT)
+        ftp.connect(conn.host, port, timeout=timeout)
         ftp.login(conn.username or "anonymous", conn.password or "")
         if conn.tls:
             ftp.prot_p()
@@ -167,7 +199,8 @@ def _connect(conn) -> ftplib.FTP:
 def session(conn, **_):
     ftp = _connect(conn)
     try:
-        yield FtpClient(conn, ftp)
+        with deadline.Watchdog(lambda: _shut(ftp), f"The session with {conn}"):
+            yield FtpClient(conn, ftp)
     finally:
         try:
             ftp.quit()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pyodbc
 
+from connections.clients import deadline
 from connections.clients.base import ClientError
 
 # SQLSTATE classes where trying again cannot help: syntax and access rules,
@@ -46,12 +48,18 @@ def streaming_odbc(odbc: str, dialect: str, batch: int, login_timeout: int = 0) 
     """Add the driver options Courier relies on; the connection string's own setting always wins.
 
     Mainly streaming: psqlodbc holds every row unless told to use a cursor
-    (measured: 430 MB for 1M rows by default, ~30 MB with UseDeclareFetch).
+    (measured: 430 MB for 1M rows by default, ~30 MB with UseDeclareFetch),
+    and so does sqliteodbc unless it steps (StepAPI). The table of every
+    driver's options is in docs/databases.md.
     For MariaDB also its own login timeout and several statements per batch.
     """
     extra = ""
     if dialect == "postgresql" and not _has_option(odbc, "UseDeclareFetch"):
         extra = f"UseDeclareFetch=1;Fetch={batch};"
+    elif dialect == "sqlite" and not _has_option(odbc, "StepAPI"):
+        # sqliteodbc reads the whole result into memory before the first fetch
+        # unless it steps through it row by row (bench/memory.py, docs/benchmarks.md).
+        extra = "StepAPI=1;"
     elif dialect == "mysql":
         # The driver ignores ODBC's login timeout (a silent server hung it for
         # good, measured with 3.1.15); its own CONN_TIMEOUT is honoured.
@@ -105,10 +113,14 @@ def timeout_error(exc: pyodbc.Error, label: str, doing: str, limit: str) -> Clie
 @contextmanager
 def connect(conn, *, batch: int = 5000):
     label = str(conn)
-    odbc = streaming_odbc(conn.odbc, conn.dialect, batch, conn.login_timeout)
+    # The login waits no longer than the run has left (drivers take whole seconds).
+    login = deadline.limit(conn.login_timeout or None)
+    login = math.ceil(login) if login else 0
+    odbc = streaming_odbc(conn.odbc, conn.dialect, batch, login)
     try:
-        cnxn = pyodbc.connect(odbc, timeout=conn.login_timeout or 0, autocommit=True)
+        cnxn = pyodbc.connect(odbc, timeout=login, autocommit=True)
     except pyodbc.Error as exc:
+        deadline.check(f"Connecting to {label}")
         if conn.login_timeout and _is_login_timeout(exc):
             raise timeout_error(exc, label, "Connecting", f"login timeout of {conn.login_timeout} s") from None
         raise map_error(exc, label, "Connecting") from None
@@ -188,14 +200,26 @@ def run_query(conn, batches: list[str], sink: RowSink, *, batch: int = 5000) -> 
     exported = False
     with connect(conn, batch=batch) as cnxn:
         cursor = cnxn.cursor()
-        for number, sql in enumerate(batches, 1):
-            doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
-            try:
-                cursor.execute(sql)
-                exported = _export_results(cursor, sink, batch, exported)
-            except pyodbc.Error as exc:
-                raise _query_error(exc, conn, doing) from None
+        # The run's deadline cancels the query wherever it blocks: executing or fetching.
+        with deadline.Watchdog(cursor.cancel, f"The query on {conn}", own=_watched_query_timeout(conn)):
+            for number, sql in enumerate(batches, 1):
+                doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
+                try:
+                    cursor.execute(sql)
+                    exported = _export_results(cursor, sink, batch, exported)
+                except pyodbc.Error as exc:
+                    raise _query_error(exc, conn, doing) from None
     return exported
+
+
+# Drivers that accept ODBC's query timeout and then ignore it: Courier's watchdog enforces it.
+WATCHED_QUERY_TIMEOUT = ("sqlite",)
+
+
+def _watched_query_timeout(conn) -> deadline.Deadline | None:
+    if conn.dialect not in WATCHED_QUERY_TIMEOUT or not conn.query_timeout:
+        return None
+    return deadline.Deadline.after(conn.query_timeout, f"the query timeout of {conn.query_timeout} s set on the connection")
 
 
 def _export_results(cursor, sink: RowSink, batch: int, exported: bool) -> bool:
@@ -211,6 +235,7 @@ def _export_results(cursor, sink: RowSink, batch: int, exported: bool) -> bool:
 def _fetch_batches(cursor, batch: int) -> Iterator[list[tuple]]:
     while rows := cursor.fetchmany(batch):
         yield rows
+        deadline.check("Fetching the query's rows")
 
 
 def test(conn) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import socket
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
+from connections.clients import deadline
 from connections.clients.base import AtomicUpload, ClientError, join_remote
 from connections.clients.remote import Entry, RemoteNotFound
 from connections.clients.ssh_transport import open_ssh, raise_if_unpinned
@@ -164,10 +166,20 @@ def session(conn):
         except (paramiko.SSHException, OSError) as exc:
             raise ClientError(f"{conn} accepted the login but refused SFTP: {exc}") from None
         sftp.get_channel().settimeout(120)
-        with sftp:
+        with sftp, deadline.Watchdog(lambda: _shut(ssh), f"The session with {conn}"):
             yield SftpClient(conn, sftp)
     finally:
         ssh.close()
+
+
+def _shut(ssh: paramiko.SSHClient) -> None:
+    """Wake any call blocked on the session: its transport sees the socket end and closes every channel."""
+    transport = ssh.get_transport()
+    if transport is not None:
+        try:
+            transport.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def test(conn) -> str:

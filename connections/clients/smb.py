@@ -26,6 +26,7 @@ from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask  # noqa: E
 from smbprotocol import exceptions as smb_errors  # noqa: E402
 from smbprotocol.header import NtStatus  # noqa: E402
 
+from connections.clients import deadline  # noqa: E402
 from connections.clients.base import AtomicUpload, ClientError, join_remote  # noqa: E402
 from connections.clients.remote import Entry, RemoteNotFound  # noqa: E402
 
@@ -167,11 +168,20 @@ def session(conn, **_):
         smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
         raise _map_error(exc, f"Cannot connect to {conn.host}:{port} ({conn})") from None
     try:
-        client = SmbClient(conn, cache)
-        _check_share(client)
-        yield client
+        with deadline.Watchdog(lambda: _shut(cache), f"The session with {conn}"):
+            client = SmbClient(conn, cache)
+            _check_share(client)
+            yield client
     finally:
         smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
+
+
+def _shut(cache: dict) -> None:
+    """Wake any call blocked on the session's connections (called from the watchdog's thread)."""
+    for connection in list(cache.values()):
+        transport = getattr(connection, "transport", None)
+        if transport is not None:
+            transport.close()
 
 
 def _check_share(client: SmbClient) -> None:

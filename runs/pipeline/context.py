@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from connections.clients.deadline import Deadline
 from connections.models import SECRET_FIELDS
 from runs.models import Run, RunFile
 from runs.pipeline.log import RunLogger
@@ -38,6 +39,8 @@ class RunContext:
     stored: list[RunFile] = field(default_factory=list)  # filled by the output stage, one per file
     rows: int | None = None
     delivery_errors: list[Exception] = field(default_factory=list)
+    # The run's one deadline (the task's timeout), which every stage obeys; None outside a run.
+    deadline: Deadline | None = None
 
     @property
     def sensitive_values(self) -> list[str]:

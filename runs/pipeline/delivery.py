@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from connections.clients import ClientError, client_for
+from connections.clients import ClientError, client_for, deadline
 from connections.clients.base import IfExists
 from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, Stage
 from runs.pipeline.context import RunContext
@@ -87,6 +87,7 @@ def deliver_to(log: RunLogger, destination: Destination, deliveries: list[Delive
                 try:
                     _upload_one(log, client, destination, delivery, local[delivery.file_id])
                 except ClientError as exc:
+                    exc = deadline.explained(exc, f"The upload of {delivery.file.name} to {delivery.target}")
                     _finish(delivery, DeliveryStatus.FAILED, log.mask(str(exc)))
                     log.error(STAGE, f"{delivery.file.name} → {delivery.target}: {exc}")
                     errors.append(exc)
