@@ -17,10 +17,11 @@ each machine, with no process or schedule to add. Several reapers at once
 are harmless: a run is marked lost by a conditional UPDATE, once.
 
 Each pass (`patrol`) also fires again any schedule firing that was never
-handled (runs/firing.py `recover_lost`) and removes the work folders on
-this machine of runs that no longer run — a killed worker never removed
-its own. (The script a killed worker was running dies with it: see
-runs/sandbox.py and runs/procs.py.) `manage.py reap_runs` reaps by hand.
+handled (runs/firing.py `recover_lost`), and on this machine ends the
+processes and removes the work folders of runs that no longer run — a killed
+worker never removed its own. (A script dies with its worker at once in the
+sandbox, runs/sandbox.py; what an unsandboxed one started is found by its
+run's marker, runs/procs.py.) `manage.py reap_runs` reaps by hand.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from runs import firing, followups
+from runs import firing, followups, procs
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline.log import RunLogger
 from runs.ticker import Ticker
@@ -108,9 +109,27 @@ def sweep_work_folders() -> list[Path]:
     return removed
 
 
+def running_of(run_ids: set[int]) -> set[int]:
+    return set(Run.objects.filter(pk__in=run_ids, status=RunStatus.RUNNING).values_list("pk", flat=True))
+
+
+def kill_stray_processes() -> dict[int, list[int]]:
+    """End what this machine's runs left running once the run no longer runs; returns the pids by run.
+
+    A script in the sandbox dies with its worker; one run without it (or a
+    process it started in a new session) may not, and carries its run's
+    number (runs/procs.py RUN_MARKER).
+    """
+    strays = procs.stray_processes(running_of)
+    for run_id, pids in strays.items():
+        procs.kill_all(pids)
+        logger.warning("Killed %s process(es) left running by run %s, which no longer runs: %s", len(pids), run_id, pids)
+    return strays
+
+
 def patrol() -> None:
-    """One pass: lost runs reaped, lost firings fired again, leftover work folders removed; each on its own."""
-    for step in (reap, firing.recover_lost, sweep_work_folders):
+    """One pass: lost runs reaped, lost firings fired again, what they left behind removed; each step on its own."""
+    for step in (reap, firing.recover_lost, kill_stray_processes, sweep_work_folders):
         try:
             step()
         except Exception:  # noqa: BLE001 - one failing step (a database hiccup) must not stop the others

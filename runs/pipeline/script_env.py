@@ -23,6 +23,7 @@ from django.conf import settings
 
 from connections.models import KIND_FIELDS, Connection
 from runs.pipeline.context import RunContext
+from runs.procs import RUN_MARKER
 from tasks.parameters import env_vars
 
 ALWAYS_HIDDEN = ("SECRET_KEY", "COURIER_SECRET_KEYS", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "COURIER_PIP_OPTIONS")
@@ -93,5 +94,7 @@ def script_environment(ctx: RunContext, venv_bin: Path) -> dict[str, str]:
         "COURIER_TASK": json.dumps(task_json(ctx)),
         "COURIER_PROJECT": json.dumps(project_json(ctx)),
         "COURIER_CONNECTION": json.dumps(connection_json(ctx.task.source_connection)),
+        # Lets the reaper find what the script left running should its worker die (runs/procs.py).
+        RUN_MARKER: str(ctx.run.pk),
     })
     return env
