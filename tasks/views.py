@@ -130,6 +130,8 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _run(request: HttpRequest, task: Task) -> str:
     require(request, "tasks.run_task")
     run = services.run_now(task, user=request.user)
+    if run.status == RunStatus.SKIPPED:
+        return f"Not started: run {run.pk} is recorded as skipped, {run.error}"
     return f"Started run {run.pk} by hand."
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from io import StringIO
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections
@@ -78,6 +79,11 @@ def test_twenty_people_pressing_run_at_once_get_one_run_and_nineteen_skipped_nev
     active = Run.objects.get(task=task, status=RunStatus.QUEUED)
     for skipped in Run.objects.filter(task=task, status=RunStatus.SKIPPED):
         assert skipped.error.startswith(f"previous run still active (run {active.pk} ")
+    # Each person is told what became of their press (the page's message, kept in the task's history).
+    said = sorted(entry.get_change_message() for entry in LogEntry.objects.filter(object_id=str(task.pk)))
+    assert said[-1] == f"Started run {active.pk} by hand."
+    assert all(text.startswith("Not started: run ") and f"previous run still active (run {active.pk} " in text for text in said[:-1])
+    assert len(said) == PARALLEL
 
 
 def test_twenty_run_task_commands_at_once_start_one_run_and_record_the_rest_skipped(sqlite_odbc):

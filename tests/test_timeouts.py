@@ -23,6 +23,7 @@ from runs.models import Delivery, DeliveryStatus, Run, RunStatus
 from runs.runner import execute
 from runs.state import create_run
 from tests import factories
+from tests.file_servers import smb_conn
 from tests.servers_common import HOST
 from tests.servers_inprocess import _pyftpdlib, _serve_ftp
 from tests.servers_odbc import MARIADB_ADMIN, PG_ADMIN
@@ -177,6 +178,22 @@ def test_an_sftp_upload_to_a_server_that_stops_reading_ends_at_the_deadline(sshd
         relay.close()
     assert relay.passed >= 1024 * 1024, "the upload never reached the stall"
     assert_stopped_in_delivery(run, took)
+
+
+def test_an_smb_upload_to_a_server_that_stops_reading_ends_at_the_deadline(smb_server, sqlite_odbc, tmp_path):
+    relay = StallingRelay(smb_server.port, after=1024 * 1024)
+    try:
+        task = big_upload_task(sqlite_odbc)
+        folder = smb_server.root / f"stall-{tmp_path.name[-20:]}"
+        folder.mkdir()
+        folder.chmod(0o777)
+        factories.destination(task, smb_conn(smb_server, port=relay.address, folder=folder.name))
+        run, took = timed_run(task)
+    finally:
+        relay.close()
+    assert relay.passed >= 1024 * 1024, "the upload never reached the stall"
+    assert_stopped_in_delivery(run, took)
+    assert not (folder / "big.csv").exists()
 
 
 @pytest.fixture
