@@ -42,12 +42,17 @@ class SmbClient(AtomicUpload):
     def __init__(self, conn, cache: dict) -> None:
         self.conn = conn
         self.label = str(conn)
-        self.options = {
-            "port": conn.effective_port,
-            "connection_cache": cache,
-            "connection_timeout": CONNECT_TIMEOUT,
-            "username": _login_name(conn),
-            "password": conn.password or None,
+        self.cache = cache
+
+    @property
+    def options(self) -> dict:
+        """What every smbclient call takes; a call that must connect again waits no longer than the run has left."""
+        return {
+            "port": self.conn.effective_port,
+            "connection_cache": self.cache,
+            "connection_timeout": deadline.limit(CONNECT_TIMEOUT),
+            "username": _login_name(self.conn),
+            "password": self.conn.password or None,
         }
 
     def path(self, *parts: str) -> str:
@@ -162,7 +167,7 @@ def session(conn, **_):
     try:
         smbclient.register_session(
             conn.host, username=_login_name(conn), password=conn.password or None, port=port,
-            connection_timeout=CONNECT_TIMEOUT, connection_cache=cache,
+            connection_timeout=deadline.limit(CONNECT_TIMEOUT), connection_cache=cache,
         )
     except Exception as exc:  # noqa: BLE001
         smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
