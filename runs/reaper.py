@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -129,6 +130,8 @@ def kill_stray_processes() -> dict[int, list[int]]:
 
 def patrol() -> None:
     """One pass: lost runs reaped, lost firings fired again, what they left behind removed; each step on its own."""
+    # This thread lives as long as its worker: a connection a database restart broke is replaced, not kept.
+    close_old_connections()
     for step in (reap, firing.recover_lost, kill_stray_processes, sweep_work_folders):
         try:
             step()

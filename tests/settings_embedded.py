@@ -19,16 +19,12 @@ os.environ.pop("REDIS_URL", None)
 os.environ.setdefault("EMAIL_URL", "consolemail://")
 
 from etlsite.settings import *  # noqa: E402,F403
+from tests.cluster_support import CLUSTER_LOGGING  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # A run is silent after 4 s without a heartbeat (every second): the reaper's patrols come every 1.3 s.
 COURIER_HEARTBEAT_SECONDS = 1
 COURIER_REAP_AFTER_SECONDS = 4
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-}
+# The cluster's log, with process ids: the tests read it.
+LOGGING = CLUSTER_LOGGING

@@ -12,7 +12,7 @@ from django_q.models import Schedule
 
 from projects import scheduling
 from projects.models import Project
-from runs import firing, jobs, services, state
+from runs import firing, jobs, state
 from runs.models import Run, RunStatus, Trigger
 from tests import factories
 

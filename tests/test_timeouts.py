@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from contextlib import closing
+from pathlib import Path
 
 import pyodbc
 import pytest
@@ -163,36 +164,41 @@ def assert_stopped_in_delivery(run: Run, took: float) -> None:
     assert MINUTE <= took < MINUTE + GRACE, took
 
 
+STALL_AFTER = 1024 * 1024
+
+
+def upload_through_stalling_relay(server, sqlite_odbc, tmp_path, connection) -> Path:
+    """Run the big upload to `server` through a relay that stalls; returns the destination folder on disk."""
+    relay = StallingRelay(server.port, after=STALL_AFTER)
+    try:
+        task = big_upload_task(sqlite_odbc)
+        folder = server.root / f"stall-{tmp_path.name[-20:]}"
+        folder.mkdir()
+        folder.chmod(0o777)
+        factories.destination(task, connection(server, port=relay.address, folder=folder))
+        run, took = timed_run(task)
+    finally:
+        relay.close()
+    assert relay.passed >= STALL_AFTER, "the upload never reached the stall"
+    assert_stopped_in_delivery(run, took)
+    return folder
+
+
 # paramiko's file object tries to close itself once more when collected, on the shut session.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_an_sftp_upload_to_a_server_that_stops_reading_ends_at_the_deadline(sshd, sqlite_odbc, tmp_path):
-    relay = StallingRelay(sshd.port, after=1024 * 1024)
-    try:
-        task = big_upload_task(sqlite_odbc)
-        target = sshd.root / f"stall-{tmp_path.name[-20:]}"
-        target.mkdir()
-        target.chmod(0o777)
-        factories.destination(task, factories.sftp_connection(sshd, port=relay.address, folder=str(target)))
-        run, took = timed_run(task)
-    finally:
-        relay.close()
-    assert relay.passed >= 1024 * 1024, "the upload never reached the stall"
-    assert_stopped_in_delivery(run, took)
+    def connection(server, port, folder):
+        return factories.sftp_connection(server, port=port, folder=str(folder))
+
+    folder = upload_through_stalling_relay(sshd, sqlite_odbc, tmp_path, connection)
+    assert not (folder / "big.csv").exists()
 
 
 def test_an_smb_upload_to_a_server_that_stops_reading_ends_at_the_deadline(smb_server, sqlite_odbc, tmp_path):
-    relay = StallingRelay(smb_server.port, after=1024 * 1024)
-    try:
-        task = big_upload_task(sqlite_odbc)
-        folder = smb_server.root / f"stall-{tmp_path.name[-20:]}"
-        folder.mkdir()
-        folder.chmod(0o777)
-        factories.destination(task, smb_conn(smb_server, port=relay.address, folder=folder.name))
-        run, took = timed_run(task)
-    finally:
-        relay.close()
-    assert relay.passed >= 1024 * 1024, "the upload never reached the stall"
-    assert_stopped_in_delivery(run, took)
+    def connection(server, port, folder):
+        return smb_conn(server, port=port, folder=folder.name)
+
+    folder = upload_through_stalling_relay(smb_server, sqlite_odbc, tmp_path, connection)
     assert not (folder / "big.csv").exists()
 
 
