@@ -22,7 +22,12 @@ PERMANENT_MESSAGES = (
     "syntax error", "incomplete input", "no such table", "no such column",
 )
 
-MARIADB_MULTI_STATEMENTS = 67108864  # 1 << 26
+# MariaDB Connector/ODBC's OPTION flags: several statements per batch, no local
+# copy of the result, forward-only cursors.
+MARIADB_MULTI_STATEMENTS = 1 << 26
+MARIADB_NO_CACHE = 1 << 20
+MARIADB_FORWARD_CURSOR = 1 << 21
+MARIADB_OPTION = MARIADB_MULTI_STATEMENTS | MARIADB_NO_CACHE | MARIADB_FORWARD_CURSOR
 
 # SQLSTATEs and server messages that mean "stopped by the query timeout":
 # ODBC's own (HYT00/HYT01), PostgreSQL's statement_timeout (57014) and
@@ -70,9 +75,11 @@ def streaming_odbc(odbc: str, dialect: str, batch: int, login_timeout: int = 0) 
         # A batch may hold several statements (an INSERT before the SELECT);
         # MariaDB's driver runs only one unless the client allows more
         # (CLIENT_MULTI_STATEMENTS; its MULTI_STATEMENTS=1 keyword had no
-        # effect in 3.1.15). A connection string with its own OPTION keeps it.
+        # effect in 3.1.15). The no-cache flag streams the rows in the drivers
+        # that can (not 3.1.15, Debian 12's: it keeps every row whatever the
+        # options, docs/databases.md). A connection string with its own OPTION keeps it.
         if not _has_option(odbc, "OPTION"):
-            extra += f"OPTION={MARIADB_MULTI_STATEMENTS};"
+            extra += f"OPTION={MARIADB_OPTION};"
     if not extra:
         return odbc
     return f"{odbc.rstrip().rstrip(';')};{extra}"
