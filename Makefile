@@ -1,5 +1,8 @@
-# Courier: `make run` starts it, `make test` runs the whole suite. Both install what they need.
+# Courier: `make run` starts it (`make run PORT=8123` on another port), `make test` runs the whole suite.
+# Both install what they need.
 PYTHON ?= python3
+# Empty: COURIER_PORT from the environment or .env, else 8000 (etlsite/settings.py).
+PORT ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -28,9 +31,12 @@ demo: install
 	$(PY) manage.py load_demo
 
 run: demo
-	scripts/serve.sh
+	$(if $(PORT),COURIER_PORT=$(PORT) )scripts/serve.sh
 
-test: install-test
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+
+test: install-test lint
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest -q -p no:cacheprovider
 
 clean:

@@ -211,7 +211,7 @@ def report(args) -> None:
     print(describe_machine())
     prepare_table(max(args.rows, args.big_rows))
     best: dict[str, dict] = {}
-    for attempt in range(args.repeat):
+    for _attempt in range(args.repeat):
         for variant in ("bare", "courier", "psql"):
             result = measure(variant, args.rows)
             extra = f", whole run {args.rows / result['whole']:,.0f} rows/s" if result["whole"] else ""

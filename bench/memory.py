@@ -3,7 +3,7 @@
     .venv/bin/python bench/memory.py [--rows 1000000] [--small 10000] [--dialects postgresql,mysql,sqlite]
 
 Each measurement is a process of its own that runs Courier's ODBC source
-(`connections.clients.odbc.run_query`, with the streaming options it adds
+(`connections.clients.odbc.DatabaseClient.run_query`, with the streaming options it adds
 for the driver) and writes every row to a CSV file with the csv module, as
 the source stage does, keeping nothing; it reports its peak RSS (VmHWM).
 The rows come from the query itself (a series of numbers with 200
@@ -50,7 +50,7 @@ import csv, re, sys, types
 sys.path.insert(0, sys.argv[1])
 from connections.clients import odbc
 odbc_string, dialect, sql, out = sys.argv[2:6]
-conn = types.SimpleNamespace(odbc=odbc_string, dialect=dialect, login_timeout=10, query_timeout=0, read_only=False)
+conn = types.SimpleNamespace(odbc=odbc_string, dialect=dialect, login_timeout=10, query_timeout=0, read_only=False, sql_bounds="")
 rows = 0
 def sink(columns, batches):
     global rows
@@ -60,7 +60,7 @@ def sink(columns, batches):
         for batch in batches:
             writer.writerows(batch)
             rows += len(batch)
-odbc.run_query(conn, [sql], sink, batch=5000)
+odbc.DatabaseClient(conn).run_query([sql], sink, batch=5000)
 with open("/proc/self/status") as status:
     peak_kb = int(re.search(r"VmHWM:\s+(\d+)", status.read()).group(1))
 print(rows, peak_kb)

@@ -201,6 +201,8 @@ def pages() -> dict[str, str]:
         "my_tasks": reverse("courier:my_tasks"),
         "task_details": reverse("courier:task_detail", args=[task]),
         "task_details_errored": reverse("courier:task_detail", args=[errored]),
+        # What Task Details' live updates fetch when something changed (unchanged, the answer is an empty 304).
+        "task_live": reverse("courier:task_live", args=[task]),
         "project_details": reverse("courier:project_detail", args=[project]),
         "dashboard": reverse("courier:dashboard"),
     }

@@ -119,12 +119,12 @@ def courier_connection(server: Sshd):
 
 def upload_courier(server: Sshd, local: Path, name: str) -> float:
     """Login, upload to a temporary name, size check and rename: what a delivery does."""
-    from connections.clients import sftp
     from connections.clients.base import IfExists
+    from connections.clients.sftp import SftpClient
 
     conn = courier_connection(server)
     started = time.perf_counter()
-    with sftp.session(conn) as client:
+    with SftpClient(conn) as client:
         client.upload(local, "", name, IfExists.OVERWRITE)
     return time.perf_counter() - started
 

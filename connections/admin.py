@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path
 from django.utils.decorators import method_decorator
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from connections.checks import check_connection
 from connections.clients.ssh_transport import host_address
-from connections.host_keys import PinRefused, host_key_fingerprint, pending_fingerprint, pending_key, pin_host_key
 from connections.forms import ConnectionForm, GpgKeyForm, secret_field_names
-from connections.models import KIND_FIELDS, Connection, GpgKey, Organization
+from connections.host_keys import PinRefused, host_key_fingerprint, pending_fingerprint, pending_key, pin_host_key
+from connections.kinds import KINDS
+from connections.models import Connection, GpgKey, Organization
+
+# The kind, and what the add page's general fields held when the kind was chosen (changeform_view).
+CARRIED = ("kind", "organization", "name", "description")
 
 
 class SuperuserOnly:
@@ -66,26 +73,65 @@ class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
     actions = [test_connections]
     readonly_fields = ["used_by", "host_key_fingerprint", "tested_at", "test_ok", "test_message"]
 
+    def get_object(self, request, object_id, from_field=None):
+        # A kind chosen on the change page (?kind=, see changeform_view) is shown, and saved with its settings.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None and request.GET.get("kind") in KINDS:
+            obj.kind = request.GET["kind"]
+        return obj
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """Saving with a kind other than the one whose settings the page shows shows that kind's settings instead.
+
+        Nothing is saved then, since the page had no inputs for the new kind's
+        settings; on the add page, what was typed in the general fields comes along.
+        """
+        if request.method == "POST" and request.POST.get("kind") in KINDS:
+            obj = self.get_object(request, unquote(object_id)) if object_id else None
+            allowed = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+            shown = obj.kind if obj else request.GET.get("kind")
+            if allowed and (object_id is None or obj is not None) and request.POST["kind"] != shown:
+                return self._show_settings(request, request.POST["kind"], carry=obj is None)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _show_settings(self, request, kind: str, *, carry: bool):
+        query = request.GET.copy()
+        query["kind"] = kind
+        if carry:  # the add page takes them as initial values
+            for name in CARRIED[1:]:
+                query[name] = request.POST.get(name, "")
+        self.message_user(request, f"Now fill in the {KINDS[kind].label} settings and save.", messages.INFO)
+        return redirect(f"{request.path}?{urlencode(sorted(query.items()))}")
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The admin keeps the add page's query on the next page; what was carried there has done its work.
+        response = super().response_add(request, obj, post_url_continue)
+        if isinstance(response, HttpResponseRedirect):
+            url = urlsplit(response["Location"])
+            kept = [(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True) if k not in CARRIED]
+            response["Location"] = urlunsplit(url._replace(query=urlencode(kept)))
+        return response
+
     def get_fieldsets(self, request, obj=None):
         kind = obj.kind if obj else request.GET.get("kind")
         general = (None, {"fields": ["organization", "name", "kind", "description"]})
-        if kind not in KIND_FIELDS:
+        if kind not in KINDS:
             return [general, ("Settings", {"description": "Choose the kind and save; its own settings appear then.", "fields": []})]
-        fields = list(KIND_FIELDS[kind])
-        for name in secret_field_names(Connection):
-            if name in fields and obj and obj.__dict__.get(name):
+        fields = list(KINDS[kind].fields)
+        for name in KINDS[kind].secrets:
+            if obj and obj.__dict__.get(name):
                 fields.insert(fields.index(name) + 1, f"clear_{name}")
         if obj and "host_key" in fields:
             fields.insert(fields.index("host_key") + 1, "host_key_fingerprint")
         used = [("Used by", {"fields": ["used_by"]})] if obj else []
         tested = [("Last test", {"fields": ["tested_at", "test_ok", "test_message"]})] if obj else []
-        return [general, (f"{dict(Connection._meta.get_field('kind').choices)[kind]} settings", {"fields": fields}), *tested, *used]
+        return [general, (f"{KINDS[kind].label} settings", {"fields": fields}), *tested, *used]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        # Secret inputs and their clear_* boxes are added by the form itself.
-        form_only = set(secret_field_names(Connection)) | {f"clear_{n}" for n in secret_field_names(Connection)}
+        # The clear_* boxes are added by the form itself, beside the secret inputs it makes.
+        clear_boxes = {f"clear_{name}" for name in secret_field_names(Connection)}
         shown = [f for _, opts in self.get_fieldsets(request, obj) for f in opts["fields"]]
-        kwargs["fields"] = [f for f in shown if f not in form_only and f not in self.readonly_fields]
+        kwargs["fields"] = [f for f in shown if f not in clear_boxes and f not in self.readonly_fields]
         return super().get_form(request, obj, change, **kwargs)
 
     @admin.display(description="host key fingerprint")

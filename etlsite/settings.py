@@ -8,7 +8,9 @@ REDIS_URL switch to the multi-machine set-up.
 from __future__ import annotations
 
 import os
+import re
 import shlex
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -18,6 +20,21 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(os.environ.get("COURIER_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
+
+# Courier's own files (database, stored files, run folders, environments) are
+# readable by its account only (SPEC §8.2): every process that loads these
+# settings (web server, workers, commands) creates files 0600 and folders 0700
+# from here on, and the scripts it starts inherit that. Files delivered to a
+# local-folder destination are not Courier's: they get the modes the umask the
+# service was started with gives them (or COURIER_FOLDER_UMASK). Processes
+# started afresh by this one inherit 0o077, so the first one passes its
+# starting umask on through the environment.
+_umask_at_start = os.umask(0o077)
+_folder_umask = env.str("COURIER_FOLDER_UMASK", default=f"{_umask_at_start:03o}")
+if not re.fullmatch(r"0?[0-7]{3}", _folder_umask):
+    raise ImproperlyConfigured(f"COURIER_FOLDER_UMASK must be an octal umask such as 022, not {_folder_umask!r}.")
+COURIER_FOLDER_UMASK = int(_folder_umask, 8)
+os.environ["COURIER_FOLDER_UMASK"] = f"{COURIER_FOLDER_UMASK:03o}"
 
 VAR_DIR = Path(env.str("COURIER_VAR_DIR", default=str(BASE_DIR / "var")))
 # The embedded default keeps its database, files and work folders here.
@@ -29,6 +46,8 @@ if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY is not set: put it in the environment or in .env (`make run` writes one).")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# A refused form says why in the admin's look, as every refused page does.
+CSRF_FAILURE_VIEW = "etlsite.errors.csrf_failure"
 
 # Secrets of connections and sensitive parameters are encrypted with these
 # Fernet keys, kept apart from SECRET_KEY so that either can be rotated alone.
@@ -51,6 +70,7 @@ INSTALLED_APPS = [
     "django_q",
     "django_filters",
     "django_tables2",
+    "axes",
     "connections",
     "projects",
     "tasks",
@@ -59,12 +79,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's styles, Courier's scripts) with DEBUG off too, from STATIC_ROOT
+    # (`make run` collects them there).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "etlsite.urls"
@@ -103,12 +128,37 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Login throttling (django-axes): after this many failed logins the same
+# username from the same address is refused for a while, even with the right
+# password; other users, and the same user from elsewhere, can still log in.
+# The address is the connection's own (REMOTE_ADDR): X-Forwarded-For is not
+# trusted, or one client could pose as many addresses. An operator lifts a
+# lock-out early with `manage.py axes_reset_username NAME`. Only failures are
+# recorded (no log of every login: the admin's own history covers changes).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("COURIER_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("COURIER_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "courier/locked_out.html"
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+# No start-up banner on every manage.py command; lock-outs are still logged.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# One way to write a moment on every page, the admin's included: 2026-11-29 11:20 UTC.
+FORMAT_MODULE_PATH = ["etlsite.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -125,6 +175,9 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Stored files and their folders are Courier's alone (Django's default would be 0644).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # Each run works in a private folder below this one.
 COURIER_WORK_DIR = Path(env.str("COURIER_WORK_DIR", default=str(VAR_DIR / "work")))
 # Processing scripts: one cached virtual environment per requirement set
@@ -146,7 +199,9 @@ COURIER_ALLOW_LOCAL_URLS = env.bool("COURIER_ALLOW_LOCAL_URLS", default=False)
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="courier@localhost")
-COURIER_BASE_URL = env.str("COURIER_BASE_URL", default="http://127.0.0.1:8000")
+# The port `make run` (scripts/serve.sh) serves on; `make run PORT=8123` sets it for one start.
+COURIER_PORT = env.int("COURIER_PORT", default=8000)
+COURIER_BASE_URL = env.str("COURIER_BASE_URL", default=f"http://127.0.0.1:{COURIER_PORT}")
 # A mail server that never answers must not hold a worker (SPEC §11: every blocking call has a limit).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # Success mails: total bytes of attached files, and characters of cell text in an embedded table.
@@ -161,6 +216,22 @@ COURIER_RETENTION_KEEP = env.int("COURIER_RETENTION_KEEP", default=10)
 # count is written to the run log.
 COURIER_FETCH_BATCH = env.int("COURIER_FETCH_BATCH", default=5000)
 COURIER_ROWCOUNT_SECONDS = env.float("COURIER_ROWCOUNT_SECONDS", default=2.0)
+
+# A running run writes its heartbeat this often, from a side thread (runs/ticker.py); the
+# reaper fails a running run whose heartbeat is older than COURIER_REAP_AFTER_SECONDS
+# ("worker lost") and gives it the follow-ups of any failure (runs/reaper.py, SPEC §11).
+# The reaper, a thread of every worker, looks every third of that (at most 30 s): with
+# these defaults a lost run is failed, and its retry planned, within 100 s.
+COURIER_HEARTBEAT_SECONDS = env.float("COURIER_HEARTBEAT_SECONDS", default=15.0)
+COURIER_REAP_AFTER_SECONDS = env.float("COURIER_REAP_AFTER_SECONDS", default=75.0)
+if COURIER_HEARTBEAT_SECONDS <= 0:
+    raise ImproperlyConfigured(f"COURIER_HEARTBEAT_SECONDS must be more than 0, not {COURIER_HEARTBEAT_SECONDS:g}.")
+if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
+    # One late beat (a busy database) must not get a live run failed.
+    raise ImproperlyConfigured(
+        f"COURIER_REAP_AFTER_SECONDS ({COURIER_REAP_AFTER_SECONDS:g}) must be at least twice "
+        f"COURIER_HEARTBEAT_SECONDS ({COURIER_HEARTBEAT_SECONDS:g})."
+    )
 
 # A task's timeout is counted in minutes of this many seconds (60; tests shorten it).
 COURIER_TIMEOUT_MINUTE_SECONDS = env.float("COURIER_TIMEOUT_MINUTE_SECONDS", default=60.0)
@@ -182,7 +253,7 @@ Q_CLUSTER = {
     # result it saves, which cut the workers' throughput by a third
     # (bench/scheduler.py, docs/benchmarks.md). Failures are still kept.
     "save_limit": -1,
-    "label": "Queue",
+    "label": "Queue internals",  # the admin heading of django-q2's own tables (superusers only)
     "time_zone": "UTC",
 }
 REDIS_URL = env.str("REDIS_URL", default="")

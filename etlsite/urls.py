@@ -9,6 +9,7 @@ before `admin.site.urls` so the admin's catch-all never hides them.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -36,6 +37,7 @@ courier_patterns = [
     page("tasks/", task_views.task_list, "task_list"),
     page("tasks/mine/", task_views.my_tasks, "my_tasks"),
     page("tasks/<int:pk>/", task_views.task_detail, "task_detail"),
+    page("tasks/<int:pk>/live/", task_views.task_live, "task_live"),
     page("tasks/<int:pk>/edit/", task_views.task_edit, "task_edit"),
     page("tasks/<int:pk>/delete/", task_views.task_delete, "task_delete"),
     page("tasks/<int:pk>/<slug:action>/", task_views.task_action, "task_action"),
@@ -49,8 +51,23 @@ courier_patterns = [
     page("projects/<int:pk>/<slug:action>/", project_views.project_action, "project_action"),
 ]
 
+
+def app_page(app_label: str, list_page: str):
+    """The admin's page of an app whose objects live on Courier's pages (etlsite.pages.LeadsToCourierPages): Courier's list.
+
+    The admin still links it (from the breadcrumbs of an object's history page) though its app list leaves the app out.
+    """
+    return path(f"admin/{app_label}/", admin.site.admin_view(RedirectView.as_view(pattern_name=list_page)))
+
+handler403 = "etlsite.errors.permission_denied"
+handler404 = "etlsite.errors.page_not_found"
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Browsers ask for /favicon.ico on their own; the pages also link the file.
+    path("favicon.ico", RedirectView.as_view(url=static("courier/favicon.ico"), permanent=True)),
     path("admin/courier/", include((courier_patterns, "courier"))),
+    app_page("projects", "courier:project_list"),
+    app_page("tasks", "courier:task_list"),
     path("admin/", admin.site.urls),
 ]

@@ -5,5 +5,6 @@ class ProjectsConfig(AppConfig):
     name = "projects"
 
     def ready(self) -> None:
-        # Connects the receivers that keep django-q2 schedules in step with project triggers.
+        # Late import: ready() is where Django wants signal receivers connected, once every model is loaded;
+        # these keep django-q2 schedules in step with project triggers.
         from projects import scheduling  # noqa: F401

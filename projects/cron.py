@@ -42,7 +42,18 @@ class FireTime:
     note: str = ""
 
 
+# The five fields of a cron expression, in order, with the values each takes.
+CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day-of-week", "0-7 or sun-sat, 0 and 7 both Sunday"),
+)
+
+
 def validate_cron(expression: str) -> str:
+    """The expression with single spaces; CronError names the field at fault."""
     expression = " ".join(expression.split())
     fields = expression.split(" ")
     if len(fields) != 5:
@@ -50,6 +61,14 @@ def validate_cron(expression: str) -> str:
             f"“{expression}” has {len(fields)} fields; a cron trigger needs five "
             "(minute hour day-of-month month day-of-week)."
         )
+    for position, (name, allowed) in enumerate(CRON_FIELDS):
+        # Each field alone, the others left open: croniter itself only says the whole is wrong.
+        alone = " ".join(value if i == position else "*" for i, value in enumerate(fields))
+        if not croniter.is_valid(alone):
+            raise CronError(
+                f"“{expression}”: the {name} field “{fields[position]}” is not valid; it takes {allowed}, "
+                "with lists (1,15), ranges (1-5) and steps (*/10)."
+            )
     if not croniter.is_valid(expression):
         raise CronError(f"“{expression}” is not a valid cron expression.")
     return expression

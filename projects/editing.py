@@ -1,4 +1,4 @@
-"""The New/Edit Project form of the pages: fields, triggers and parameters (validated by Project.clean)."""
+"""The New/Edit Project form of the pages: fields, triggers and parameters, as rows or pasted lines (validated by Project.clean)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from django import forms
 from django.db import transaction
 from django.forms.models import inlineformset_factory
 
-from projects.forms import ParameterForm
+from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from projects.models import Project, ProjectParameter
 
 GENERAL = ["name", "description", "owner", "sequence", "timezone"]
 TRIGGERS = ["cron", "interval_every", "interval_unit", "once_at", "start_at", "end_at"]
 
 
-class ProjectForm(forms.ModelForm):
+class ProjectForm(ParameterLinesForm):
     class Meta:
         model = Project
         fields = GENERAL + TRIGGERS
@@ -57,7 +57,12 @@ class ProjectEditor:
         project = self.form.save()
         self.parameters.instance = project
         self.parameters.save()
+        save_parameter_lines(self.form, project.parameters)
         return project
+
+    def lines_row(self) -> dict:
+        """The box for parameters pasted as lines, in the shape courier/field_row.html takes."""
+        return {"field": self.form["parameter_lines"]}
 
     def changed(self) -> list[str]:
         labels = [str(self.form.fields[n].label) for n in self.form.changed_data]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django import forms
 
 from connections.forms import KEEP_HINT
+from projects.parameters import ParameterError, parse_lines
 
 
 class ParameterForm(forms.ModelForm):
     entered_value = forms.CharField(
         label="Value", required=False, strip=False, widget=forms.TextInput(attrs={"size": 40}),
-        help_text="Inserted as written; parse(%Y-%m-%d-1) gives a date.",
+        help_text="Bound as text to SQL placeholders, inserted as written elsewhere; parse(%Y-%m-%d-1) gives a date.",
     )
 
     class Meta:
@@ -51,12 +52,10 @@ class ParameterLinesForm(forms.ModelForm):
         label="Add parameters as lines", required=False, strip=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "placeholder": "@day=parse(%Y-%m-%d-1)\nclient:acme"}),
         help_text="One per line, key=value or key:value (the first = or : separates). "
-        "A key that exists is updated; these values are not sensitive — mark sensitive ones in the rows below.",
+        "A key that exists is updated; these values are not sensitive — mark sensitive ones in the parameter rows.",
     )
 
     def clean_parameter_lines(self):
-        from tasks.parameters import ParameterError, parse_lines
-
         try:
             return parse_lines(self.cleaned_data["parameter_lines"])
         except ParameterError as exc:

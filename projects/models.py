@@ -9,6 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from connections.secrets import SecretField
+from connections.validators import validate_plain_name
+from projects.cron import CronError, validate_cron
+from projects.parameters import Param
 
 
 def validate_time_zone(value: str) -> None:
@@ -29,7 +32,10 @@ class IntervalUnit(models.TextChoices):
 
 
 class Project(models.Model):
-    name = models.CharField("name", max_length=200, unique=True, help_text="Unique; commands refer to tasks as “project/task”.")
+    name = models.CharField(
+        "name", max_length=200, unique=True, validators=[validate_plain_name],
+        help_text="Unique; commands refer to tasks as “project/task”.",
+    )
     description = models.TextField("description", blank=True, help_text="What this project delivers, and to whom.")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="projects",
@@ -77,8 +83,6 @@ class Project(models.Model):
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             errors["end_at"] = "“Active until” must be after “active from”."
         if self.cron:
-            from projects.cron import CronError, validate_cron
-
             try:
                 validate_cron(self.cron)
             except CronError as exc:
@@ -94,8 +98,10 @@ class ParameterBase(models.Model):
     stays empty so that no page or export can show it by accident.
     """
 
-    key = models.CharField("key", max_length=200, help_text="E.g. @day; matched exactly in SQL declarations, replaced everywhere in names and subjects.")
-    value = models.TextField("value", blank=True, help_text="Inserted as written; parse(%Y-%m-%d-1) is replaced by a date.")
+    key = models.CharField("key", max_length=200, help_text="E.g. @day: SQL's :day placeholders are bound to it, the default of "
+                           "DECLARE @day or SET @day is replaced by it, and it is replaced everywhere in names and subjects.")
+    value = models.TextField("value", blank=True, help_text="Bound as text to SQL placeholders, inserted as written elsewhere; "
+                             "parse(%Y-%m-%d-1) is replaced by a date.")
     sensitive = models.BooleanField("sensitive", default=False, help_text="Store encrypted and show masked in previews, logs and emails.")
     secret_value = SecretField("sensitive value", blank=True, help_text="The value of a sensitive parameter, stored encrypted.")
     position = models.PositiveIntegerField("position", default=0, help_text="Order in which parameters are listed.")
@@ -118,9 +124,7 @@ class ParameterBase(models.Model):
         else:
             self.value, self.secret_value = value, ""
 
-    def as_param(self):
-        from tasks.parameters import Param
-
+    def as_param(self) -> Param:
         return Param(self.key, self.clear_value, self.sensitive)
 
 

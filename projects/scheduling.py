@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "courier:"
 PROJECT_PREFIX = "courier:project:"
-RETRY_PREFIX = "courier:retry:"
 # The reaper once was a queued job on this schedule; it now runs beside the workers (runs/reaper.py).
 LEGACY_REAPER_NAME = "courier:reaper"
 FIRE_FUNC = "runs.jobs.fire_project"
@@ -249,38 +248,6 @@ def lost_firings(now: datetime) -> list[Schedule]:
 def remove_legacy_reaper() -> int:
     """Delete the reaper's old every-minute schedule: queued behind busy workers, it could not reap in time."""
     return Schedule.objects.filter(name=LEGACY_REAPER_NAME).delete()[0]
-
-
-# --- orphans ---------------------------------------------------------------------------------
-
-
-def orphans() -> list[Schedule]:
-    """Courier's schedule rows ("courier:*") that match no active trigger or pending retry."""
-    from runs.models import Run, RunStatus
-
-    projects = {project.pk: project for project in Project.objects.all()}
-    pending = dict(Run.objects.filter(status=RunStatus.RETRY_SCHEDULED, schedule_id__isnull=False).values_list("schedule_id", "pk"))
-    seen: set[str] = set()
-    found = []
-    for schedule in Schedule.objects.filter(name__startswith=PREFIX).order_by("pk"):
-        if schedule.name in seen or not _matches(schedule, projects, pending):
-            found.append(schedule)
-        seen.add(schedule.name)
-    return found
-
-
-def _matches(schedule: Schedule, projects: dict[int, Project], pending: dict[int, int]) -> bool:
-    if schedule.name.startswith(RETRY_PREFIX):
-        return f"{RETRY_PREFIX}{pending.get(schedule.pk)}" == schedule.name
-    parsed = parse_name(schedule.name)
-    if parsed is None or schedule.func != FIRE_FUNC:
-        return False
-    project = projects.get(parsed[0])
-    return project is not None and parsed[1] in active_kinds(project)
-
-
-def delete_orphans() -> int:
-    return Schedule.objects.filter(pk__in=[schedule.pk for schedule in orphans()]).delete()[0]
 
 
 # --- signals: every save of a project, from any page or command, keeps its schedules in step ---

@@ -8,7 +8,9 @@ a project's triggers and remembers results for one page. No query.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.utils import timezone
 
@@ -86,3 +88,28 @@ def runs_per_hour(firings: list[tuple[datetime, Project, list[str]]], start: dat
         if index < hours:
             plan[index].extend(f"{project.name}/{name}" for name in names)
     return plan
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    """The runs of the next day: each firing, and the "project/task" names per clock hour from the current one."""
+
+    start: datetime  # the start of the current hour, in UTC
+    firings: list[tuple[datetime, Project, list[str]]]
+    hours: list[list[str]]
+
+    @property
+    def total(self) -> int:
+        return sum(len(names) for names in self.hours)
+
+
+def day_plan(projects: list[tuple[Project, list[str]]], now: datetime, hours: int = 24) -> DayPlan:
+    """Every firing after `now` and at most `hours` later, counted per clock hour of the site's zone.
+
+    The window starts now, not at the top of the hour: a firing earlier in this
+    hour has gone, and one in the last hour of the window is still to come. So
+    the hours are `hours` + 1, the first and the last of them in part.
+    """
+    start = timezone.localtime(now).replace(minute=0, second=0, microsecond=0).astimezone(dt_timezone.utc)
+    firings = hours_plan(projects, now, hours)
+    return DayPlan(start, firings, runs_per_hour(firings, start, hours + 1))

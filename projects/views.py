@@ -11,17 +11,19 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
+from etlsite.filters import ProjectFilter
+from etlsite.pages import action_history, record, record_addition, record_deletion, render_page, require, skipped_note
+from etlsite.tables import ProjectTable, TaskTable
 from projects import scheduling
 from projects.describe import schedule_in_words, triggers_in_words
 from projects.editing import ProjectEditor
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
+from runs.models import RunStatus, SiteState
+from runs.queries import task_rows
+from tasks import codeguard
 from tasks.clouds import name_cloud
-from tasks.filters import ProjectFilter
-from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
-from tasks.queries import task_rows
-from tasks.tables import ProjectTable, TaskTable
 
 LIST_PAGE_SIZE = 25
 TASKS_PAGE_SIZE = 50
@@ -60,7 +62,9 @@ def _project_list(request: HttpRequest, *, mine: bool) -> HttpResponse:
 def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "projects.view_project")
     project = get_object_or_404(Project.objects.select_related("owner").prefetch_related("parameters"), pk=pk)
-    tasks = TaskTable(task_rows(project.tasks.all()), next_run=next_run_lookup(), exclude=("project", "owner"))
+    paused = SiteState.get().paused
+    tasks = TaskTable(task_rows(project.tasks.all()), next_run=next_run_lookup(), paused=paused, exclude=("project", "owner"),
+                      empty_text="This project has no tasks yet.")
     RequestConfig(request, paginate={"per_page": TASKS_PAGE_SIZE}).configure(tasks)
     user = request.user
     now = timezone.now()
@@ -68,7 +72,7 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render_page(
         request, "courier/project_detail.html", title=project.name,
         crumbs=[("All projects", reverse("courier:project_list")), (project.name, None)],
-        project=project, triggers=triggers_in_words(project), fire_times=fires,
+        project=project, triggers=triggers_in_words(project), fire_times=fires, paused=paused,
         warnings=scheduling.schedule_warnings(project, now, fires), task_table=tasks, history=action_history(project),
         can_change=user.has_perm("projects.change_project"), can_delete=user.has_perm("projects.delete_project"),
         can_add=user.has_perm("projects.add_project"), can_add_task=user.has_perm("tasks.add_task"),
@@ -94,7 +98,8 @@ def _run_all(request: HttpRequest, project: Project) -> str:
     require(request, "tasks.run_task")
     runs = services.run_project(project, user=request.user)
     how = "one after another" if project.sequence else "all at once"
-    return f"Started the enabled tasks by hand, {how} ({len(runs)} run(s) queued)."
+    queued = sum(run.status != RunStatus.SKIPPED for run in runs)
+    return f"Started the enabled tasks by hand, {how} ({queued} run(s) queued).{skipped_note(runs)}"
 
 
 def _reschedule(request: HttpRequest, project: Project) -> str:
@@ -128,9 +133,8 @@ def project_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 def _duplicate(request: HttpRequest, project: Project) -> HttpResponse:
     require(request, "projects.add_project", "tasks.add_task")
-    copy = services.duplicate_project(project, user=request.user)
-    record_addition(request, copy, f"Duplicated from {project.name} (id {project.pk}); its tasks are disabled.")
-    record(request, project, f"Duplicated as {copy.name}.")
+    codeguard.refuse_copy(request.user, project.tasks.all())
+    copy = services.duplicate_project(project, request.user)
     messages.success(request, f"Made the copy “{copy.name}” with its tasks disabled.")
     return redirect("courier:project_detail", pk=copy.pk)
 

@@ -7,7 +7,8 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        # Late import: ready() is where Django wants signal receivers connected, once every model is loaded;
+        # every worker process of a cluster then reaps in a side thread, never from the queue (runs/reaper.py).
         from runs import reaper
 
-        # Every worker process of a cluster reaps in a side thread, never from the queue (runs/reaper.py).
         post_spawn.connect(reaper.start_in_worker, dispatch_uid="courier-reaper")

@@ -136,7 +136,8 @@ class RunFile(models.Model):
         verbose_name = "run file"
 
     def __str__(self) -> str:
-        return self.name
+        # Not the name: it may hold a sensitive value, and pages show it masked (tasks/masking.py).
+        return f"File {self.pk} of run {self.run_id}"
 
     @property
     def is_empty(self) -> bool:

@@ -8,8 +8,11 @@ Each mail sent is a Delivery of kind "email" with its status and error.
   part is a phone number (`5551234567@vtext.com`) belongs to an email-to-SMS
   gateway: it gets its own plain-text mail holding only the configured
   message (or a short default), no subject, no HTML, no attachment.
-- Subjects and messages may use parameters and date patterns; sensitive
-  values and connection secrets are masked.
+- Subjects and messages may use parameters and date patterns. Every text
+  of a mail (subject, plain text, HTML) is masked before it is sent
+  (connections/masking.py): sensitive values, connection secrets and
+  Courier's own keys, also inside file names. Attachments are delivered
+  files: they keep their names and bytes.
 - The failure mail is sent only when no retry follows (SPEC §3.9): the retry
   step (runs/retries.py) runs before it in `followups.STEPS`, and a
   scheduled retry shows as the run's next attempt.
@@ -36,15 +39,18 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from connections.masking import Masker
+from connections.secrets import SecretError
+from projects.parameters import Param, ParameterError, substitute
 from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, RunStatus, Stage
-from runs.pipeline.context import connection_secrets, intended_time, load_parameters
+from runs.pipeline.context import intended_time, load_parameters
 from runs.pipeline.log import RunLogger
 from runs.pipeline.mailtable import read_table
 from runs.pipeline.redelivery import output_files
 from runs.retries import why_not
 from runs.state import next_attempt
+from tasks.masking import task_masker
 from tasks.models import Notification, NotificationEvent
-from tasks.parameters import Param, ParameterError, mask, substitute
 
 STAGE = Stage.NOTIFY
 LOG_TAIL = 15
@@ -95,12 +101,12 @@ class MailContext:
     values: dict = field(default_factory=dict)
 
     def fill(self, text: str) -> str:
-        """Parameters and dates in a subject or message, secrets masked."""
+        """Parameters and dates in a subject or message, masked before a template can reflow it."""
         try:
             text = substitute(text, self.params, intended_time(self.run, self.run.task))
         except ParameterError as exc:
             self.log.warning(STAGE, f"Parameters in the mail text cannot be filled in ({exc}); it is sent as written.")
-        return self.log.mask(mask(text, self.params))
+        return self.log.mask(text)
 
 
 def _run_url(run: Run) -> str:
@@ -108,14 +114,18 @@ def _run_url(run: Run) -> str:
 
 
 def _params(run: Run, log: RunLogger) -> list[Param]:
-    """The run's parameters, and every secret the mail must not show registered with the log's masking."""
+    """The run's parameters; the log's masker then hides every secret of the task (tasks/masking.py).
+
+    A secret that cannot be read is an error, logged; the mail still goes
+    (it may be the one saying so) with its parameters left as written, so no
+    value is filled in that the masker does not know.
+    """
     try:
-        log.add_secrets(connection_secrets(run.task))
         params = load_parameters(run.task, intended_time(run, run.task))
-    except Exception as exc:  # noqa: BLE001 - a broken parameter or secret must not stop the failure mail
-        log.warning(STAGE, f"The parameters cannot be read for the mail ({exc}); they are left as written.")
+        log.masker = task_masker(run.task, params)
+    except (ParameterError, SecretError) as exc:
+        log.error(STAGE, f"The parameters cannot be read for the mail ({exc}); they are left as written.")
         return []
-    log.add_secrets(p.value for p in params if p.sensitive)
     return params
 
 
@@ -210,7 +220,17 @@ def _record(run: Run, target: str) -> Delivery:
     return Delivery.objects.create(run=run, kind=DeliveryKind.EMAIL, target=target[:1000])
 
 
+def _masked(message: EmailMultiAlternatives, masker: Masker) -> None:
+    """Every text of the mail masked; attachments are delivered files and keep their names and bytes."""
+    message.subject = masker.mask(message.subject)
+    message.body = masker.mask(message.body)
+    alternatives, message.alternatives = message.alternatives, []
+    for content, mimetype in alternatives:
+        message.attach_alternative(masker.mask(content), mimetype)
+
+
 def _send(mc: MailContext, message: EmailMultiAlternatives, target: str) -> bool:
+    _masked(message, mc.log.masker)
     record = _record(mc.run, target)
     try:
         message.send(fail_silently=False)

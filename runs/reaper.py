@@ -49,7 +49,7 @@ MAX_PATROL_SECONDS = 30.0
 
 
 def reap_after() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "COURIER_REAP_AFTER_SECONDS", 75)))
+    return timedelta(seconds=settings.COURIER_REAP_AFTER_SECONDS)
 
 
 def patrol_every() -> float:

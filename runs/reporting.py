@@ -11,15 +11,16 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _outcome(run: Run) -> dict:
+    """What every listing of a run says first: which run, of which task, and how it ended."""
+    return {"run": run.pk, "task": str(run.task), "status": run.status, "attempt": run.attempt,
+            "rows": run.rows, "error": run.error or None}
+
+
 def run_summary(run: Run) -> dict:
     """The object `run_task --json` prints (SPEC §13)."""
     return {
-        "run": run.pk,
-        "task": str(run.task),
-        "status": run.status,
-        "attempt": run.attempt,
-        "rows": run.rows,
-        "error": run.error or None,
+        **_outcome(run),
         "files": [
             {"name": f.name, "size": f.size, "rows": f.rows, "md5": f.md5, "sha256": f.sha256}
             for f in run.files.all()
@@ -34,14 +35,9 @@ def run_summary(run: Run) -> dict:
 def run_row(run: Run) -> dict:
     """One entry of `runs --json`."""
     return {
-        "run": run.pk,
-        "task": str(run.task),
-        "status": run.status,
+        **_outcome(run),
         "trigger": run.trigger,
-        "attempt": run.attempt,
         "due": iso(run.due_at),
         "started": iso(run.started_at),
         "finished": iso(run.finished_at),
-        "rows": run.rows,
-        "error": run.error or None,
     }

@@ -14,15 +14,16 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 
+from connections import audit
+from connections.secrets import SecretError
 from runs.models import Delivery, RunFile
 from runs.pipeline import delivery
-from runs.pipeline.context import connection_secrets
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.log import RunLogger
 from runs.pipeline.output import fetch_stored
+from tasks.masking import task_masker
 
 RESEND_PERMISSION = "tasks.run_task"
 
@@ -37,28 +38,30 @@ def resend_file(record: RunFile, user) -> list[Delivery]:
     Delivery failures are recorded on the returned rows (status "failed" with
     the error), not raised. Raises PermissionDenied for a user who may not run
     tasks, ResendError when there is nothing to send or nowhere to send it.
+    Every message is masked: the file's name may hold a sensitive value.
     """
     if not user.has_perm(RESEND_PERMISSION):
         raise PermissionDenied("You do not have permission to run tasks, so you cannot resend files.")
     run = record.run
     task = run.task
+    log = RunLogger(run)
+    try:
+        log.masker = task_masker(task)
+    except SecretError as exc:
+        raise ResendError(str(exc)) from None
     destinations = delivery.destinations_of(task)
     if not destinations:
-        raise ResendError(f"The task {task} has no destinations to resend {record.name} to.")
-    log = RunLogger(run)
-    log.add_secrets(connection_secrets(task))
+        raise ResendError(log.mask(f"The task {task} has no destinations to resend {record.name} to."))
     work = Path(settings.COURIER_WORK_DIR)
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix=f"resend-{record.pk}-") as folder:
         try:
             path = fetch_stored(record, Path(folder))
         except StageFailure as exc:
-            raise ResendError(exc.message) from None
+            raise ResendError(log.mask(exc.message)) from None
         log.info(delivery.STAGE, f"{user} resends {record.name} to the task's current destinations.")
         deliveries = delivery.create_uploads(run, [(record, d) for d in destinations], resent_by=user)
         delivery.send(log, deliveries, {record.pk: path})
     summary = "; ".join(f"{d.target}: {d.get_status_display().lower()}" for d in deliveries)
-    LogEntry.objects.log_actions(
-        user.pk, [task], CHANGE, change_message=f"Resent {record.name} (run {run.pk}) — {summary}", single_object=True,
-    )
+    audit.record(user, task, log.mask(f"Resent {record.name} (run {run.pk}) — {summary}"))
     return deliveries

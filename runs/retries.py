@@ -28,7 +28,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.models import Schedule
 
-from projects.scheduling import RETRY_PREFIX, zone_of
+from projects.scheduling import zone_of
 from runs import sequence, state
 from runs.models import LogLevel, Run, RunLog, RunStatus, SiteState, Stage, Trigger
 from runs.pipeline.log import RunLogger
@@ -37,6 +37,8 @@ from tasks.models import Task
 logger = logging.getLogger(__name__)
 
 RETRY_FUNC = "runs.jobs.start_retry"
+# The one-off schedule of a retry is named after its run: "courier:retry:<run id>".
+RETRY_PREFIX = "courier:retry:"
 # A retry that finds the task busy waits at least this long before it looks again.
 MIN_POSTPONE = timedelta(minutes=1)
 

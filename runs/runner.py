@@ -25,16 +25,18 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from connections.clients import deadline
+from connections.secrets import SecretError
+from projects.parameters import ParameterError
 from runs import followups
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline import delivery, output, processing, redelivery, source
-from runs.pipeline.context import RunContext, connection_secrets, intended_time, load_parameters, make_workdir
+from runs.pipeline.context import RunContext, intended_time, load_parameters, make_workdir
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.log import RunLogger
 from runs.state import claim
 from runs.ticker import Heartbeat
+from tasks.masking import task_masker
 from tasks.models import Task
-from tasks.parameters import ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +65,15 @@ def _load_task(run: Run) -> Task:
 def _context(run: Run, log: RunLogger, limit: deadline.Deadline) -> RunContext:
     task = _load_task(run)
     at = intended_time(run, task)
-    log.add_secrets(connection_secrets(task))
     try:
         params = load_parameters(task, at)
+        log.masker = task_masker(task, params)
     except ParameterError as exc:
         raise StageFailure(Stage.PARAMETERS, f"The parameters cannot be read: {exc}", permanent=True) from None
+    except SecretError as exc:
+        # Never run with a secret that cannot be read (SPEC §7); the message names it, not its value.
+        raise StageFailure(Stage.PARAMETERS, str(exc), permanent=True) from None
     ctx = RunContext(run=run, task=task, log=log, workdir=make_workdir(run), at=at, params=params, deadline=limit)
-    log.add_secrets(ctx.sensitive_values)
     log.info(Stage.PARAMETERS, f"Intended time {at:%Y-%m-%d %H:%M %Z}; {len(params)} parameter(s).")
     return ctx
 

@@ -12,9 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
+from connections import audit
 from projects import scheduling
 from projects.models import Project
-from runs import firing, reaper, retries, state
+from runs import firing, orphans, reaper, retries, state
 from runs.models import Run, RunStatus, SiteState, Trigger
 from tasks.models import Task
 
@@ -49,17 +50,6 @@ def enable_all(project: Project) -> int:
 
 def disable_all(project: Project) -> int:
     return set_all_enabled(project, False)
-
-
-def cancel(run: Run) -> bool:
-    """Cancel a run that has not started; False if it is already running or finished."""
-    changed = Run.objects.filter(pk=run.pk, status__in=Run.CLAIMABLE).update(
-        status=RunStatus.CANCELLED, finished_at=timezone.now()
-    )
-    if changed and run.schedule_id:
-        Schedule.objects.filter(pk=run.schedule_id).delete()
-    run.refresh_from_db()
-    return bool(changed)
 
 
 # --- retries and schedules ------------------------------------------------------------------------------
@@ -101,11 +91,11 @@ def reschedule_all(user=None) -> int:
 
 
 def orphaned_schedules() -> list[Schedule]:
-    return scheduling.orphans()
+    return orphans.find()
 
 
 def delete_orphans() -> int:
-    return scheduling.delete_orphans()
+    return orphans.delete()
 
 
 def reap_runs() -> list[Run]:
@@ -117,10 +107,6 @@ def _by(text: str, user) -> str:
 
 
 # --- pause ---------------------------------------------------------------------------------------------
-
-
-def is_paused() -> bool:
-    return SiteState.get().paused
 
 
 def pause_scheduler(user=None) -> SiteState:
@@ -160,16 +146,14 @@ def _copy_children(rows, **change) -> None:
         row.save()
 
 
-def duplicate_task(task: Task, user=None, *, project: Project | None = None, name: str | None = None) -> Task:
-    """A disabled copy with its parameters, code locations, destinations and notifications."""
-    project = project or task.project
+def _copy_task(task: Task, project: Project, name: str) -> Task:
+    """A disabled copy of the task in `project`, with its parameters, code locations, destinations and notifications."""
     source = Task.objects.get(pk=task.pk)
     children = [list(getattr(source, related).all()) for related in ("parameters", "code_locations", "destinations", "notifications")]
     copy = Task.objects.get(pk=task.pk)
     copy.pk = copy.id = None
     copy._state.adding = True
-    copy.project, copy.enabled = project, False
-    copy.name = name or _free_name(set(project.tasks.values_list("name", flat=True)), task.name)
+    copy.project, copy.enabled, copy.name = project, False, name
     with transaction.atomic():
         copy.save()
         for rows in children:
@@ -177,11 +161,17 @@ def duplicate_task(task: Task, user=None, *, project: Project | None = None, nam
     return copy
 
 
-duplicate = duplicate_task
+def duplicate_task(task: Task, user) -> Task:
+    """A disabled copy beside the task; the admin log says who made it, on the copy and on the original."""
+    with transaction.atomic():
+        copy = _copy_task(task, task.project, _free_name(set(task.project.tasks.values_list("name", flat=True)), task.name))
+        audit.record(user, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.", audit.ADDITION)
+        audit.record(user, task, f"Duplicated as {copy.name}.")
+    return copy
 
 
-def duplicate_project(project: Project, user=None) -> Project:
-    """A copy of the project (triggers, parameters) with copies of its tasks, all disabled."""
+def duplicate_project(project: Project, user) -> Project:
+    """A copy of the project (triggers, parameters) with copies of its tasks, all disabled; logged like `duplicate_task`."""
     source = Project.objects.get(pk=project.pk)
     parameters = list(source.parameters.all())
     tasks = list(source.tasks.all())
@@ -193,5 +183,7 @@ def duplicate_project(project: Project, user=None) -> Project:
         copy.save()
         _copy_children(parameters, project=copy)
         for task in tasks:
-            duplicate_task(task, project=copy, name=task.name)
+            _copy_task(task, copy, task.name)
+        audit.record(user, copy, f"Duplicated from {project.name} (id {project.pk}); its tasks are disabled.", audit.ADDITION)
+        audit.record(user, project, f"Duplicated as {copy.name}.")
     return copy

@@ -63,7 +63,7 @@ class Ticker:
 
 
 def heartbeat_every() -> float:
-    return float(getattr(settings, "COURIER_HEARTBEAT_SECONDS", 15))
+    return settings.COURIER_HEARTBEAT_SECONDS
 
 
 class Heartbeat:

@@ -15,15 +15,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from etlsite.pages import action_history, record, render_page, require, require_superuser, skipped_note
+from etlsite.times import zoned
 from projects.models import Project
-from projects.upcoming import fire_times, hours_plan, runs_per_hour
+from projects.upcoming import day_plan, fire_times
 from runs import reaper, services
 from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
+from runs.queries import task_rows
 from runs.resend import ResendError, resend_file
 from tasks import charts
+from tasks.masking import shown_masker
 from tasks.models import Task
-from tasks.pages import action_history, record, render_page, require, require_superuser
-from tasks.queries import task_rows
 
 LOG_BATCH = 500  # lines per poll; the page asks again at once while `more` is true
 DASHBOARD_ROWS = 50
@@ -38,7 +40,7 @@ PLAN_HOURS = 24
 def run_log(request: HttpRequest, pk: int) -> JsonResponse:
     """Log lines of a run after the id `after`, and the run's status, as JSON for the live log."""
     require(request, "tasks.view_task")
-    run = get_object_or_404(Run.objects.only("id", "status", "rows"), pk=pk)
+    run = get_object_or_404(Run.objects.select_related("task__project").only("id", "status", "rows", "task__project__timezone"), pk=pk)
     try:
         after = max(0, int(request.GET.get("after", "0") or 0))
     except ValueError:
@@ -51,7 +53,8 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
         "finished": run.status in Run.FINISHED,
         "rows": run.rows,
         "more": len(lines) == LOG_BATCH,
-        "lines": [{**line, "at": timezone.localtime(line["at"]).strftime("%H:%M:%S")} for line in lines],
+        # Times of day in the project's zone, as everywhere on Task Details.
+        "lines": [{**line, "at": zoned(line["at"], run.task.project.timezone).strftime("%H:%M:%S")} for line in lines],
     })
 
 
@@ -72,7 +75,8 @@ def file_resend(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         failed = [d for d in deliveries if d.status == DeliveryStatus.FAILED]
         outcome = "; ".join(f"{d.target}: {d.get_status_display().lower()}" for d in deliveries)
-        (messages.error if failed else messages.success)(request, f"Resent {record_file.name}: {outcome}.")
+        shown = shown_masker(record_file.run.task).mask(f"Resent {record_file.name}: {outcome}.")
+        (messages.error if failed else messages.success)(request, shown)
     return redirect(reverse("courier:task_detail", args=[record_file.run.task_id]) + "#files")
 
 
@@ -93,7 +97,7 @@ def _scheduled_projects() -> list[tuple[Project, list[str]]]:
 
 
 def _next_runs(firings: list, scheduled: list[tuple[Project, list[str]]], now, count: int = 10) -> list[dict]:
-    """The next `count` firings: from the 24-hour plan, and past it only when the plan has too few."""
+    """The next `count` firings: from the day's plan, and past it only when the plan has too few."""
     upcoming = [{"at": at, "project": project, "tasks": names} for at, project, names in firings[:count]]
     if len(upcoming) < count:
         planned = {entry["project"].pk for entry in upcoming}
@@ -109,15 +113,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     errored = task_rows().filter(last_status=RunStatus.FAILED).order_by("project__name", "name")
     running = _running_runs()
     scheduled = _scheduled_projects()
-    start = now.replace(minute=0, second=0, microsecond=0)
-    firings = hours_plan(scheduled, start, PLAN_HOURS)
-    plan = runs_per_hour(firings, start, PLAN_HOURS)
+    plan = day_plan(scheduled, now, PLAN_HOURS)
     return render_page(
         request, "courier/dashboard.html", title="Dashboard", crumbs=[("Dashboard", None)],
         errored=list(errored[:DASHBOARD_ROWS]), errored_count=errored.count(),
-        running=list(running[:DASHBOARD_ROWS]), next_runs=_next_runs([f for f in firings if f[0] > now], scheduled, now),
-        plan_chart=charts.hourly_plan_chart(start, plan), plan_total=sum(len(h) for h in plan),
-        plan_hours=[(start + timedelta(hours=i), len(names), charts.tally(names)) for i, names in enumerate(plan) if names],
+        running=list(running[:DASHBOARD_ROWS]), retries=list(_waiting_retries()[:DASHBOARD_ROWS]),
+        next_runs=_next_runs(plan.firings, scheduled, now), site_zone=timezone.get_current_timezone_name(),
+        plan_chart=charts.hourly_plan_chart(plan.start, plan.hours), plan_total=plan.total,
+        plan_hours=[(plan.start + timedelta(hours=i), len(names), charts.tally(names)) for i, names in enumerate(plan.hours) if names],
         orphans=services.orphaned_schedules(), site=SiteState.get(),
         can_run=request.user.has_perm("tasks.run_task"),
     )
@@ -128,10 +131,13 @@ def run_errored(request: HttpRequest) -> HttpResponse:
     """“Run all errored”: a manual run of every task whose latest run failed."""
     require(request, "tasks.run_task")
     tasks = list(task_rows().filter(last_status=RunStatus.FAILED))
-    for task in tasks:
-        run = services.run_now(task, user=request.user)
-        record(request, task, f"Started run {run.pk} by hand (run all errored).")
-    messages.success(request, f"Started {len(tasks)} errored task(s)." if tasks else "No task is in error.")
+    runs = [services.run_now(task, user=request.user) for task in tasks]
+    for task, run in zip(tasks, runs):
+        record(request, task, f"Started run {run.pk} by hand (run all errored)." if run.status != RunStatus.SKIPPED
+               else f"Run all errored: not started.{skipped_note([run])}")
+    started = sum(run.status != RunStatus.SKIPPED for run in runs)
+    (messages.success if started == len(runs) else messages.warning)(
+        request, f"Started {started} errored task(s).{skipped_note(runs)}" if tasks else "No task is in error.")
     return redirect("courier:dashboard")
 
 
@@ -144,6 +150,11 @@ def _running_runs(order: str = "started_at"):
     # Prefetched, not joined: a join lets SQLite's planner walk every run of every task instead of the
     # few running ones on the status index (measured: 0.5 s at 1,000,000 runs).
     return Run.objects.filter(status=RunStatus.RUNNING).prefetch_related("task__project").order_by(order)
+
+
+def _waiting_retries():
+    """Runs waiting for their retry's time, soonest first, with the failure they retry (prefetched, as above)."""
+    return Run.objects.filter(status=RunStatus.RETRY_SCHEDULED).prefetch_related("task__project", "retry_of").order_by("due_at")
 
 
 def scheduler_tools(request: HttpRequest) -> HttpResponse:

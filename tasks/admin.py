@@ -1,112 +1,30 @@
-"""Admin for tasks: one page whose sections follow the SPEC (general, source, processing, output, deliveries)."""
+"""Admin for tasks: they live on Courier's pages (All tasks, Task Details, New/Edit Task), and the admin's lead there.
+
+The admin's task list, add, change and delete pages answer with Courier's
+(etlsite.pages.LeadsToCourierPages), so a link to a task from anywhere in the
+admin — a run's page, the recent actions, the audit trail — ends on Task
+Details, and every task is saved through one form with one set of checks
+(tasks/forms.py, tasks/validation.py). The admin keeps a task's history page.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.urls import reverse
 
-from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
-from runs import services
-from runs.models import RunStatus
-from tasks.models import CodeLocation, Destination, Notification, Task, TaskParameter
-
-
-class TaskParameterInline(admin.TabularInline):
-    model = TaskParameter
-    form = ParameterForm
-    extra = 0
-    verbose_name_plural = "parameters (override the project's)"
-
-
-class CodeLocationInline(admin.StackedInline):
-    model = CodeLocation
-    extra = 0
-    max_num = 2
-    fields = ["role", "location", "text", "connection", "path", "url", "cache", "cached_at"]
-    readonly_fields = ["cached_at"]
-    verbose_name_plural = "code: the query or command, and the processing script"
-
-
-class DestinationInline(admin.TabularInline):
-    model = Destination
-    extra = 0
-    fields = ["kind", "connection", "folder", "if_exists", "skip_empty", "position"]
-
-
-class NotificationInline(admin.StackedInline):
-    model = Notification
-    extra = 0
-    max_num = 2
-    fields = ["event", "recipients", "subject", "message", ("attach", "embed", "skip_empty")]
-
-
-@admin.action(description="Run the selected tasks now", permissions=["run"])
-def run_selected(modeladmin, request, queryset):
-    for task in queryset.select_related("project"):
-        run = services.run_now(task, user=request.user)
-        modeladmin.log_change(request, task, f"Started run {run.pk} by hand ({run.status}).")
-        if run.status == RunStatus.SKIPPED:
-            modeladmin.message_user(request, f"Run {run.pk} of {task} skipped: {run.error}", messages.WARNING)
-        else:
-            modeladmin.message_user(request, f"Run {run.pk} of {task} is queued.", messages.SUCCESS)
-
-
-@admin.action(description="Duplicate the selected tasks (as disabled copies)", permissions=["add"])
-def duplicate_selected(modeladmin, request, queryset):
-    for task in queryset.select_related("project"):
-        copy = services.duplicate_task(task, user=request.user)
-        modeladmin.log_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
-        modeladmin.log_change(request, task, f"Duplicated as {copy.name}.")
-        modeladmin.message_user(request, f"Made the disabled copy “{copy}”.", messages.SUCCESS)
-
-
-@admin.action(description="Cancel the pending retry of the selected tasks", permissions=["run"])
-def cancel_retry_selected(modeladmin, request, queryset):
-    for task in queryset.select_related("project"):
-        try:
-            run = services.cancel_retry(task, user=request.user)
-        except services.ServiceError as exc:
-            modeladmin.message_user(request, str(exc), messages.WARNING)
-        else:
-            modeladmin.log_change(request, task, f"Cancelled the retry (run {run.pk}).")
-            modeladmin.message_user(request, f"Cancelled the retry of {task} (run {run.pk}).", messages.SUCCESS)
-
-
-@admin.action(description="Reschedule: rebuild the project schedules, cancel pending retries", permissions=["change"])
-def reschedule_selected(modeladmin, request, queryset):
-    for task in queryset.select_related("project"):
-        cancelled = services.reschedule_task(task, user=request.user)
-        modeladmin.log_change(request, task, f"Rebuilt the schedules of {task.project.name}; cancelled {len(cancelled)} pending retry(ies).")
-        modeladmin.message_user(request, f"Rebuilt the schedules of {task.project}; cancelled {len(cancelled)} pending retry(ies) of {task}.", messages.SUCCESS)
+from etlsite.pages import LeadsToCourierPages
+from projects.models import Project
+from tasks.models import Task
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
-    form = ParameterLinesForm
-    list_display = ["name", "project", "enabled", "rank", "source_kind", "output_type"]
-    list_filter = ["enabled", "source_kind", "output_type", "project"]
-    search_fields = ["name", "project__name"]
-    list_select_related = ["project"]
-    inlines = [TaskParameterInline, CodeLocationInline, DestinationInline, NotificationInline]
-    actions = [run_selected, duplicate_selected, cancel_retry_selected, reschedule_selected]
-    fieldsets = [
-        (None, {"fields": ["project", "name", "enabled", "rank", "timeout_minutes"]}),
-        ("Parameters", {"fields": ["parameter_lines"]}),
-        ("Retries", {"fields": ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]}),
-        ("Data source", {"fields": [
-            "source_kind", "source_connection", ("source_headers", "source_fail_on_empty"),
-            "source_path", ("source_missing_ok", "source_delimiter"), "source_stdout_as_file",
-        ]}),
-        ("Processing script", {"fields": ["processing_entry", "processing_requirements", "script_network"], "classes": ["collapse"]}),
-        ("Output file", {"fields": [
-            "output_type", "output_name", ("output_delimiter", "output_headers", "output_quoting", "output_escape_char"),
-            ("output_encoding", "output_line_ending", "output_line_suffix"),
-        ]}),
-        ("Zip and encryption", {"fields": [("zip_enabled", "zip_name"), ("gpg_key", "gpg_armor")]}),
-    ]
+class TaskAdmin(LeadsToCourierPages, admin.ModelAdmin):
+    list_page, detail_page, delete_page = "courier:task_list", "courier:task_detail", "courier:task_delete"
 
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        save_parameter_lines(form, form.instance.parameters)
-
-    def has_run_permission(self, request):
-        return request.user.has_perm("tasks.run_task")
+    def add_page_url(self, request: HttpRequest) -> str:
+        project = request.GET.get("project", "")
+        if project.isdigit() and Project.objects.filter(pk=project).exists():
+            return reverse("courier:task_new", args=[project])
+        messages.info(request, "A task is made inside its project: open the project and choose “New task”.")
+        return reverse("courier:project_list")

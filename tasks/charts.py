@@ -6,7 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tasks.tables import duration_text
+from etlsite.tables import duration_text
+from etlsite.times import shown, zoned
 
 WIDTH, HEIGHT = 1000, 120  # drawing area of the SVG, in user units (it scales to the page width)
 
@@ -44,8 +45,8 @@ def _bars(values: list[float], slot: float) -> list[tuple[float, float, float, f
     ]
 
 
-def duration_chart(runs: list[dict]) -> Chart:
-    """Bars of the durations of `runs` (dicts with id, status, started_at, finished_at), oldest left."""
+def duration_chart(runs: list[dict], zone: str | None = None) -> Chart:
+    """Bars of the durations of `runs` (dicts with id, status, started_at, finished_at), oldest left; times in `zone`."""
     runs = list(reversed(runs))
     seconds = [(r["finished_at"] - r["started_at"]).total_seconds() for r in runs]
     if not runs:
@@ -53,7 +54,7 @@ def duration_chart(runs: list[dict]) -> Chart:
     slot = WIDTH / max(len(runs), 25)  # a few runs still get slim bars
     chart = Chart(top_label=duration_text(max(seconds)))
     for run, secs, (x, y, w, h) in zip(runs, seconds, _bars(seconds, slot), strict=True):
-        title = f"Run {run['id']}: {duration_text(secs)}, {run['status'].replace('_', ' ')}, started {run['started_at']:%Y-%m-%d %H:%M}"
+        title = f"Run {run['id']}: {duration_text(secs)}, {run['status'].replace('_', ' ')}, started {shown(run['started_at'], zone)}"
         chart.bars.append(Bar(x, y, w, h, f"status-{run['status']}", title))
     return chart
 
@@ -69,10 +70,10 @@ def hourly_plan_chart(start: datetime, hours: list[list[str]]) -> Chart:
     slot = WIDTH / max(len(hours), 1)
     chart = Chart(top_label=f"{max(counts, default=0)} runs")
     for i, (names, (x, y, w, h)) in enumerate(zip(hours, _bars(counts, slot), strict=True)):
-        hour = start + timedelta(hours=i)
+        hour = start + timedelta(hours=i)  # in UTC: the site's zone may skip or repeat an hour
         named = tally(names)
-        shown = ", ".join(named[:12]) + (f" and {len(named) - 12} more" if len(named) > 12 else "")
-        title = f"{hour:%H:00}: {len(names)} run(s)" + (f": {shown}" if names else "")
-        label = f"{hour:%H}" if i % 3 == 0 else ""
+        listed = ", ".join(named[:12]) + (f" and {len(named) - 12} more" if len(named) > 12 else "")
+        title = f"{shown(hour, weekday=True)}: {len(names)} run(s)" + (f": {listed}" if names else "")
+        label = f"{zoned(hour):%H}" if i % 3 == 0 else ""
         chart.bars.append(Bar(x, y, w, h, "plan" if names else "plan-empty", title, label))
     return chart

@@ -16,13 +16,16 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from connections.clients import ClientError, client_for, http
+from connections import kinds
+from connections.clients import ClientError, http
+from connections.clients.base import Client
 from connections.secrets import SecretError
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Task
 
 logger = logging.getLogger(__name__)
 
-FILE_LOCATIONS = (CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB)
+# Code named by a path on a file server (the others are named by a URL).
+FILE_LOCATIONS = kinds.code_kinds("path")
 
 
 class CodeError(Exception):
@@ -74,36 +77,34 @@ def fetch_text(code: CodeLocation) -> str:
         ) from None
 
 
+def code_client(code: CodeLocation) -> Client:
+    """The client that reads `code` (its connection's, or a plain one where the kind needs no connection)."""
+    kind, conn = kinds.KINDS.get(code.location), code.connection
+    if kind is None or kind.code is None:
+        raise CodeError(f"Unknown code location “{code.location}”.")
+    label = kind.code.label
+    if conn is None and not kind.code.connection_optional:
+        raise CodeError(f"A {label} code location needs a {label} connection.")
+    if conn is not None and conn.kind != kind.key:
+        raise CodeError(f"“{conn}” is a {conn.get_kind_display()} connection; a {label} code location needs a {label} connection.")
+    if not getattr(code, kind.code.address):
+        raise CodeError(f"The {label} code location has no {code._meta.get_field(kind.code.address).verbose_name}.")
+    return kind.client_class(conn)
+
+
 def _fetch_bytes(code: CodeLocation) -> bytes:
-    conn = code.connection
     try:
-        if code.location in FILE_LOCATIONS:
-            return _fetch_file(code)
-        if code.location == CodeLocationKind.GITLAB:
-            if conn is None or conn.kind != "gitlab":
-                raise CodeError("A GitLab code location needs a GitLab connection.")
-            return http.fetch_gitlab(conn, code.url, code.path)
-        if code.location == CodeLocationKind.WEB:
-            if conn is not None and conn.kind != "web":
-                raise CodeError(f"“{conn}” is a {conn.get_kind_display()} connection; a web URL needs a web connection or none.")
-            return http.fetch_web(code.url, conn)
+        client = code_client(code)
+        if code.location not in FILE_LOCATIONS:
+            return client.fetch(code.url, code.path)
+        with tempfile.TemporaryDirectory(prefix="courier-code-") as folder, client:
+            local = Path(folder) / "code"
+            client.download(code.path, local)
+            return local.read_bytes()
     except ClientError as exc:
         raise CodeError(str(exc), permanent=exc.permanent) from None
     except SecretError as exc:
-        raise CodeError(f"A secret of {conn} cannot be read: {exc}") from None
-    raise CodeError(f"Unknown code location “{code.location}”.")
-
-
-def _fetch_file(code: CodeLocation) -> bytes:
-    conn = code.connection
-    if conn is None or conn.kind != code.location:
-        raise CodeError(f"A {code.get_location_display()} code location needs a {code.get_location_display()} connection.")
-    if not code.path:
-        raise CodeError(f"The {code.get_location_display()} code location has no path.")
-    with tempfile.TemporaryDirectory(prefix="courier-code-") as folder, client_for(conn.kind).session(conn) as client:
-        local = Path(folder) / "code"
-        client.download(code.path, local)
-        return local.read_bytes()
+        raise CodeError(f"A secret of {code.connection} cannot be read: {exc}") from None
 
 
 def _keep(code: CodeLocation, text: str) -> None:

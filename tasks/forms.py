@@ -2,10 +2,13 @@
 
 Several Django forms are edited together (`TaskEditor`): the task itself, its
 query/command and its processing script (each a code location), its
-parameters and destinations (formsets) and its two emails. Fields that do not
-apply to the chosen source, code location, output type or email are hidden in
-the browser (static/courier/task_form.js reads the `data-show-*` attributes
-that `Row` carries); the server validates with the models' own clean().
+parameters (rows, and lines pasted in a box) and destinations (formsets) and
+its two emails. Fields that do not apply to the chosen source, code location,
+output type or email are hidden in the browser (static/courier/task_form.js
+reads the `data-show-*` attributes that `Row` carries); the server validates
+each part with its model's clean(), then the whole task with the rules of
+tasks/validation.py, which refuse what could only fail when it runs.
+For a user who may not write code, the code fields are locked (tasks/codeguard.py).
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from django.db import transaction
 from django.forms.models import inlineformset_factory
 from django.forms.utils import ErrorDict
 
-from connections.models import Connection, ConnectionKind, GpgKey
-from projects.forms import ParameterForm
+from connections import kinds
+from connections.kinds import Reads
+from connections.models import Connection, GpgKey
+from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
+from tasks import codeguard, placeholders, sqlbind
 from tasks.models import (
     CodeLocation,
     CodeLocationKind,
     CodeRole,
     Destination,
+    DestinationKind,
     Notification,
     NotificationEvent,
     OutputType,
@@ -34,12 +41,14 @@ from tasks.models import (
     Task,
     TaskParameter,
 )
+from tasks.validation import Draft, refusals
 
-FILE_SOURCES = [SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB]
-CODE_SOURCES = [SourceKind.DATABASE, SourceKind.SSH]
+QUERY_SOURCES = kinds.sources_reading(Reads.QUERY)
+COMMAND_SOURCES = kinds.sources_reading(Reads.COMMAND)
+CODE_SOURCES = [*QUERY_SOURCES, *COMMAND_SOURCES]
+FILE_SOURCES = kinds.sources_reading(Reads.FILES)
 TEXT_OUTPUTS = [OutputType.CSV, OutputType.TEXT]
-REMOTE_FILE_LOCATIONS = [CodeLocationKind.SFTP, CodeLocationKind.FTP, CodeLocationKind.SMB]
-URL_LOCATIONS = [CodeLocationKind.GITLAB, CodeLocationKind.WEB]
+REMOTE_LOCATIONS = kinds.code_kinds()
 RECIPIENT_SPLIT = re.compile(r"[;,\n]")
 
 
@@ -94,12 +103,12 @@ def rows(form: forms.BaseForm, names: list[str], show: dict[str, tuple[str, list
 
 TASK_SHOW = {
     "source_connection": ("source_kind", [*CODE_SOURCES, *FILE_SOURCES]),
-    "source_headers": ("source_kind", [SourceKind.DATABASE]),
-    "source_fail_on_empty": ("source_kind", [SourceKind.DATABASE]),
+    "source_headers": ("source_kind", QUERY_SOURCES),
+    "source_fail_on_empty": ("source_kind", QUERY_SOURCES),
     "source_path": ("source_kind", FILE_SOURCES),
     "source_missing_ok": ("source_kind", FILE_SOURCES),
     "source_delimiter": ("source_kind", FILE_SOURCES),
-    "source_stdout_as_file": ("source_kind", [SourceKind.SSH]),
+    "source_stdout_as_file": ("source_kind", COMMAND_SOURCES),
     "output_delimiter": ("output_type", [OutputType.TEXT]),
     "output_headers": ("output_type", [*TEXT_OUTPUTS, OutputType.XLSX]),
     "output_quoting": ("output_type", TEXT_OUTPUTS),
@@ -123,7 +132,7 @@ OUTPUT = ["output_type", "output_name", "output_delimiter", "output_headers", "o
 PACKAGING = ["zip_enabled", "zip_name", "gpg_key", "gpg_armor"]
 
 
-class TaskForm(forms.ModelForm):
+class TaskForm(codeguard.CodeLockMixin, ParameterLinesForm):
     use_script = forms.BooleanField(
         label="Run a processing script", required=False,
         help_text="After the source, run a Python script on the files (always on for a script-only task).",
@@ -162,8 +171,8 @@ class TaskForm(forms.ModelForm):
 
     def sections(self) -> dict[str, list[Row]]:
         """The page's sections by name; the template lays them out in SPEC order."""
-        parts = {"general": GENERAL, "retries": RETRIES, "source": SOURCE, "processing": PROCESSING,
-                 "output": OUTPUT, "packaging": PACKAGING}
+        parts = {"general": GENERAL, "retries": RETRIES, "parameter_lines": ["parameter_lines"], "source": SOURCE,
+                 "processing": PROCESSING, "output": OUTPUT, "packaging": PACKAGING}
         return {name: rows(self, names, TASK_SHOW) for name, names in parts.items()}
 
 
@@ -173,17 +182,17 @@ class TaskForm(forms.ModelForm):
 
 CODE_SHOW = {
     "text": ("location", [CodeLocationKind.INLINE]),
-    "connection": ("location", [*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS]),
-    "path": ("location", [*REMOTE_FILE_LOCATIONS, CodeLocationKind.GITLAB]),
-    "url": ("location", URL_LOCATIONS),
-    "cache": ("location", [*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS]),
+    "connection": ("location", REMOTE_LOCATIONS),
+    "path": ("location", kinds.code_kinds_reading("path")),
+    "url": ("location", kinds.code_kinds_reading("url")),
+    "cache": ("location", REMOTE_LOCATIONS),
 }
 CODE_FIELDS = ["location", "text", "connection", "path", "url", "cache"]
 
 
-class CodeForm(forms.ModelForm):
+class CodeForm(codeguard.CodeLockMixin, forms.ModelForm):
     connection = ConnectionChoiceField(
-        queryset=connections(*REMOTE_FILE_LOCATIONS, *URL_LOCATIONS), required=False, label="Connection",
+        queryset=connections(*REMOTE_LOCATIONS), required=False, label="Connection",
         widget=KindSelect(), help_text=CodeLocation._meta.get_field("connection").help_text,
     )
 
@@ -212,14 +221,14 @@ class CodeForm(forms.ModelForm):
                 errors["text"] = "Write the code here, or choose where it is kept."
             cleaned["connection"] = None
         elif location:
-            label = CodeLocationKind(location).label
-            if conn is None and location != CodeLocationKind.WEB:
-                errors["connection"] = f"Code kept on {label} needs a {label} connection."
+            use = kinds.KINDS[location].code
+            if conn is None and not use.connection_optional:
+                errors["connection"] = f"Code kept on {use.label} needs a {use.label} connection."
             elif conn is not None and conn.kind != location:
-                errors["connection"] = f"“{conn}” is a {conn.get_kind_display()} connection, not {label}."
-            if location in REMOTE_FILE_LOCATIONS and not cleaned.get("path"):
-                errors["path"] = f"Give the path of the file on the {label} server."
-            if location in URL_LOCATIONS and not re.match(r"https?://", cleaned.get("url") or ""):
+                errors["connection"] = f"“{conn}” is a {conn.get_kind_display()} connection, not {use.label}."
+            if use.address == "path" and not cleaned.get("path"):
+                errors["path"] = f"Give the path of the file on the {use.label} server."
+            if use.address == "url" and not re.match(r"https?://", cleaned.get("url") or ""):
                 errors["url"] = "Give an http:// or https:// URL."
         if errors:
             raise ValidationError(errors)
@@ -241,7 +250,7 @@ ParameterFormSet = inlineformset_factory(Task, TaskParameter, form=ParameterForm
 
 class DestinationForm(forms.ModelForm):
     connection = ConnectionChoiceField(
-        queryset=connections(ConnectionKind.SFTP, ConnectionKind.FTP, ConnectionKind.SMB, ConnectionKind.FOLDER),
+        queryset=connections(*DestinationKind.values),
         label="Connection", widget=KindSelect(),
     )
 
@@ -316,14 +325,19 @@ class NotificationForm(forms.ModelForm):
 class TaskEditor:
     """Binds, validates and saves every part of the task page in one transaction."""
 
-    def __init__(self, data=None, *, instance: Task):
-        self.task = instance
+    def __init__(self, data=None, *, instance: Task, user):
+        self.task, self.user = instance, user
         self.form = TaskForm(data, instance=instance)
         codes = {c.role: c for c in instance.code_locations.all()} if instance.pk else {}
-        query_mode = "text/x-sh" if instance.source_kind == SourceKind.SSH else "text/x-sql"
+        query_mode = "text/x-sh" if instance.source_reads == Reads.COMMAND else "text/x-sql"
         self.query = CodeForm(data, prefix="query", instance=codes.get(CodeRole.SOURCE), role=CodeRole.SOURCE, editor_mode=query_mode)
         self.script = CodeForm(data, prefix="script", instance=codes.get(CodeRole.PROCESSING), role=CodeRole.PROCESSING,
                                editor_mode="text/x-python")
+        self.code_locked = not codeguard.may_write_code(user)
+        if self.code_locked:
+            self.form.lock_code(codeguard.task_locks(instance))
+            for part in (self.query, self.script):
+                part.lock_code(codeguard.location_locks(codes.get(part.role), part.role, instance.source_kind))
         self.parameters = ParameterFormSet(data, instance=instance, prefix="param")
         self.destinations = DestinationFormSet(data, instance=instance, prefix="dest")
         notes = {n.event: n for n in instance.notifications.all()} if instance.pk else {}
@@ -332,6 +346,7 @@ class TaskEditor:
             for event in (NotificationEvent.SUCCESS, NotificationEvent.FAILURE)
         }
         self._share_choices()
+        self._valid: bool | None = None
 
     def _share_choices(self) -> None:
         """Every destination row offers the same connections: load the list once, not once per row."""
@@ -350,6 +365,54 @@ class TaskEditor:
     def _needs_script(self) -> bool:
         return bool(self.form.cleaned_data.get("use_script"))
 
+    def _draft(self) -> Draft[forms.BaseForm]:
+        """The task as this page would save it, each part named by the form that shows it."""
+        # While the parameter rows have errors of their own, their keys are not known yet.
+        keys = set(self._parameter_keys()) if self.parameters.is_valid() else None
+        draft = Draft(self.form.instance, self.form, script=self._needs_script(), parameter_keys=keys)
+        for code_form, role, wanted in ((self.query, CodeRole.SOURCE, self._needs_query()), (self.script, CodeRole.PROCESSING, self._needs_script())):
+            if wanted and code_form.is_valid():
+                code_form.instance.role = role
+                draft.codes.append((code_form, code_form.instance))
+        deleted = self.destinations.deleted_forms
+        kept = [f for f in self.destinations.forms if f.is_valid() and (f.instance.pk or f.has_changed()) and f not in deleted]
+        draft.destinations = [(f, f.instance) for f in kept]
+        return draft
+
+    def _runnable(self) -> bool:
+        """Refuse what could only fail when the task runs, on the field that holds it (tasks/validation.py)."""
+        found = refusals(self._draft())
+        for refusal in found:
+            refusal.where.add_error(refusal.field, refusal.message)
+        return not found
+
+    def _inline_sql(self) -> str | None:
+        """The database query written on this page (as posted, or as stored when the page is first shown)."""
+        if not self.form.is_bound:
+            return placeholders.inline_query(self.task)
+        code = self.query.cleaned_data if self.query.is_bound else {}
+        if kinds.reads(self.form.cleaned_data.get("source_kind")) != Reads.QUERY or code.get("location") != CodeLocationKind.INLINE:
+            return None
+        return code.get("text") or ""
+
+    def _parameter_keys(self) -> list[str]:
+        """Keys of the project's parameters and the task's, as they are being saved."""
+        if not self.form.is_bound:
+            return placeholders.saved_keys(self.task)
+        deleted = self.parameters.deleted_forms
+        own = [f.cleaned_data.get("key") for f in self.parameters.forms if f not in deleted and hasattr(f, "cleaned_data")]
+        own += [param.key for param in self.form.cleaned_data.get("parameter_lines") or []]
+        return placeholders.project_keys(self.form.cleaned_data.get("project")) + [key for key in own if key]
+
+    def _dialect(self) -> str:
+        conn = self.form.cleaned_data.get("source_connection") if self.form.is_bound else self.task.source_connection
+        return placeholders.dialect_of(conn)
+
+    def unused_parameters(self) -> list[str]:
+        """Parameters the query uses neither as a placeholder nor in a declaration: a warning on the page, not an error."""
+        sql = self._inline_sql() if not self.form.is_bound or hasattr(self.form, "cleaned_data") else None
+        return [] if sql is None else sqlbind.unused(sql, self._dialect(), self._parameter_keys())
+
     def _emails_valid(self) -> bool:
         return all(f.is_valid() for f in self.emails.values())
 
@@ -360,7 +423,14 @@ class TaskEditor:
         return True
 
     def is_valid(self) -> bool:
+        # Once: the template asks again, and the refusals must not be added twice.
+        if self._valid is None:
+            self._valid = self._validate()
+        return self._valid
+
+    def _validate(self) -> bool:
         valid = self.form.is_valid()
+        parameters_valid = self.parameters.is_valid()
         if valid:
             valid &= self.query.is_valid() if self._needs_query() else self._skip(self.query)
             valid &= self.script.is_valid() if self._needs_script() else self._skip(self.script)
@@ -368,9 +438,11 @@ class TaskEditor:
             # Which parts apply is not known while the task's own fields are wrong.
             self._skip(self.query)
             self._skip(self.script)
-        valid &= self.parameters.is_valid()
+        valid &= parameters_valid
         valid &= self.destinations.is_valid()
         valid &= self._emails_valid()
+        if self.form.is_valid():
+            valid &= self._runnable()
         return bool(valid)
 
     @property
@@ -397,14 +469,17 @@ class TaskEditor:
 
     @transaction.atomic
     def save(self) -> Task:
+        code_before = codeguard.saved_code(self.task.pk)
         self.task = self.form.save()
         self._save_code(self.query, self._needs_query(), CodeRole.SOURCE)
         self._save_code(self.script, self._needs_script(), CodeRole.PROCESSING)
         for formset in (self.parameters, self.destinations):
             formset.instance = self.task
             formset.save()
+        save_parameter_lines(self.form, self.task.parameters)
         for form in self.emails.values():
             self._save_email(form)
+        codeguard.refuse_saved_change(self.user, code_before, self.task.pk)
         return self.task
 
     def changed(self) -> list[str]:

@@ -5,19 +5,23 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from connections.clients.addresses import written_local
-from connections.models import Connection, ConnectionKind, GpgKey
-from connections.urls import scope_problem
+from connections import kinds
+from connections.kinds import Reads
+from connections.models import Connection, GpgKey
+from connections.validators import validate_plain_name
 from projects.models import ParameterBase, Project
 
 
-class SourceKind(models.TextChoices):
-    DATABASE = "database", "Database query"
-    SFTP = "sftp", "SFTP file"
-    FTP = "ftp", "FTP file"
-    SMB = "smb", "SMB file"
-    SSH = "ssh", "SSH command"
-    PYTHON = "python", "Python script only"
+def _members(choices: list[tuple[str, str]]) -> list[tuple[str, tuple[str, str]]]:
+    return [(value.upper(), (value, label)) for value, label in choices]
+
+
+# Every connection kind that can be a data source (connections/kinds.py), and a script-only task.
+SourceKind = models.TextChoices("SourceKind", [*_members(kinds.source_choices()), ("PYTHON", ("python", "Python script only"))])
+
+
+def source_kind_choices() -> list[tuple[str, str]]:
+    return SourceKind.choices
 
 
 class OutputType(models.TextChoices):
@@ -47,19 +51,9 @@ class LineEnding(models.TextChoices):
     CRLF = "crlf", "CRLF (Windows)"
 
 
-# Which connection kind each source needs.
-SOURCE_CONNECTION_KIND = {
-    SourceKind.DATABASE: ConnectionKind.DATABASE,
-    SourceKind.SFTP: ConnectionKind.SFTP,
-    SourceKind.FTP: ConnectionKind.FTP,
-    SourceKind.SMB: ConnectionKind.SMB,
-    SourceKind.SSH: ConnectionKind.SSH,
-}
-
-
 class Task(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks", verbose_name="project", help_text="Tasks run when their project fires.")
-    name = models.CharField("name", max_length=200, help_text="Unique within the project.")
+    name = models.CharField("name", max_length=200, validators=[validate_plain_name], help_text="Unique within the project.")
     enabled = models.BooleanField("enabled", default=True, help_text="Only enabled tasks run when the project fires.")
     rank = models.IntegerField("run rank", null=True, blank=True, help_text="Order within a sequence project (ascending; ties and blanks by name).")
     timeout_minutes = models.PositiveIntegerField("timeout (minutes)", default=60, help_text="The whole run is stopped after this long.")
@@ -72,7 +66,7 @@ class Task(models.Model):
     )
 
     # Source
-    source_kind = models.CharField("data source", max_length=20, choices=SourceKind.choices, default=SourceKind.DATABASE, help_text="Where the data comes from.")
+    source_kind = models.CharField("data source", max_length=20, choices=source_kind_choices, default=SourceKind.DATABASE, help_text="Where the data comes from.")
     source_connection = models.ForeignKey(
         Connection, on_delete=models.PROTECT, null=True, blank=True, related_name="source_tasks",
         verbose_name="source connection", help_text="The database, file server or SSH host to read from.",
@@ -128,23 +122,30 @@ class Task(models.Model):
     class Meta:
         ordering = ["project__name", "name"]
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="task_unique_name_per_project")]
-        permissions = [("run_task", "Can run tasks")]
+        permissions = [("run_task", "Can run tasks"), ("write_code", "Can write code that runs")]
         verbose_name = "task"
 
     def __str__(self) -> str:
         return f"{self.project.name}/{self.name}"
 
+    @property
+    def source_reads(self) -> Reads | None:
+        """What the source does (query, files, command); None for a script-only task."""
+        return kinds.reads(self.source_kind)
+
     def clean(self) -> None:
+        # Which fields the choices need; what would fail when it runs is tasks/validation.py's.
         errors = {}
-        wanted = SOURCE_CONNECTION_KIND.get(self.source_kind)
+        # A source is a connection of the same kind, except a script-only one.
+        wanted = kinds.KINDS[self.source_kind] if self.source_reads else None
         conn = self.source_connection
         if wanted and conn is None:
-            errors["source_connection"] = f"A {self.get_source_kind_display()} source needs a {ConnectionKind(wanted).label} connection."
-        elif wanted and conn.kind != wanted:
-            errors["source_connection"] = f"“{conn}” is a {conn.get_kind_display()} connection; this source needs a {ConnectionKind(wanted).label} connection."
+            errors["source_connection"] = f"A {self.get_source_kind_display()} source needs a {wanted.label} connection."
+        elif wanted and conn.kind != wanted.key:
+            errors["source_connection"] = f"“{conn}” is a {conn.get_kind_display()} connection; this source needs a {wanted.label} connection."
         elif not wanted and conn is not None:
             errors["source_connection"] = "A Python-script-only source takes no connection."
-        if self.source_kind in (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB) and not self.source_path:
+        if self.source_reads == Reads.FILES and not self.source_path:
             errors["source_path"] = "A file source needs a remote path."
         if self.retry_backoff < 1:
             errors["retry_backoff"] = "The backoff multiplier must be 1 or more."
@@ -167,13 +168,12 @@ class CodeRole(models.TextChoices):
     PROCESSING = "processing", "Processing script"
 
 
-class CodeLocationKind(models.TextChoices):
-    INLINE = "inline", "Inline"
-    SFTP = "sftp", "SFTP"
-    FTP = "ftp", "FTP"
-    SMB = "smb", "SMB"
-    GITLAB = "gitlab", "GitLab"
-    WEB = "web", "Web URL"
+# Code written on the task page, and every connection kind that can keep code (connections/kinds.py).
+CodeLocationKind = models.TextChoices("CodeLocationKind", [("INLINE", ("inline", "Inline")), *_members(kinds.code_choices())])
+
+
+def code_location_choices() -> list[tuple[str, str]]:
+    return CodeLocationKind.choices
 
 
 class CodeLocation(models.Model):
@@ -181,7 +181,7 @@ class CodeLocation(models.Model):
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="code_locations", verbose_name="task")
     role = models.CharField("used as", max_length=12, choices=CodeRole.choices, help_text="The task's query or command, or its processing script.")
-    location = models.CharField("location", max_length=10, choices=CodeLocationKind.choices, default=CodeLocationKind.INLINE, help_text="Where the code is kept.")
+    location = models.CharField("location", max_length=10, choices=code_location_choices, default=CodeLocationKind.INLINE, help_text="Where the code is kept.")
     text = models.TextField("code", blank=True, help_text="Inline code (SQL, shell command or Python).")
     connection = models.ForeignKey(
         Connection, on_delete=models.PROTECT, null=True, blank=True, related_name="code_locations",
@@ -200,17 +200,6 @@ class CodeLocation(models.Model):
     def __str__(self) -> str:
         return f"{self.get_role_display()} ({self.get_location_display()})"
 
-    def clean(self) -> None:
-        # Refused when saved, as again when fetched (tasks/code.py, tasks/packages.py): a token
-        # sent outside its connection's base, or a local address (SPEC §8.2).
-        if self.location not in (CodeLocationKind.GITLAB, CodeLocationKind.WEB) or not self.url:
-            return
-        problem = written_local(self.url)
-        if not problem and self.connection_id:
-            problem = scope_problem(self.connection, self.url)
-        if problem:
-            raise ValidationError({"url": problem})
-
 
 class IfExists(models.TextChoices):
     FAIL = "fail", "Fail"
@@ -218,16 +207,13 @@ class IfExists(models.TextChoices):
     SKIP = "skip", "Skip"
 
 
-class DestinationKind(models.TextChoices):
-    SFTP = "sftp", "SFTP"
-    FTP = "ftp", "FTP"
-    SMB = "smb", "SMB"
-    FOLDER = "folder", "Local folder"
+# Every connection kind that can receive files (connections/kinds.py).
+DestinationKind = models.TextChoices("DestinationKind", _members(kinds.destination_choices()))
 
 
 class Destination(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="destinations", verbose_name="task")
-    kind = models.CharField("kind", max_length=10, choices=DestinationKind.choices, help_text="How the files are delivered.")
+    kind = models.CharField("kind", max_length=10, choices=kinds.destination_choices, help_text="How the files are delivered.")
     connection = models.ForeignKey(
         Connection, on_delete=models.PROTECT, related_name="destinations",
         verbose_name="connection", help_text="The server or local folder connection to deliver to.",

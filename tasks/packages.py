@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
-from connections.clients import ClientError, client_for, http
+from connections.clients import ClientError, http
 from connections.clients.addresses import refuse_local
-from connections.urls import scope_problem
+from connections.kinds import client_for
 from tasks import code as code_loading
-from tasks.code import FILE_LOCATIONS, CodeError, code_location, describe, load_text
+from tasks.code import FILE_LOCATIONS, CodeError, code_client, code_location, describe, load_text
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Task
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -129,13 +129,8 @@ def _package_root(dest: Path, entry: str) -> Path:
 
 
 def _download_tree(code: CodeLocation, dest: Path) -> None:
-    conn = code.connection
-    if conn is None or conn.kind != code.location:
-        raise CodeError(f"A {code.get_location_display()} code location needs a {code.get_location_display()} connection.")
-    if not code.path:
-        raise CodeError(f"The {code.get_location_display()} code location has no path.")
     try:
-        with client_for(conn.kind).session(conn) as client:
+        with code_client(code) as client:
             try:
                 top = client.entries(code.path)
             except ClientError as exc:
@@ -236,7 +231,7 @@ def _git_headers(code: CodeLocation, url: str) -> dict[str, str]:
         return {}
     if conn.kind != code.location:
         raise CodeError(f"“{conn}” is a {conn.get_kind_display()} connection; this package needs a {code.get_location_display()} connection.")
-    problem = scope_problem(conn, url) if conn.token or conn.url else ""
+    problem = client_for(conn).scope_problem(url) if conn.token or conn.url else ""
     if problem:
         raise CodeError(problem)
     if not conn.token:

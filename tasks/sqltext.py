@@ -38,16 +38,23 @@ from typing import Protocol
 
 __all__ = [
     "DIALECTS",
+    "NOCOUNT",
+    "Edit",
     "SqlError",
     "assigned_variables",
+    "check_dialect",
+    "declaration_edits",
+    "edited",
     "insert_parameters",
+    "line_of",
     "prepare",
-    "preview",
-    "render",
+    "quoted_end",
+    "show",
     "tokenize",
 ]
 
 DIALECTS = ("mssql", "postgresql", "mysql", "sqlite", "other")
+NOCOUNT = "SET NOCOUNT ON;\n"  # what Courier puts before a SQL Server query
 
 
 class SqlError(ValueError):
@@ -77,7 +84,7 @@ class Token:
 WS, NL, COMMENT, STRING, QUOTED, WORD, PUNCT = (
     "ws", "nl", "comment", "string", "quoted", "word", "punct",
 )  # fmt: skip
-_TRIVIA = (WS, NL, COMMENT)
+TRIVIA = (WS, NL, COMMENT)
 
 # --------------------------------------------------------------------------
 # Lexer
@@ -88,11 +95,11 @@ _WORD = re.compile(r"[\w@#$]+")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
 
 
-def _line_of(sql: str, offset: int) -> int:
+def line_of(sql: str, offset: int) -> int:
     return sql.count("\n", 0, offset) + 1
 
 
-def _quoted_end(sql: str, start: int, close: str, backslash: bool) -> int:
+def quoted_end(sql: str, start: int, close: str, backslash: bool) -> int:
     """End of a quoted run opened at ``start``; a doubled ``close`` is kept inside."""
     index = start + 1
     while index < len(sql):
@@ -106,7 +113,7 @@ def _quoted_end(sql: str, start: int, close: str, backslash: bool) -> int:
         else:
             index += 1
     what = "string literal" if close == "'" else f"quoted name ({sql[start]}...{close})"
-    raise SqlError(f"unterminated {what} starting on line {_line_of(sql, start)}")
+    raise SqlError(f"unterminated {what} starting on line {line_of(sql, start)}")
 
 
 def _block_comment_end(sql: str, start: int, nested: bool) -> int:
@@ -120,7 +127,7 @@ def _block_comment_end(sql: str, start: int, nested: bool) -> int:
                 return index
         else:
             index += 1
-    raise SqlError(f"unterminated /* comment starting on line {_line_of(sql, start)}")
+    raise SqlError(f"unterminated /* comment starting on line {line_of(sql, start)}")
 
 
 def _line_comment_at(sql: str, index: int, dialect: str) -> bool:
@@ -153,22 +160,22 @@ def _lex_one(sql: str, i: int, dialect: str) -> tuple[str, int]:
     if sql.startswith("/*", i):
         return COMMENT, _block_comment_end(sql, i, dialect in ("mssql", "postgresql"))
     if char == "'":
-        return STRING, _quoted_end(sql, i, "'", dialect == "mysql")
+        return STRING, quoted_end(sql, i, "'", dialect == "mysql")
     if _string_prefix_at(sql, i):
         escapes = dialect == "mysql" or (dialect == "postgresql" and char in "Ee")
-        return STRING, _quoted_end(sql, i + 1, "'", escapes)
+        return STRING, quoted_end(sql, i + 1, "'", escapes)
     if char == '"':
         # MySQL reads "..." as a string by default, with backslash escapes.
         kind = STRING if dialect == "mysql" else QUOTED
-        return kind, _quoted_end(sql, i, '"', dialect == "mysql")
+        return kind, quoted_end(sql, i, '"', dialect == "mysql")
     if char == "[" and dialect in ("mssql", "sqlite", "other"):
-        return QUOTED, _quoted_end(sql, i, "]", False)
+        return QUOTED, quoted_end(sql, i, "]", False)
     if char == "`" and dialect in ("mysql", "sqlite", "other"):
-        return QUOTED, _quoted_end(sql, i, "`", False)
+        return QUOTED, quoted_end(sql, i, "`", False)
     if char == "$" and dialect == "postgresql" and (tag := _DOLLAR_TAG.match(sql, i)):
         close = sql.find(tag.group(), tag.end())
         if close < 0:
-            raise SqlError(f"unterminated $-quoted string starting on line {_line_of(sql, i)}")
+            raise SqlError(f"unterminated $-quoted string starting on line {line_of(sql, i)}")
         return STRING, close + len(tag.group())
     if word := _WORD.match(sql, i):
         return WORD, word.end()
@@ -177,7 +184,7 @@ def _lex_one(sql: str, i: int, dialect: str) -> tuple[str, int]:
 
 def tokenize(sql: str, dialect: str) -> list[Token]:
     """Split ``sql`` into tokens; joining their texts gives ``sql`` back."""
-    dialect = _check_dialect(dialect)
+    dialect = check_dialect(dialect)
     tokens: list[Token] = []
     index = 0
     while index < len(sql):
@@ -187,7 +194,7 @@ def tokenize(sql: str, dialect: str) -> list[Token]:
     return tokens
 
 
-def _check_dialect(dialect: str) -> str:
+def check_dialect(dialect: str) -> str:
     """The dialect to use; a connection saved with none is "other"."""
     dialect = dialect or "other"
     if dialect not in DIALECTS:
@@ -223,7 +230,7 @@ def _is_go_line(line: list[Token], sql: str) -> bool:
         rest = rest[:-1]
     if len(rest) == 1 and rest[0].text.isdigit():
         raise SqlError(
-            f"line {_line_of(sql, code[0].start)}: 'GO {rest[0].text}' (repeat a batch) "
+            f"line {line_of(sql, code[0].start)}: 'GO {rest[0].text}' (repeat a batch) "
             "is not supported; write the batch out instead"
         )
     return not rest
@@ -240,7 +247,7 @@ def _split_batches(tokens: list[Token], sql: str) -> list[list[Token]]:
 
 
 def _code_indexes(tokens: list[Token]) -> list[int]:
-    return [i for i, token in enumerate(tokens) if token.kind not in _TRIVIA]
+    return [i for i, token in enumerate(tokens) if token.kind not in TRIVIA]
 
 
 def _starts_statement(tokens: list[Token], index: int, previous: int | None) -> bool:
@@ -295,14 +302,14 @@ def _without_use(tokens: list[Token]) -> list[Token]:
 
 def prepare(sql: str, dialect: str) -> list[str]:
     """The batches to run, in order, in one session (SPEC 3.6 steps 1 and 2)."""
-    dialect = _check_dialect(dialect)
+    dialect = check_dialect(dialect)
     batches = []
     for batch in _split_batches(tokenize(sql, dialect), sql):
         kept = _without_use(batch)
         if _code_indexes(kept):
             batches.append(_text(kept).strip())
     if dialect == "mssql" and batches:
-        batches[0] = "SET NOCOUNT ON;\n" + batches[0]
+        batches[0] = NOCOUNT + batches[0]
     return batches
 
 
@@ -406,7 +413,7 @@ def _set(code: list[Token], k: int) -> tuple[list[_Assignment], int]:
 
 
 def _assignments(tokens: list[Token]) -> list[_Assignment]:
-    code = [token for token in tokens if token.kind not in _TRIVIA]
+    code = [token for token in tokens if token.kind not in TRIVIA]
     found: list[_Assignment] = []
     update_pending = False  # the next SET belongs to an UPDATE statement
     k = 0
@@ -432,38 +439,48 @@ def assigned_variables(sql: str, dialect: str = "mssql") -> list[str]:
     return [a.variable for a in _assignments(tokenize(sql, dialect))]
 
 
-def insert_parameters(
-    sql: str, params: Iterable[_Parameter], dialect: str = "mssql"
-) -> str:
-    """Replace the defaults of matching DECLARE/SET statements by parameter values.
+@dataclass(frozen=True)
+class Edit:
+    """Replace sql[start:end] by ``text`` (``start == end``: insert)."""
+
+    start: int
+    end: int
+    text: str
+
+
+def declaration_edits(tokens: list[Token], params: Iterable[_Parameter]) -> list[Edit]:
+    """Edits that replace the defaults of matching DECLARE/SET statements by parameter values.
 
     ``params`` are already resolved (parse(...) expanded); values are inserted
     exactly as written. Keys match variable names whole and case-insensitively.
     """
     values = {p.key.strip().lower(): p.value for p in params if p.key.strip().startswith("@")}
-    if not values:
-        return sql
+    edits = []
+    for assignment in _assignments(tokens) if values else ():
+        value = values.get(assignment.variable.lower())
+        if value is not None:
+            # "= ;" had no default to take the place of.
+            text = " " + value if assignment.start == assignment.end else value
+            edits.append(Edit(assignment.start, assignment.end, text))
+    return edits
+
+
+def edited(sql: str, edits: Iterable[Edit]) -> str:
+    """``sql`` with non-overlapping edits applied."""
     parts: list[str] = []
     position = 0
-    for assignment in _assignments(tokenize(sql, dialect)):
-        value = values.get(assignment.variable.lower())
-        if value is None:
-            continue
-        parts.append(sql[position : assignment.start])
-        if assignment.start == assignment.end:
-            value = " " + value  # "= ;" had no default to take the place of
-        parts.append(value)
-        position = assignment.end
+    for edit in sorted(edits, key=lambda e: (e.start, e.end)):
+        parts += [sql[position : edit.start], edit.text]
+        position = edit.end
     parts.append(sql[position:])
     return "".join(parts)
 
 
-def render(sql: str, dialect: str, params: Iterable[_Parameter]) -> list[str]:
-    """Prepared batches with the parameters inserted: exactly what will run."""
-    params = list(params)
-    return [insert_parameters(batch, params, dialect) for batch in prepare(sql, dialect)]
+def insert_parameters(sql: str, params: Iterable[_Parameter], dialect: str = "mssql") -> str:
+    """Replace the defaults of matching DECLARE/SET statements by parameter values."""
+    return edited(sql, declaration_edits(tokenize(sql, dialect), params))
 
 
-def preview(sql: str, dialect: str, params: Iterable[_Parameter]) -> str:
-    """The SQL that will run, batches joined by GO lines (callers mask secrets)."""
-    return "\nGO\n".join(render(sql, dialect, params))
+def show(batches: list[str]) -> str:
+    """Batches as one text, joined by GO lines (callers mask secrets)."""
+    return "\nGO\n".join(batches)

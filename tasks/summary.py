@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from connections.urls import mask_url
+from connections.kinds import Reads
+from connections.masking import MASK, mask_url
 from tasks.code import code_location
-from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Notification, NotificationEvent, SourceKind, Task
+from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Notification, NotificationEvent, Task
 
 Section = tuple[str, list[tuple[str, str]]]
-MASK = "********"
 
 
 def _yes(flag: bool, yes: str, no: str) -> str:
@@ -42,20 +42,20 @@ def general(task: Task) -> Section:
 
 
 def source(task: Task) -> Section:
-    kind = task.source_kind
+    reads = task.source_reads
     lines = [("Kind", task.get_source_kind_display())]
     if task.source_connection_id:
         lines.append(("Connection", str(task.source_connection)))
-    if kind == SourceKind.DATABASE:
+    if reads == Reads.QUERY:
         lines.append(("Query", _code(code_location(task, CodeRole.SOURCE), "query")))
         lines.append(("Rows", _yes(task.source_headers, "Column names become the header row", "No header row from the query")
                       + _yes(task.source_fail_on_empty, "; no rows fails the run.", "; no rows is fine.")))
-    elif kind in (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB):
+    elif reads == Reads.FILES:
         lines.append(("Files", f"Every file matching {task.source_path}"
                       + _yes(task.source_missing_ok, "; no match is fine.", "; no match fails the run.")))
         lines.append(("Reading", f"Read as text delimited by “{task.source_delimiter}” and re-written."
                       if task.source_delimiter else "Passed on byte for byte."))
-    elif kind == SourceKind.SSH:
+    elif reads == Reads.COMMAND:
         lines.append(("Command", _code(code_location(task, CodeRole.SOURCE), "command")))
         lines.append(("Output", _yes(task.source_stdout_as_file, "Standard output becomes the file.", "Standard output goes to the log only.")))
     return ("Data source", lines)

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_tables2 import LazyPaginator, RequestConfig
 
+from etlsite.filters import MyTaskFilter, TaskFilter
+from etlsite.pages import action_history, record, record_addition, record_deletion, render_page, require
+from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import services
-from runs.models import Run, RunFile, RunStatus
-from tasks import charts
+from runs.live import TaskState, task_state
+from runs.models import Run, RunFile, RunStatus, SiteState
+from runs.preview import preview
+from runs.queries import task_rows
+from tasks import charts, codeguard
 from tasks.clouds import name_cloud
-from tasks.filters import MyTaskFilter, TaskFilter
 from tasks.forms import TaskEditor
+from tasks.masking import shown_masker
 from tasks.models import Task
-from tasks.pages import action_history, record, record_addition, record_deletion, render_page, require
-from tasks.preview import preview
-from tasks.queries import task_rows
 from tasks.summary import summary
-from tasks.tables import FileTable, RunTable, TaskTable
 
 LIST_PAGE_SIZE = 25
 HISTORY_PAGE_SIZE = 15
@@ -62,7 +65,9 @@ def _task_list(request: HttpRequest, *, mine: bool) -> HttpResponse:
         base = base.filter(project__owner=request.user)
     filter_class = MyTaskFilter if mine else TaskFilter
     filterset = filter_class(request.GET, queryset=base, request=request)
-    table = TaskTable(filterset.qs, next_run=next_run_lookup())
+    filtered = any(request.GET.get(name) for name in filterset.filters)
+    table = TaskTable(filterset.qs, next_run=next_run_lookup(), paused=SiteState.get().paused,
+                      empty_text=None if filtered else "No tasks yet: a task is made on its project's page (New task).")
     RequestConfig(request, paginate={"per_page": LIST_PAGE_SIZE}).configure(table)
     clouds = [] if mine else [
         name_cloud("Owners", filter_class, request.GET, base, param="owner", key="project__owner_id",
@@ -80,15 +85,16 @@ def _task_list(request: HttpRequest, *, mine: bool) -> HttpResponse:
 # --------------------------------------------------------------------------
 
 
-def _controls(request: HttpRequest, states: set[str]) -> dict:
-    """What the user may do, and what the task's active runs allow (Cancel Retry waits while it runs)."""
-    user = request.user
+def _controls(request: HttpRequest, state: TaskState) -> dict:
+    """What the user may do, and what the task's runs allow: one run at a time, Cancel Retry not while it runs."""
+    user, states, active = request.user, state.statuses, state.active
     running = RunStatus.RUNNING in states
     return {
         "can_run": user.has_perm("tasks.run_task"),
         "can_change": user.has_perm("tasks.change_task"),
         "can_add": user.has_perm("tasks.add_task"),
         "can_delete": user.has_perm("tasks.delete_task"),
+        "busy": active and f"Run {active.pk} is {active.get_status_display().lower()}; a task runs one run at a time",
         "running": running,
         "retry_pending": RunStatus.RETRY_SCHEDULED in states,
         "can_cancel_retry": user.has_perm("tasks.run_task") and RunStatus.RETRY_SCHEDULED in states and not running,
@@ -97,29 +103,62 @@ def _controls(request: HttpRequest, states: set[str]) -> dict:
 
 def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTable]:
     # Both ordered by id only and lazily paginated: no COUNT(*) over the history.
-    runs = RunTable(task.runs.select_related("started_by").order_by("-id"), prefix="runs-")
-    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), prefix="files-")
+    zone = task.project.timezone
+    runs = RunTable(task.runs.select_related("started_by").order_by("-id"), zone=zone, prefix="runs-")
+    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), masker=shown_masker(task), zone=zone, prefix="files-")
     for table in (runs, files):
         RequestConfig(request, paginate={"per_page": HISTORY_PAGE_SIZE, "paginator_class": LazyPaginator}).configure(table)
     return runs, files
 
 
-def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    require(request, "tasks.view_task")
-    task = get_object_or_404(detail_queryset(), pk=pk)
-    states = set(task.runs.filter(status__in=Run.UNFINISHED).values_list("status", flat=True))
-    latest = task.runs.order_by("-id").only("id", "status").first()
+def _logged_run(request: HttpRequest, task: Task) -> Run | None:
+    """The run whose log Task Details shows when asked (`?run=<id>`, linked from the run's admin page)."""
+    wanted = request.GET.get("run")
+    if wanted is None:
+        return None
+    if not wanted.isdigit():
+        raise Http404("“run” must be the number of one of this task's runs.")
+    return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
+
+
+def _live_parts(request: HttpRequest, task: Task, state: TaskState) -> dict:
+    """What Task Details shows of the runs; the page and its live updates render it alike."""
     finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
     durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])
     run_table, file_table = _history_tables(request, task)
+    return {"task": task, "controls": _controls(request, state), "current_run": state.current, "live_version": state.version,
+            "run_table": run_table, "file_table": file_table, "chart": charts.duration_chart(durations, task.project.timezone)}
+
+
+def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    require(request, "tasks.view_task")
+    task = get_object_or_404(detail_queryset(), pk=pk)
     return render_page(
         request, "courier/task_detail.html", title=task.name,
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
-        task=task, summary=summary(task), preview=preview(task), controls=_controls(request, states),
-        latest_run=latest, run_table=run_table, file_table=file_table, chart=charts.duration_chart(durations),
-        history=action_history(task),
+        summary=summary(task), preview=preview(task), history=action_history(task), pinned_run=_logged_run(request, task),
+        **_live_parts(request, task, task_state(task)),
     )
+
+
+def task_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """Task Details' live state as JSON (static/courier/live_log.js): the run it follows, the controls, the
+    run and file history as HTML. The ETag is the state's version: unchanged, the answer is an empty 304."""
+    require(request, "tasks.view_task")
+    state = task_state(get_object_or_404(Task.objects.only("id"), pk=pk))
+    etag = f'"{state.version}"'
+    if request.headers.get("If-None-Match") == etag:
+        return HttpResponseNotModified(headers={"ETag": etag})
+    parts = _live_parts(request, get_object_or_404(detail_queryset(), pk=pk), state)
+    run = state.current
+    response = JsonResponse({
+        "current": run and {"id": run.pk, "status": run.status, "status_label": run.get_status_display(),
+                            "finished": run.status in Run.FINISHED, "log_url": reverse("courier:run_log", args=[run.pk])},
+        **{key: render_to_string(f"courier/task_{key}.html", parts, request) for key in ("controls", "runs", "files")},
+    })
+    response["ETag"] = etag
+    return response
 
 
 # --------------------------------------------------------------------------
@@ -127,12 +166,16 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 # --------------------------------------------------------------------------
 
 
-def _run(request: HttpRequest, task: Task) -> str:
+def _run(request: HttpRequest, task: Task) -> str | None:
     require(request, "tasks.run_task")
     run = services.run_now(task, user=request.user)
-    if run.status == RunStatus.SKIPPED:
-        return f"Not started: run {run.pk} is recorded as skipped, {run.error}"
-    return f"Started run {run.pk} by hand."
+    if run.status != RunStatus.SKIPPED:
+        return f"Started run {run.pk} by hand."
+    # The run engine keeps one run of a task at a time and recorded this start as skipped, with the reason.
+    said = f"Not started: {run.error} A task runs one run at a time; this start is recorded as skipped run {run.pk}."
+    record(request, task, said)
+    messages.warning(request, said)
+    return None
 
 
 def _reschedule(request: HttpRequest, task: Task) -> str:
@@ -180,16 +223,16 @@ def task_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except services.ServiceError as exc:
         messages.error(request, str(exc))
     else:
-        record(request, task, message)
-        messages.success(request, message)
+        if message:  # None: the action said and recorded its own outcome
+            record(request, task, message)
+            messages.success(request, message)
     return redirect("courier:task_detail", pk=task.pk)
 
 
 def _duplicate(request: HttpRequest, task: Task) -> HttpResponse:
     require(request, "tasks.add_task")
-    copy = services.duplicate_task(task, user=request.user)
-    record_addition(request, copy, f"Duplicated from {task.name} (id {task.pk}); disabled.")
-    record(request, task, f"Duplicated as {copy.name}.")
+    codeguard.refuse_copy(request.user, [task])
+    copy = services.duplicate_task(task, request.user)
     messages.success(request, f"Made the disabled copy “{copy.name}”.")
     return redirect("courier:task_detail", pk=copy.pk)
 
@@ -206,7 +249,7 @@ def _editor_page(request: HttpRequest, editor: TaskEditor, title: str, crumbs) -
 def task_new(request: HttpRequest, project_pk: int) -> HttpResponse:
     require(request, "tasks.add_task")
     project = get_object_or_404(Project, pk=project_pk)
-    editor = TaskEditor(request.POST or None, instance=Task(project=project))
+    editor = TaskEditor(request.POST or None, instance=Task(project=project), user=request.user)
     if request.method == "POST" and editor.is_valid():
         task = editor.save()
         record_addition(request, task)
@@ -219,7 +262,7 @@ def task_new(request: HttpRequest, project_pk: int) -> HttpResponse:
 def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.change_task")
     task = get_object_or_404(detail_queryset(), pk=pk)
-    editor = TaskEditor(request.POST or None, instance=task)
+    editor = TaskEditor(request.POST or None, instance=task, user=request.user)
     if request.method == "POST" and editor.is_valid():
         changed = editor.changed()
         editor.save()

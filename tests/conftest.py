@@ -23,6 +23,13 @@ def staff_runner(django_user_model):
 
 
 @pytest.fixture
+def staff_coder(staff_runner):
+    """The same staff user, who may also write code that runs (scripts, SSH commands, remote code)."""
+    staff_runner.user_permissions.add(Permission.objects.get(codename="write_code"))
+    return type(staff_runner).objects.get(pk=staff_runner.pk)  # fresh: no cached permissions
+
+
+@pytest.fixture
 def staff_viewer(django_user_model):
     """A staff user with view rights only."""
     user = django_user_model.objects.create_user("viewer", "viewer@example.test", "viewerpass", is_staff=True)

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 import pyodbc
+import pytest
 
 from connections.models import Connection
 from runs.models import Run, Trigger

@@ -29,6 +29,21 @@ def sftp_connection() -> Connection:
     return factories.connection("sftp", name="drop", host="sftp.example.test", username="u", password=SFTP_SECRET)
 
 
+def connections_to_pick(tmp_path) -> dict[str, Connection]:
+    """One connection of each kind a task's source or destination picks, as a superuser made them; by kind."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    return {
+        "database": factories.connection("database", name="warehouse", dialect="sqlite",
+                                         odbc=f"Driver={{SQLite3}};Database={tmp_path / 'dw.sqlite3'};"),
+        "sftp": factories.connection("sftp", name="drop", host="sftp.example.test", username="u", folder="/in"),
+        "ftp": factories.connection("ftp", name="legacy", host="ftp.example.test", folder="/"),
+        "smb": factories.connection("smb", name="share", host="fs.example.test", share="data", username="u"),
+        "ssh": factories.connection("ssh", name="batch", host="batch.example.test", username="u"),
+        "folder": factories.connection("folder", name="outbox", folder=str(outbox)),
+    }
+
+
 def owners(count: int) -> list:
     users = get_user_model().objects
     return [users.get_or_create(username=f"owner{i}")[0] for i in range(count)]

@@ -160,7 +160,7 @@ def tcp_listener() -> Iterator[tuple[int, list[bytes]]]:
                 continue
             with conn:
                 conn.settimeout(10)
-                received.append(b"".join(iter(lambda: conn.recv(65536), b"")))
+                received.append(b"".join(iter(lambda conn=conn: conn.recv(65536), b"")))
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -241,6 +241,7 @@ class _GitHandler(BaseHTTPRequestHandler):
 
 class _GitHttpServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # git may open its connections in a burst; a busy test machine must not refuse one
     target: GitServer
 
 

@@ -26,7 +26,7 @@ from projects.models import Project
 from runs import views as run_views
 from runs.models import Run, RunFile, RunLog, RunStatus, SiteState, Trigger
 from tasks import views as task_views
-from tasks.models import Task
+from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
 
 # The slug of each action URL, read from the views' own tables (the duplicate actions are handled outside them).
@@ -76,6 +76,8 @@ def admin_actions() -> list[tuple[str, str]]:
     """(model label, action name) for every action of every registered model admin, delete_selected included."""
     found = []
     for model, model_admin in admin.site._registry.items():
+        if model_admin.actions is None:
+            continue  # Django offers no action on this model's list
         names = {name for _, name, _ in model_admin._get_base_actions()}
         found += [(model._meta.label_lower, name) for name in sorted(names)]
     return sorted(found)
@@ -178,3 +180,44 @@ def fingerprint() -> dict[str, str]:
             cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
             found[table] = hashlib.sha256(repr(sorted(map(repr, cursor.fetchall()))).encode()).hexdigest()[:16]
     return found
+
+
+# --------------------------------------------------------------------------
+# Tasks with code that runs (SPEC §8: writing it is a privilege of its own)
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class CodeWorld:
+    project: Project
+    tasks: dict[str, Task]  # sql (inline SQL only), script, package, ssh, remote_sql
+    conns: dict[str, object]  # by kind: database, ssh, sftp, web, folder
+    outbox: object  # the folder the sql task delivers to
+
+
+def build_code_world(tmp_path, owner, odbc: str) -> CodeWorld:
+    """One task for each kind of code, in a project of their own, and one task whose only code is inline SQL."""
+    project = factories.project("Scripts", owner=owner)
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    conns = {
+        "database": factories.connection("database", name="ledger", dialect="sqlite", odbc=odbc),
+        "ssh": factories.connection("ssh", name="shell", host="ssh.example.test", username="u"),
+        "sftp": factories.connection("sftp", name="code-drop", host="sftp.example.test", username="u", password="pw"),
+        "web": factories.connection("web", name="raw", url="https://code.example.test/"),
+        "folder": factories.connection("folder", name="outbox", folder=str(outbox)),
+    }
+    sql = factories.query_task(project, conns["database"], "select 1 as one", name="sql", output_name="one")
+    factories.destination(sql, conns["folder"])
+    script = Task.objects.create(project=project, name="script", source_kind="python", processing_requirements="tinybase")
+    CodeLocation.objects.create(task=script, role=CodeRole.PROCESSING, location="inline", text="print('trusted')")
+    package = factories.query_task(project, conns["database"], "select 2 as two", name="package", processing_entry="tool/main.py",
+                                  script_network=False)
+    CodeLocation.objects.create(task=package, role=CodeRole.PROCESSING, location="sftp", connection=conns["sftp"], path="pkg/tool.zip")
+    ssh = Task.objects.create(project=project, name="ssh", source_kind="ssh", source_connection=conns["ssh"])
+    CodeLocation.objects.create(task=ssh, role=CodeRole.SOURCE, location="inline", text="ls -l /data")
+    remote_sql = Task.objects.create(project=project, name="remote_sql", source_kind="database", source_connection=conns["database"])
+    CodeLocation.objects.create(task=remote_sql, role=CodeRole.SOURCE, location="web", connection=conns["web"],
+                                url="https://code.example.test/q.sql")
+    tasks = {"sql": sql, "script": script, "package": package, "ssh": ssh, "remote_sql": remote_sql}
+    return CodeWorld(project=project, tasks=tasks, conns=conns, outbox=outbox)

@@ -20,6 +20,7 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 # A fixed Fernet key, for tests only.
 os.environ.setdefault("COURIER_SECRET_KEYS", "pJ4z6cQwQ3cHq6Lr8mXo2n1d4x5v7b9k0s2u4w6y8A0=")
 os.environ["COURIER_VAR_DIR"] = _TMP
+os.makedirs(os.path.join(_TMP, "static"))  # STATIC_ROOT: WhiteNoise warns when it is missing
 os.environ.setdefault("EMAIL_URL", "consolemail://")
 
 from etlsite.settings import *  # noqa: E402,F403

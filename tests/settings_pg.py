@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("COURIER_SECRET_KEYS", "pJ4z6cQwQ3cHq6Lr8mXo2n1d4x5v7b9k0s2u4w6y8A0=")
 os.environ["COURIER_VAR_DIR"] = os.environ["COURIER_TEST_VAR_DIR"]
+os.makedirs(os.path.join(os.environ["COURIER_VAR_DIR"], "static"), exist_ok=True)  # STATIC_ROOT: WhiteNoise warns when it is missing
 os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{os.environ['COURIER_TEST_PG_DB']}"
 os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/0"
 os.environ.setdefault("EMAIL_URL", "consolemail://")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from django.contrib import admin
+from django.urls import reverse
 
+from etlsite.pages import LeadsToCourierPages
+from runs.models import RunLog, Stage
 from runs.runner import execute
 from runs.state import create_run
 from tests import factories
@@ -13,13 +19,18 @@ pytestmark = pytest.mark.django_db
 
 
 def test_every_admin_list_and_add_page_renders_for_a_superuser(client, superuser):
+    """Each renders, or leads to the Courier page that stands for it (tasks/test_one_ui.py)."""
     client.force_login(superuser)
-    for model in admin.site._registry:
+    for model, model_admin in admin.site._registry.items():
         meta = model._meta
         base = f"/admin/{meta.app_label}/{meta.model_name}/"
-        assert client.get(base).status_code == 200, base
-        if admin.site._registry[model].has_add_permission(_request(superuser)):
-            assert client.get(base + "add/").status_code == 200, base + "add/"
+        pages = [base, base + "add/"] if model_admin.has_add_permission(_request(superuser)) else [base]
+        for url in pages:
+            response = client.get(url, follow=True)
+            assert response.status_code == 200, url
+            led_on = isinstance(model_admin, LeadsToCourierPages)
+            assert bool(response.redirect_chain) == led_on, url
+            assert not led_on or response.redirect_chain[-1][0].startswith("/admin/courier/"), url
 
 
 def _request(user):
@@ -55,33 +66,68 @@ def test_run_page_shows_log_file_and_delivery(client, superuser, sqlite_odbc, tm
 def test_staff_with_view_rights_see_runs_but_cannot_run_tasks(client, staff_viewer, sqlite_odbc):
     source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
     task = factories.query_task(factories.project(), source, "select 1 as one")
+    create_run(task, "manual")
     client.force_login(staff_viewer)
-    assert client.get("/admin/tasks/task/").status_code == 200
-    response = client.post("/admin/tasks/task/", {"action": "run_selected", "_selected_action": [task.pk]})
-    assert task.runs.count() == 0
-    assert response.status_code in (200, 302)
+    assert client.get("/admin/runs/run/").status_code == 200
+    response = client.post(reverse("courier:task_action", args=[task.pk, "run"]))
+    assert response.status_code == 403
+    assert task.runs.count() == 1
 
 
-def test_staff_with_run_permission_can_run_from_the_admin(client, staff_runner, sqlite_odbc, django_capture_on_commit_callbacks):
+def test_staff_with_run_permission_can_run_from_task_details(client, staff_runner, sqlite_odbc, django_capture_on_commit_callbacks):
     source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
     task = factories.query_task(factories.project(), source, "select 1 as one")
     client.force_login(staff_runner)
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post("/admin/tasks/task/", {"action": "run_selected", "_selected_action": [task.pk]})
+        response = client.post(reverse("courier:task_action", args=[task.pk, "run"]))
     assert response.status_code == 302
     run = task.runs.get()
     assert run.status == "queued" and run.started_by == staff_runner
 
 
-def test_project_admin_enable_and_disable_all(client, superuser, sqlite_odbc):
+def long_log(run, lines: int) -> None:
+    RunLog.objects.bulk_create(RunLog(run=run, stage=Stage.PROCESSING, message=f"script line {n:05d}") for n in range(1, lines + 1))
+
+
+def test_a_run_page_shows_the_last_lines_of_a_long_log_and_links_to_task_details_for_the_rest(client, superuser, sqlite_odbc):
+    source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
+    task = factories.query_task(factories.project(), source, "select 1 as one")
+    run = create_run(task, "manual")
+    long_log(run, 250)
+    newer = create_run(task, "manual")  # so the linked log is not simply the latest run's
+    client.force_login(superuser)
+
+    page = client.get(f"/admin/runs/run/{run.pk}/change/").content.decode()
+    shown = sorted(set(re.findall(r"script line (\d{5})", page)))
+    assert shown == [f"{n:05d}" for n in range(51, 251)], (shown[:3], len(shown))
+    assert page.index("script line 00051") < page.index("script line 00250")  # oldest first, as a log reads
+    whole_log = reverse("courier:task_detail", args=[task.pk]) + f"?run={run.pk}#live-log-module"
+    assert "The last 200 of 250 log lines are shown below." in page
+    assert f'<a href="{html.escape(whole_log)}">the whole log on Task Details</a>' in page
+
+    details = client.get(whole_log).content.decode()
+    assert f"Log of run {run.pk}" in details
+    assert f'data-url="{reverse("courier:run_log", args=[run.pk])}"' in details
+    assert f"Log of run {newer.pk}" in client.get(reverse("courier:task_detail", args=[task.pk])).content.decode()
+
+
+def test_a_short_log_is_shown_whole_on_the_run_page(client, superuser, sqlite_odbc):
+    source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
+    run = create_run(factories.query_task(factories.project(), source, "select 1 as one"), "manual")
+    long_log(run, 3)
+    client.force_login(superuser)
+    page = client.get(f"/admin/runs/run/{run.pk}/change/").content.decode()
+    assert sorted(set(re.findall(r"script line (\d{5})", page))) == ["00001", "00002", "00003"]
+    assert "All 3 log lines are shown below" in page
+
+
+@pytest.mark.parametrize("value", ["999999", "other", "x"])
+def test_task_details_refuses_a_run_that_is_not_one_of_the_task(client, superuser, sqlite_odbc, value):
     source = factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc)
     project = factories.project()
-    first = factories.query_task(project, source, "select 1 as one", name="a", enabled=False)
-    second = factories.query_task(project, source, "select 1 as one", name="b", enabled=True)
+    task = factories.query_task(project, source, "select 1 as one", name="mine")
+    other = create_run(factories.query_task(project, source, "select 2 as two", name="theirs"), "manual")
     client.force_login(superuser)
-    client.post("/admin/projects/project/", {"action": "enable_all", "_selected_action": [project.pk]})
-    assert set(project.tasks.values_list("enabled", flat=True)) == {True}
-    client.post("/admin/projects/project/", {"action": "disable_all", "_selected_action": [project.pk]})
-    first.refresh_from_db()
-    second.refresh_from_db()
-    assert (first.enabled, second.enabled) == (False, False)
+    value = str(other.pk) if value == "other" else value
+    response = client.get(reverse("courier:task_detail", args=[task.pk]), {"run": value})
+    assert response.status_code == 404

@@ -6,9 +6,15 @@ inside functions included, so a cycle cannot hide behind a late import.
 - No module imports itself back through others: no cycle anywhere.
 - Models and plain modules import one way, connections ← projects ← tasks ←
   runs. Only the presentation layer (views, admin, forms, tables, filters,
-  pages, commands, template tags, urls, app configs, migrations) may import
-  from any app — and even it does not climb into another app's presentation
-  helpers, which must sit where every app may import them.
+  pages, charts, commands, template tags, urls, app configs, migrations) may
+  import from any app — and even it does not climb into another app's
+  presentation helpers, which sit in the site's page layer (etlsite/pages.py,
+  tables.py, filters.py) where every app may import them.
+- Courier modules are imported at the top of a module; an import inside a
+  function or class says why in a "# Late import:" comment just above it,
+  and never to dodge a cycle.
+
+There are no known exceptions: the tests fail on any breach.
 """
 
 from __future__ import annotations
@@ -21,33 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first: an app may import from the apps before it.
 APPS = ("connections", "projects", "tasks", "runs")
 SCANNED = (*APPS, "etlsite")
-PRESENTATION = {"views", "admin", "forms", "tables", "filters", "pages", "urls", "apps", "templatetags", "management", "migrations"}
-
-# Known breaches outside runs/, each to be removed by the change that fixes it (issue 14);
-# the tests fail on any other breach, and on an entry here that no longer happens.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # The importer and its sections call each other (sections.py imports the importer inside a function).
-    frozenset({"tasks.configuration.importer", "tasks.configuration.sections"}),
+PRESENTATION = {
+    "views", "admin", "forms", "tables", "filters", "pages", "charts", "urls", "apps", "templatetags", "management", "migrations",
 }
-KNOWN_CLIMBS: set[tuple[str, str]] = {
-    # A project's parameters are parsed and resolved by tasks' parameter language.
-    ("projects.models", "tasks.parameters"),
-    # Orphan detection reads scheduled retries; a project's scheduling that touches runs belongs with runs.
-    ("projects.scheduling", "runs.models"),
-    # The demo loader builds tasks for its projects.
-    ("projects.demo", "tasks.models"),
-    # A task's preview simulates a run with the pipeline's helpers; it belongs with runs or should call down into it.
-    ("tasks.preview", "runs.pipeline.context"),
-    ("tasks.preview", "runs.pipeline.errors"),
-    ("tasks.preview", "runs.pipeline.naming"),
-    # The task list annotates each task with its latest run.
-    ("tasks.queries", "runs.models"),
-    # The shared page layer lives in tasks/: it should move where every app may import it (e.g. etlsite/).
-    ("projects.views", "tasks.filters"),
-    ("projects.views", "tasks.pages"),
-    ("projects.views", "tasks.tables"),
-}
-
+# The page layer every app's pages share: in the site, above every app's models and logic, below their pages.
+PAGE_LAYER = {"etlsite.pages", "etlsite.tables", "etlsite.filters", "etlsite.times"}
+LATE_IMPORT_NOTE = "# Late import:"
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
@@ -81,7 +66,11 @@ def _absolute(node: ast.ImportFrom, module: str, path: Path) -> str:
 
 def imports_of(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
     """Every scanned module that `module` imports, wherever the import statement stands."""
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    yield from imports_of_tree(module, path, known, ast.parse(path.read_text(), str(path)))
+
+
+def imports_of_tree(module: str, path: Path, known: dict[str, Path], tree: ast.AST) -> Iterator[str]:
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -94,6 +83,33 @@ def imports_of(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]
             target = _nearest(name, known)
             if target is not None and target != module:
                 yield target
+
+
+def _comment_above(lines: list[str], lineno: int) -> str:
+    """The comment lines written just above line `lineno` (1-based), joined."""
+    above = []
+    for line in reversed(lines[: lineno - 1]):
+        if not line.strip().startswith("#"):
+            break
+        above.insert(0, line.strip())
+    return " ".join(above)
+
+
+def late_imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[tuple[int, str, str]]:
+    """(line, imported module, the comment above) of each Courier import inside a function or class."""
+    tree = ast.parse(path.read_text(), str(path))
+    lines = path.read_text().splitlines()
+    scopes = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    inside = {node for scope in scopes for node in ast.walk(scope) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    for node in sorted(inside, key=lambda node: node.lineno):
+        for target in sorted(set(imports_of_tree(module, path, known, node))):
+            yield node.lineno, target, _comment_above(lines, node.lineno)
+
+
+def unexplained(comment: str) -> bool:
+    """True unless the comment gives a reason that is not a cycle dodge."""
+    reason = comment.partition(LATE_IMPORT_NOTE)[2].strip()
+    return not reason or any(word in reason.lower() for word in ("cycle", "circular"))
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -200,19 +216,49 @@ def test_the_cycle_finder_finds_a_loop_and_names_it():
 
 def test_no_import_cycle_between_modules():
     graph = import_graph()
-    found = {frozenset(group): group for group in cycles(graph)}
-    new = [f"{', '.join(group)}; for example {a_path(graph, group)}" for key, group in found.items() if key not in KNOWN_CYCLES]
-    assert not new, "Import cycles (cut them; never hide one in a function):\n" + "\n".join(new)
-    fixed = [sorted(key) for key in KNOWN_CYCLES if key not in found]
-    assert not fixed, f"These cycles are gone: remove them from KNOWN_CYCLES: {fixed}"
+    found = [f"{', '.join(group)}; for example {a_path(graph, group)}" for group in cycles(graph)]
+    assert not found, "Import cycles (cut them; never hide one in a function):\n" + "\n".join(found)
 
 
 def test_models_and_plain_modules_import_down_the_app_order_only():
-    found = climbs(import_graph())
-    new = sorted(found - KNOWN_CLIMBS)
-    assert not new, "Imports that climb connections ← projects ← tasks ← runs:\n" + "\n".join(f"{a} → {b}" for a, b in new)
-    fixed = sorted(KNOWN_CLIMBS - found)
-    assert not fixed, f"These imports are gone: remove them from KNOWN_CLIMBS: {fixed}"
+    found = sorted(climbs(import_graph()))
+    assert not found, "Imports that climb connections ← projects ← tasks ← runs:\n" + "\n".join(f"{a} → {b}" for a, b in found)
+
+
+def test_the_shared_page_layer_is_used_by_pages_only_and_uses_no_page():
+    """The page layer imports the apps' models and logic, never their pages; only presentation imports it."""
+    graph = import_graph()
+    users = sorted((m, t) for m, targets in graph.items() for t in targets & PAGE_LAYER if not is_presentation(m))
+    assert not users, "Models and plain modules that import the page layer:\n" + "\n".join(f"{a} → {b}" for a, b in users)
+    borrowed = sorted((m, t) for m in PAGE_LAYER for t in graph.get(m, ())
+                      if app_of(t) in APPS and is_presentation(t))
+    assert not borrowed, "The page layer imports an app's pages:\n" + "\n".join(f"{a} → {b}" for a, b in borrowed)
+
+
+def test_the_late_import_finder_sees_imports_in_functions_and_classes_and_reads_the_reason(tmp_path):
+    path = tmp_path / "mod.py"
+    path.write_text(
+        "import os\n\n"
+        "def ready():\n    # Late import: signal receivers connect once the models are loaded.\n    from projects import scheduling\n\n"
+        "def dodge():\n    # Late import: to break the cycle with runs.\n    from runs import services\n\n"
+        "class Inline:\n    from tasks.models import Task\n"
+    )
+    found = list(late_imports("tasks.mod", path, source_files()))
+    assert [(line, target) for line, target, _ in found] == [(5, "projects.scheduling"), (9, "runs.services"), (12, "tasks.models")]
+    assert [unexplained(comment) for _, _, comment in found] == [False, True, True]
+
+
+def test_courier_modules_are_imported_at_the_top_unless_a_comment_says_why():
+    known = source_files()
+    found = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}" + (f" ({comment})" if comment else "")
+        for module, path in known.items() if app_of(module) in APPS
+        for line, target, comment in late_imports(module, path, known) if unexplained(comment)
+    ]
+    assert not found, (
+        f"Imports inside a function or class: move them to the top, or write why just above ({LATE_IMPORT_NOTE} …;"
+        " a cycle is no reason — cut it):\n" + "\n".join(found)
+    )
 
 
 def test_the_run_engine_imports_down_its_own_layers():
@@ -226,10 +272,10 @@ def test_the_run_engine_imports_down_its_own_layers():
     pipeline = {m for m in graph if m.startswith("runs.pipeline")}
     layers = [
         {"runs.models"},
-        {"runs.state", "runs.ticker", "runs.transient"},
+        {"runs.state", "runs.ticker", "runs.queries", "runs.transient"},
         pipeline,
         {"runs.sequence", "runs.retries", "runs.notify", "runs.followups"},
-        {"runs.runner", "runs.reaper", "runs.firing"},
+        {"runs.runner", "runs.reaper", "runs.firing", "runs.preview", "runs.orphans"},
         {"runs.services"},
     ]
     level = {module: number for number, layer in enumerate(layers) for module in layer}

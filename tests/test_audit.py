@@ -11,7 +11,9 @@ import hashlib
 import html
 import io
 import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
@@ -21,12 +23,12 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from connections import audit
 from connections.models import Connection
+from etlsite.pages import action_history
 from projects.models import Project
-from runs import audit
 from runs.models import Run, RunFile, RunStatus, SiteState, Trigger
 from tasks.models import Task
-from tasks.pages import action_history
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -174,27 +176,18 @@ def test_deleting_a_task_on_its_page_is_logged_with_its_name(client, superuser, 
 
 
 # --------------------------------------------------------------------------
-# The admin: actions and forms
+# The admin: its actions and forms (connections)
 # --------------------------------------------------------------------------
 
+# Tasks and projects have no admin actions: their pages' controls (above) are the one UI (tests/test_one_ui.py).
 ADMIN_ACTIONS = [
-    ("tasks", "task", "run_selected", "Started run", CHANGE),
-    ("tasks", "task", "duplicate_selected", "Duplicated as", CHANGE),
-    ("tasks", "task", "cancel_retry_selected", "Cancelled the retry", CHANGE),
-    ("tasks", "task", "reschedule_selected", "Rebuilt the schedules", CHANGE),
-    ("projects", "project", "run_all", "Started the enabled tasks by hand", CHANGE),
-    ("projects", "project", "enable_all", "Enabled all tasks", CHANGE),
-    ("projects", "project", "disable_all", "Disabled all tasks", CHANGE),
-    ("projects", "project", "reschedule", "Rebuilt the schedules", CHANGE),
     ("connections", "connection", "test_connections", "Tested:", CHANGE),
 ]
 
 
 @pytest.mark.parametrize("app, model, action, text, flag", ADMIN_ACTIONS)
 def test_an_admin_action_is_logged_and_shown_in_the_admin_history(client, superuser, task, started, app, model, action, text, flag):
-    target = {"task": task, "project": task.project, "connection": task.source_connection}[model]
-    if action == "cancel_retry_selected":
-        pending_retry(task)
+    target = {"connection": task.source_connection}[model]
     client.force_login(superuser)
     response = client.post(reverse(f"admin:{app}_{model}_changelist"), {"action": action, "_selected_action": [target.pk]})
     assert response.status_code == 302
@@ -202,11 +195,27 @@ def test_an_admin_action_is_logged_and_shown_in_the_admin_history(client, superu
     assert_in_admin_history(client, superuser, target, text)
 
 
-def test_the_duplicate_made_by_an_admin_action_is_logged_as_an_addition(client, superuser, task, started):
+DUPLICATES = [
+    ("task page", lambda t: (reverse("courier:task_action", args=[t.pk, "duplicate"]), {}), "task"),
+    ("project page", lambda t: (reverse("courier:project_action", args=[t.project_id, "duplicate"]), {}), "project"),
+]
+
+
+@pytest.mark.parametrize("way, request_for, what", DUPLICATES, ids=[d[0] for d in DUPLICATES])
+def test_a_duplicate_is_logged_once_on_the_copy_and_once_on_the_original(client, superuser, task, started, way, request_for, what):
+    """duplicate_task / duplicate_project write the two lines themselves, so no caller adds a second pair."""
     client.force_login(superuser)
-    client.post(reverse("admin:tasks_task_changelist"), {"action": "duplicate_selected", "_selected_action": [task.pk]})
-    copy = Task.objects.exclude(pk=task.pk).get()
-    logged(copy, superuser, "Duplicated from daily", started, ADDITION)
+    url, data = request_for(task)
+    assert client.post(url, data).status_code == 302
+    original = task if what == "task" else task.project
+    copy = type(original).objects.exclude(pk=original.pk).get()
+    assert [(e.user_id, e.action_flag, e.get_change_message()) for e in entries(copy)] == [
+        (superuser.pk, ADDITION, f"Duplicated from {original.name} (id {original.pk}); "
+                                 + ("disabled." if what == "task" else "its tasks are disabled.")),
+    ]
+    assert [(e.user_id, e.action_flag, e.get_change_message()) for e in entries(original)] == [
+        (superuser.pk, CHANGE, f"Duplicated as {copy.name}."),
+    ]
 
 
 def test_changing_a_connection_in_the_admin_is_logged_without_its_secret(client, superuser, started):
@@ -289,3 +298,12 @@ def test_check_connections_logs_only_the_pinning_of_a_host_key(sshd, started):
     logged(conn, system(), f"Pinned the host key ssh-ed25519 {sshd.host_key_fingerprint_sha256} of Acme/pinme", started)
     command("check_connections", "Acme/pinme")  # nothing changes the second time
     assert len(entries(conn)) == 1
+
+
+def test_connections_audit_is_the_one_writer_of_the_admin_log():
+    """Pages, services and commands of every app write through connections/audit.py (the admin's own log_change aside)."""
+    root = Path(__file__).resolve().parent.parent
+    writes = re.compile(r"\blog_actions\(|LogEntry\.objects\.(create|bulk_create)\(|\bLogEntry\(")
+    writers = sorted(str(path.relative_to(root)) for app in ("connections", "projects", "tasks", "runs", "etlsite")
+                     for path in (root / app).rglob("*.py") if writes.search(path.read_text()))
+    assert writers == ["connections/audit.py"]

@@ -222,7 +222,7 @@ def project_form(project: Project, **overrides) -> dict:
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"cron": "61 6 * * *"}, "“61 6 * * *” is not a valid cron expression."),
+    ({"cron": "61 6 * * *"}, "“61 6 * * *”: the minute field “61” is not valid; it takes 0-59, with lists (1,15), ranges (1-5) and steps (*/10)."),
     ({"cron": "0 6 * *"}, "“0 6 * *” has 4 fields; a cron trigger needs five (minute hour day-of-month month day-of-week)."),
     ({"interval_every": "0", "interval_unit": "hours"}, "The interval must be a positive whole number."),
     ({"interval_every": "-5", "interval_unit": "hours"}, "Ensure this value is greater than or equal to 0."),
@@ -326,10 +326,10 @@ IMPORT_CASES = [
     (mutate("projects.0.name", 7), ["projects[0].name: must be a string, not a number", "projects[0].name: This field cannot be blank."]),
     (mutate("projects.0.owner", "nobody"), ['projects[0].owner: no user "nobody"']),
     (mutate("projects.0.timezone", "Mars/Base"), ['projects[0].timezone: unknown time zone "Mars/Base"']),
-    (mutate("projects.0.triggers", {"cron": "61 * * * *"}), ["projects[0].cron: “61 * * * *” is not a valid cron expression."]),
+    (mutate("projects.0.triggers", {"cron": "61 * * * *"}), ["projects[0].triggers.cron: “61 * * * *”: the minute field “61” is not valid; it takes 0-59, with lists (1,15), ranges (1-5) and steps (*/10)."]),
     (mutate("projects.0.triggers", {"interval": {"every": 0, "unit": "hours"}}),
      ["projects[0].triggers.interval.every: must be at least 1",
-      "projects[0].interval_unit: Give both the number and the unit of the interval, or neither."]),
+      "projects[0].triggers.interval.unit: Give both the number and the unit of the interval, or neither."]),
     (mutate("projects.0.triggers", {"once": 20260101}), ["projects[0].triggers.once: must be an ISO date-time string or null, not a number"]),
     (mutate("projects.0.tasks.0.enabled", "yes"), ["projects[0].tasks[0].enabled: must be true or false, not a string"]),
     (mutate("projects.0.tasks.0.retries", {"max": "2"}), ["projects[0].tasks[0].retries.max: must be a whole number, not a string"]),

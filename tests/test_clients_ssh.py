@@ -7,7 +7,7 @@ import io
 import pytest
 
 from connections.clients import ClientError
-from connections.clients.ssh import run_command
+from connections.kinds import client_for
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def ssh_conn(server, **overrides):
 
 def run(conn, command, timeout=30, stdout_file=None):
     out, err = [], []
-    status = run_command(conn, command, on_stdout=out.append, on_stderr=err.append, stdout_file=stdout_file, timeout=timeout)
+    status = client_for(conn).run_command(command, on_stdout=out.append, on_stderr=err.append, stdout_file=stdout_file, timeout=timeout)
     return status, out, err
 
 

@@ -151,7 +151,7 @@ def test_one_bad_value_names_its_path_and_nothing_is_changed(example):
     (lambda d: d["projects"][0].update(owner="nobody"), 'projects[0].owner: no user "nobody"'),
     (lambda d: d["projects"][0].update(timezone="Mars/Olympus"), 'projects[0].timezone: unknown time zone "Mars/Olympus"'),
     (lambda d: d["projects"][0]["triggers"].update(interval={"every": 0, "unit": "minutes"}), "projects[0].triggers.interval.every: must be at least 1"),
-    (lambda d: d["projects"][0]["triggers"].update(cron="61 * * * *"), "projects[0].cron: “61 * * * *” is not a valid cron expression."),
+    (lambda d: d["projects"][0]["triggers"].update(cron="61 * * * *"), "projects[0].triggers.cron: “61 * * * *”: the minute field “61” is not valid; it takes 0-59, with lists (1,15), ranges (1-5) and steps (*/10)."),
     (lambda d: d["projects"][0]["tasks"][0].update(enabled="yes"), "projects[0].tasks[0].enabled: must be true or false, not a string"),
     (lambda d: d["projects"][0]["tasks"][0]["source"].update(connection="Acme/nope"), 'projects[0].tasks[0].source.connection: no connection "Acme/nope"'),
     (lambda d: d["projects"][0]["tasks"][0]["source"].update(connection="Acme/drop"), 'projects[0].tasks[0].source.connection: "Acme/drop" is a sftp connection, not database'),

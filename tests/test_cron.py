@@ -90,8 +90,8 @@ def test_next_fire_times_keeps_its_simple_form():
 @pytest.mark.parametrize("expression, message", [
     ("0 6 * *", "has 4 fields"),
     ("0 6 * * * *", "has 6 fields"),
-    ("61 6 * * *", "not a valid cron expression"),
-    ("0 6 * * funday", "not a valid cron expression"),
+    ("61 6 * * *", "the minute field “61” is not valid; it takes 0-59"),
+    ("0 6 * * funday", "the day-of-week field “funday” is not valid"),
 ])
 def test_bad_cron_expressions_are_refused_with_the_reason(expression, message):
     with pytest.raises(CronError, match=message):

@@ -26,12 +26,12 @@ from runs.runner import execute
 from tasks.models import Notification
 from tests import factories
 from tests.delivery_support import (
-    tmpfs,
     ORDERS,
     folder_destination,
     orders_task,
     run_task,
     sqlite_source,
+    tmpfs,
 )
 from tests.servers_common import free_port
 

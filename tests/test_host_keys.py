@@ -22,8 +22,8 @@ from connections.checks import check_connection
 from connections.host_keys import PinRefused, pin_host_key
 from connections.models import Connection
 from runs.models import RunStatus
-from runs.pipeline.runner import execute
-from runs.services import create_run
+from runs.runner import execute
+from runs.state import create_run
 from tests import factories
 from tests.ssh_witness import LoginAttempt, ssh_witness  # noqa: F401 - ssh_witness is a fixture
 

@@ -131,10 +131,10 @@ def test_a_gitlab_instance_on_a_loopback_address_is_refused_when_fetching(record
     assert local.received == []
 
 
-def test_the_task_page_refuses_a_loopback_code_url_when_saving(client, staff_runner):
-    project = factories.project("Nightly", owner=staff_runner)
+def test_the_task_page_refuses_a_loopback_code_url_when_saving(client, staff_coder):
+    project = factories.project("Nightly", owner=staff_coder)
     conns = {"db": database_connection(), "sftp": sftp_connection()}
-    client.force_login(staff_runner)
+    client.force_login(staff_coder)
     data = form_data(conns, **{"query-location": "web", "query-url": "http://localhost:8000/admin/login/"})
     errors = errors_of(new_task(client, project, data))
     assert any("localhost is a loopback address" in e for e in errors), errors

@@ -20,6 +20,7 @@ from django_q.models import Schedule
 from projects import scheduling
 from runs import jobs, reaper, services, state
 from runs.models import Run, RunStatus, SiteState, Trigger
+from runs.runner import execute
 from tests import factories
 from tests.runhelpers import broken_task, drain, flaky_task, ok_task, source
 
@@ -180,33 +181,41 @@ def test_reaper_fails_silent_runs_as_worker_lost_and_applies_the_retry_policy(sq
     assert "0 run(s) marked as failed" in run_command("reap_runs")
 
 
-def test_admin_actions_for_tasks_and_the_project_page(client, superuser, sqlite_odbc):
+def test_task_details_controls_and_the_project_page(client, superuser, sqlite_odbc):
     project = factories.project(name="Nightly", cron="0 6 * * *", timezone="Europe/Amsterdam")
     task = flaky_task(project, source(sqlite_odbc), "flaky", retry_max=1)
     services.run_now(task)
     drain()
     client.force_login(superuser)
-    url = reverse("admin:tasks_task_changelist")
-    client.post(url, {"action": "duplicate_selected", "_selected_action": [task.pk]})
+
+    def control(action: str) -> None:
+        assert client.post(reverse("courier:task_action", args=[task.pk, action])).status_code == 302
+
+    control("duplicate")
     assert project.tasks.filter(name="flaky (copy)", enabled=False).exists()
-    client.post(url, {"action": "cancel_retry_selected", "_selected_action": [task.pk]})
+    control("cancel-retry")
     assert Run.objects.filter(task=task, status=RunStatus.CANCELLED).count() == 1
     Schedule.objects.filter(name__startswith="courier:project:").delete()
-    client.post(url, {"action": "reschedule_selected", "_selected_action": [task.pk]})
+    control("reschedule")
     assert Schedule.objects.filter(name=f"courier:project:{project.pk}:cron").exists()
 
-    page = client.get(reverse("admin:projects_project_change", args=[project.pk])).content.decode()
-    assert "next fire times" in page.lower() and page.count("(cron)</li>") == 5
+    page = client.get(reverse("courier:project_detail", args=[project.pk])).content.decode()
+    assert page.split('class="fire-times"', 1)[1].split("</ol>", 1)[0].count("(cron)") == 5
 
 
-def test_a_second_delivery_or_a_cancelled_run_is_not_run_again(sqlite_odbc):
-    from runs.runner import execute
-
-    task = ok_task(factories.project(), source(sqlite_odbc), "orders")
+def test_a_second_delivery_or_a_cancelled_run_is_not_run_again(sqlite_odbc, superuser):
+    project, db = factories.project(), source(sqlite_odbc)
+    task = ok_task(project, db, "orders")
     run = services.run_now(task)
     assert execute(run.pk) is not None
     assert execute(run.pk) is None  # the queue delivered the message twice: the claim finds it taken
-    later = state.create_run(task, Trigger.MANUAL)
-    assert services.cancel(later) and execute(later.pk) is None
-    assert Run.objects.get(pk=later.pk).status == RunStatus.CANCELLED
     assert Run.objects.get(pk=run.pk).log_lines.filter(message__startswith="Attempt 1").count() == 1
+    # A waiting run is cancelled the one way people can: Cancel Retry. Its message may still arrive.
+    flaky = flaky_task(project, db, "flaky", retry_max=1)
+    failed = services.run_now(flaky)
+    execute(failed.pk)
+    pending = Run.objects.get(retry_of=failed)
+    assert services.cancel_retry(flaky, user=superuser).pk == pending.pk
+    assert execute(pending.pk) is None
+    pending.refresh_from_db()
+    assert (pending.status, pending.started_at, pending.log_lines.filter(message__startswith="Attempt").count()) == (RunStatus.CANCELLED, None, 0)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from projects.models import Project
-from runs.models import Run, SiteState
+from runs.models import Run, RunLog, RunStatus, SiteState, Stage
 from runs.runner import execute
+from runs.state import create_run
 from tasks.models import Task
 from tests import factories
 
@@ -28,6 +30,8 @@ DB_SECRET = "PWD=browser-Secret-Db-Pwd"
 SFTP_SECRET = "browser-Secret-Sftp-Pass"
 PARAM_SECRET = "browser-Secret-Param"
 EXPECTED_CSV = b"id,customer\n1,Ann\n2,Bob\n"
+# A processing script's output is logged up to 10,000 lines (runs/pipeline/processing.py).
+LONGEST_LOG = 10_000
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
@@ -205,3 +209,20 @@ def test_a_superuser_sees_the_scheduler_tools_and_delete_confirmations(browser_p
     ]:
         visit.go(path, name)
     assert (ARTIFACTS / "scheduler-tools.png").exists()
+
+
+def test_the_run_admin_shows_the_end_of_a_long_log_and_task_details_all_of_it(browser_page, live_server, superuser, world):
+    task = factories.query_task(factories.project("Chatty", owner=superuser), world["db"], "select 1", name="chatty")
+    run = create_run(task, "manual")
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, started_at=timezone.now(), finished_at=timezone.now())
+    RunLog.objects.bulk_create(RunLog(run=run, stage=Stage.PROCESSING, message=f"script line {n:05d}") for n in range(1, LONGEST_LOG + 1))
+    page, visit = browser_page, Visit(browser_page, live_server.url)
+    log_in(page, live_server.url, "root", "rootpass")
+    visit.go(f"/admin/runs/run/{run.pk}/", "run-admin-long-log")
+    assert page.locator("#log_lines-group tbody tr.has_original").count() == 200
+    page.click("text=the whole log on Task Details")
+    page.wait_for_function("document.getElementById('live-log').dataset.complete === 'true'", timeout=60_000)
+    lines = page.locator("#live-log .log-line")
+    assert lines.count() == LONGEST_LOG
+    assert "script line 00001" in lines.first.inner_text() and f"script line {LONGEST_LOG:05d}" in lines.last.inner_text()
+    visit.shot("task-detail-whole-long-log")

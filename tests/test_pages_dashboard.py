@@ -80,10 +80,10 @@ def test_next_runs_and_the_run_plan_of_the_next_24_hours(client, staff_viewer, t
     assert ">Hourly</a>" in next_runs and "broken, ok" in next_runs and "off" not in next_runs
     plan = section(html, "run-plan")
     bars = re.findall(r'<rect [^>]*class="bar (plan|plan-empty)"><title>([^<]*)</title>', plan)
-    assert len(bars) == 24
+    assert len(bars) == 25  # this hour's rest, 23 whole hours, and the start of the hour 24 hours on
     busy = [title for css, title in bars if css == "plan"]
-    assert len(busy) >= 23 and all("2 run(s): Hourly/broken, Hourly/ok" in title for title in busy)
-    assert re.search(r"\((4[68]) runs\)", plan)  # 2 enabled tasks × 23 or 24 remaining hourly firings
+    assert len(busy) == 24 and all("2 run(s): Hourly/broken, Hourly/ok" in title for title in busy)
+    assert "(48 runs)" in plan  # 2 enabled tasks × the 24 hourly firings of the next 24 hours
 
 
 def test_orphaned_schedules_are_listed_and_superusers_can_delete_them(client, superuser, tasks):
@@ -140,3 +140,17 @@ def test_unknown_actions_are_refused_with_a_message(client, superuser, tasks):
     client.force_login(superuser)
     response = client.post(reverse("courier:scheduler_action", args=["explode"]), follow=True)
     assert "Unknown scheduler action “explode”." in response.content.decode()
+
+
+def test_tasks_waiting_for_a_retry_are_listed(client, staff_viewer, tasks):
+    """Issue 15.10: a task whose run failed and waits for its retry was on no list of the dashboard."""
+    failed = Run.objects.get(task=tasks["broken"])
+    Run.objects.filter(pk=failed.pk).update(error_stage="source", error="Connection refused by db:5432")
+    due = timezone.now() + timedelta(minutes=12)
+    retry = Run.objects.create(task=tasks["broken"], trigger=Trigger.RETRY, attempt=2, retry_of=failed,
+                               status=RunStatus.RETRY_SCHEDULED, intended_at=failed.intended_at, due_at=due)
+    client.force_login(staff_viewer)
+    waiting = section(dashboard(client), "retries")
+    row = waiting.split(">Hourly/broken</a>")[1].split("</tr>")[0]
+    assert f"<td>{retry.pk}</td>" in row and "<td>2</td>" in row
+    assert re.search(r"in 1[12] min", row) and "[source] Connection refused by db:5432" in row

@@ -64,6 +64,25 @@ def test_filters_by_text_project_owner_status_source_and_enabled(client, staff_v
     assert listed(status="never") == {never.name}
 
 
+def test_the_search_boxes_want_every_word_in_a_name_or_the_other_field(client, staff_viewer):
+    tasks = build_world(12, 1, projects=3)
+    Project.objects.filter(pk=tasks[1].project_id).update(description="Nightly ledger for Acme")
+    client.force_login(staff_viewer)
+
+    def tasks_for(q: str) -> set[str]:
+        return names_in(client.get(reverse("courier:task_list"), {"q": q}).content.decode())
+
+    def projects_for(q: str) -> set[str]:
+        return set(re.findall(r">(Project \d{2})</a>", client.get(reverse("courier:project_list"), {"q": q}).content.decode()))
+
+    assert tasks[5].project.name == "Project 02"
+    assert tasks_for("PROJECT 02 task-0005") == {"task-0005"}  # every word, in the task's or its project's name
+    assert tasks_for("project 01 task-0005") == set()
+    assert tasks_for("task-001") == {"task-0010", "task-0011"}
+    assert projects_for("acme LEDGER") == {"Project 01"}  # words of the description, any case
+    assert projects_for("project 02") == {"Project 02"} and projects_for("acme 02") == set()
+
+
 def test_clouds_count_with_the_other_filters_and_mark_the_selected_entry(client, staff_viewer):
     tasks = build_world(24, 1, projects=4, owner_count=2)
     client.force_login(staff_viewer)

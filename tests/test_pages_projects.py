@@ -117,7 +117,7 @@ def test_a_new_project_is_saved_with_its_parameters_and_schedule(client, staff_r
 
 @pytest.mark.parametrize("overrides, message", [
     ({"cron": "0 7 * *"}, "“0 7 * *” has 4 fields; a cron trigger needs five (minute hour day-of-month month day-of-week)."),
-    ({"cron": "0 25 * * *"}, "“0 25 * * *” is not a valid cron expression."),
+    ({"cron": "0 25 * * *"}, "“0 25 * * *”: the hour field “25” is not valid; it takes 0-23, with lists (1,15), ranges (1-5) and steps (*/10)."),
     ({"interval_every": "5"}, "Give both the number and the unit of the interval, or neither."),
     ({"interval_every": "0", "interval_unit": "hours"}, "The interval must be a positive whole number."),
     ({"timezone": "Mars/Olympus"}, "Unknown time zone “Mars/Olympus”; use an IANA name such as Europe/Amsterdam."),

@@ -109,10 +109,10 @@ def test_a_new_task_is_saved_with_all_its_parts(client, staff_runner, project, c
     ({"timeout_minutes": "-1"}, "Ensure this value is greater than or equal to 0."),
     ({"name": ""}, "This field is required."),
 ])
-def test_every_bad_value_gets_a_clear_field_error(client, staff_runner, project, conns, overrides, message):
+def test_every_bad_value_gets_a_clear_field_error(client, staff_coder, project, conns, overrides, message):
     names = {"SFTP": conns["sftp"].pk, "FTP": factories.connection("ftp", host="h").pk, "WEB": conns["web"].pk}
     overrides = {key: names.get(value, value) for key, value in overrides.items()}
-    client.force_login(staff_runner)
+    client.force_login(staff_coder)
     response = new_task(client, project, form_data(conns, **overrides))
     assert message in [re.sub("&quot;|&#x27;", "", e) for e in errors_of(response)] or message in response.content.decode()
     assert not Task.objects.exists()
@@ -126,9 +126,9 @@ def test_a_name_used_in_the_project_is_refused(client, staff_runner, project, co
     assert Task.objects.count() == 1
 
 
-def test_fields_of_other_kinds_are_not_validated_or_kept(client, staff_runner, project, conns):
+def test_fields_of_other_kinds_are_not_validated_or_kept(client, staff_coder, project, conns):
     """A script-only task ignores a connection and query left in the hidden fields."""
-    client.force_login(staff_runner)
+    client.force_login(staff_coder)
     data = form_data(conns, source_kind="python", **{"script-text": "print('hi')", "use_script": None})
     response = new_task(client, project, data)
     assert response.status_code == 302, errors_of(response)
@@ -137,8 +137,8 @@ def test_fields_of_other_kinds_are_not_validated_or_kept(client, staff_runner, p
     assert [c.role for c in task.code_locations.all()] == [CodeRole.PROCESSING]
 
 
-def test_the_scripts_network_switch_is_on_by_default_and_a_cleared_box_is_saved_and_shown(client, staff_runner, project, conns):
-    client.force_login(staff_runner)
+def test_the_scripts_network_switch_is_on_by_default_and_a_cleared_box_is_saved_and_shown(client, staff_coder, project, conns):
+    client.force_login(staff_coder)
     html = client.get(reverse("courier:task_new", args=[project.pk])).content.decode()
     processing = html[html.index(">Processing script</h2>"):html.index(">Output file</h2>")]
     assert re.search(r'field-script_network"[^>]*data-show-field="use_script"', processing)
@@ -150,8 +150,8 @@ def test_the_scripts_network_switch_is_on_by_default_and_a_cleared_box_is_saved_
     assert "The script runs without network access." in client.get(response["Location"]).content.decode()
 
 
-def test_editing_changes_the_task_keeps_secrets_and_logs_what_changed(client, staff_runner, project, conns):
-    client.force_login(staff_runner)
+def test_editing_changes_the_task_keeps_secrets_and_logs_what_changed(client, staff_coder, project, conns):
+    client.force_login(staff_coder)
     new_task(client, project, form_data(conns))
     task = Task.objects.get()
     html = client.get(reverse("courier:task_edit", args=[task.pk])).content.decode()
@@ -185,10 +185,33 @@ def test_a_viewer_may_not_open_the_forms(client, staff_viewer, project):
 
 
 def test_the_parameter_rows_leave_the_shared_parameter_form_alone(client, superuser, project, conns):
-    """The pages' formsets must not add their foreign key to the form the admin's inlines share."""
+    """The task's and the project's formsets must not add their foreign key to the parameter form they share."""
     client.force_login(superuser)
     task = Task.objects.create(project=project, name="t", source_kind="python")
     assert client.get(reverse("courier:task_edit", args=[task.pk])).status_code == 200
     assert client.get(reverse("courier:project_edit", args=[project.pk])).status_code == 200
-    assert client.get(reverse("admin:projects_project_change", args=[project.pk])).status_code == 200
-    assert client.get(reverse("admin:tasks_task_change", args=[task.pk])).status_code == 200
+    assert client.get(reverse("courier:task_edit", args=[task.pk])).status_code == 200
+
+
+@pytest.mark.parametrize(("dialect", "read_only", "sql", "message"), [
+    ("sqlite", False, "ATTACH DATABASE '/srv/courier/var/courier.sqlite3' AS c",
+     "The query may not run on Acme/lite: SQLite connections may not run ATTACH statements "
+     "(statement 1: ATTACH DATABASE '/srv/courier/var/courier.sqlite3' AS c)."),
+    ("sqlite", True, "SELECT 1;\nPRAGMA query_only = 0", "SQLite connections may not run PRAGMA statements (statement 2: PRAGMA query_only = 0)."),
+    ("postgresql", True, "SELECT 1;\nCOMMIT;\nUPDATE t SET n = 1", "Read-only PostgreSQL connections may not run COMMIT statements (statement 2: COMMIT)."),
+])
+def test_a_query_its_connection_would_refuse_is_a_field_error(client, staff_runner, project, conns, dialect, read_only, sql, message):
+    conn = factories.connection("database", name="lite", dialect=dialect, read_only=read_only, odbc="Driver={SQLite3};Database=/x;")
+    client.force_login(staff_runner)
+    response = new_task(client, project, form_data(conns, source_connection=conn.pk, **{"query-text": sql}))
+    assert any(message in re.sub("&#x27;", "'", e) for e in errors_of(response)), errors_of(response)
+    assert not Task.objects.exists()
+
+
+def test_the_same_words_in_strings_and_comments_are_saved(client, staff_runner, project, conns):
+    conn = factories.connection("database", name="lite", dialect="sqlite", read_only=True, odbc="Driver={SQLite3};Database=/x;")
+    client.force_login(staff_runner)
+    sql = "-- ATTACH DATABASE 'x' AS c\nSELECT 'PRAGMA query_only = 0' AS \"vacuum\" FROM orders"
+    response = new_task(client, project, form_data(conns, source_connection=conn.pk, **{"query-text": sql}))
+    assert response.status_code == 302, errors_of(response)
+    assert Task.objects.get().code_locations.get(role=CodeRole.SOURCE).text == sql

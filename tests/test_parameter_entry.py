@@ -1,23 +1,19 @@
-"""Parameters entered as lines and as rows in the admin; the task's value wins over the project's."""
+"""Parameters entered as lines and as rows on the project page; the task's value wins over the project's."""
 
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from projects.models import Project
 from tests import factories
+from tests.form_support import typed_in
 
 pytestmark = pytest.mark.django_db
 
 
-def project_form(project, lines: str) -> dict:
-    return {
-        "name": project.name, "description": "", "owner": project.owner_id, "timezone": "UTC", "cron": "",
-        "interval_every": "", "interval_unit": "", "once_at_0": "", "once_at_1": "", "start_at_0": "", "start_at_1": "",
-        "end_at_0": "", "end_at_1": "", "parameter_lines": lines,
-        "parameters-TOTAL_FORMS": "0", "parameters-INITIAL_FORMS": "0",
-        "tasks-TOTAL_FORMS": "0", "tasks-INITIAL_FORMS": "0",
-    }
+def edit_page(project) -> str:
+    return reverse("courier:project_edit", args=[project.pk])
 
 
 def test_lines_create_and_update_parameters(client, superuser):
@@ -25,8 +21,8 @@ def test_lines_create_and_update_parameters(client, superuser):
     project.parameters.create(key="@day", value="old")
     client.force_login(superuser)
     lines = "@DAY=parse(%Y-%m-%d-1)\nclient:acme=1\nurl=http://x/?a=b\n"
-    response = client.post(f"/admin/projects/project/{project.pk}/change/", project_form(project, lines))
-    assert response.status_code == 302, response.content.decode()[:3000]
+    response = typed_in(client, edit_page(project), "project_form", parameter_lines=lines)
+    assert response.redirect_chain, response.content.decode()[:3000]
     values = dict(Project.objects.get(pk=project.pk).parameters.values_list("key", "value"))
     # The first separator wins, whichever of = and : it is; a key matches ignoring case.
     assert values == {"@day": "parse(%Y-%m-%d-1)", "client": "acme=1", "url": "http://x/?a=b"}
@@ -35,18 +31,18 @@ def test_lines_create_and_update_parameters(client, superuser):
 def test_a_bad_line_is_reported_with_its_number_and_nothing_changes(client, superuser):
     project = factories.project()
     client.force_login(superuser)
-    response = client.post(f"/admin/projects/project/{project.pk}/change/", project_form(project, "a=1\nno separator here\n"))
-    assert response.status_code == 200
+    response = typed_in(client, edit_page(project), "project_form", parameter_lines="a=1\nno separator here\n")
+    assert not response.redirect_chain
     assert "line 2" in response.content.decode()
     assert not project.parameters.exists()
 
 
 def test_task_parameters_override_project_parameters_in_names_and_sql(sqlite_odbc, tmp_path):
+    from datetime import datetime, timezone
+
+    from runs.preview import preview
     from runs.runner import execute
     from runs.state import create_run
-    from tasks.preview import sql_preview
-    from runs.pipeline.context import load_parameters
-    from datetime import datetime, timezone
 
     project = factories.project()
     project.parameters.create(key="{client}", value="project-client")
@@ -60,7 +56,7 @@ def test_task_parameters_override_project_parameters_in_names_and_sql(sqlite_odb
     factories.destination(task, factories.connection("folder", folder=str(tmp_path)))
 
     at = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
-    sql, _ = sql_preview(task, load_parameters(task, at))
+    sql = preview(task, at).sql
     assert "DECLARE @limit int = 5" in sql
 
     task.code_locations.update(text="select 1 as one")
@@ -74,11 +70,9 @@ def test_task_parameters_override_project_parameters_in_names_and_sql(sqlite_odb
 def test_a_typed_sensitive_value_is_not_echoed_when_the_form_has_errors(client, superuser):
     project = factories.project()
     client.force_login(superuser)
-    form = project_form(project, "")
-    form.update({"cron": "not a cron", "parameters-TOTAL_FORMS": "1", "parameters-0-key": "@pw",
-                 "parameters-0-entered_value": "Typed-Canary-991", "parameters-0-sensitive": "on", "parameters-0-position": "0"})
-    response = client.post(f"/admin/projects/project/{project.pk}/change/", form)
-    assert response.status_code == 200
+    response = typed_in(client, edit_page(project), "project_form", cron="not a cron", **{
+        "param-0-key": "@pw", "param-0-entered_value": "Typed-Canary-991", "param-0-sensitive": "on"})
+    assert not response.redirect_chain
     page = response.content.decode()
     assert "a cron trigger needs five" in page
     assert "Typed-Canary-991" not in page

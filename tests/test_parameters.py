@@ -1,4 +1,4 @@
-"""The parameter language (SPEC 6): text, merging, parse(), names, masking.
+"""The parameter language (SPEC 6): text, merging, parse(), names.
 
 The clock is fixed at Tuesday 2026-03-31 10:00 in Amsterdam; expected values
 were worked out by hand.
@@ -11,14 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tasks.parameters import (
+from projects.parameters import (
     Param,
     ParameterError,
     check_file_name,
     env_name,
     env_vars,
     expand_parse_calls,
-    mask,
     merge,
     parse_lines,
     resolve,
@@ -212,30 +211,6 @@ def test_env_vars() -> None:
 def test_env_vars_refuses_two_keys_with_one_name() -> None:
     with pytest.raises(ParameterError, match="'@a-b' and 'a_b' both become"):
         env_vars([Param("@a-b", "1"), Param("a_b", "2")])
-
-
-# --- masking ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "params", "expected"),
-    [
-        ("user=bob;pwd=pw1;", [Param("p", "pw1", True)], "user=bob;pwd=********;"),
-        ("pw1 and pw1", [Param("p", "pw1", True)], "******** and ********"),
-        ("plain", [Param("p", "plain")], "plain"),  # not sensitive
-        ("abc", [Param("p", "", True)], "abc"),  # empty values mask nothing
-        # Longest first, so no tail of a longer secret stays visible.
-        ("abcdef abc", [Param("s", "abc", True), Param("l", "abcdef", True)], "******** ********"),
-        ("a.b$ axb$", [Param("p", "a.b$", True)], "******** axb$"),  # literal match
-        ("x\\1y", [Param("p", "\\1", True)], "x********y"),
-    ],
-)
-def test_mask(text: str, params: list[Param], expected: str) -> None:
-    assert mask(text, params) == expected
-
-
-def test_mask_placeholder() -> None:
-    assert mask("key=k1", [Param("k", "k1", True)], placeholder="[hidden]") == "key=[hidden]"
 
 
 # --- file names -----------------------------------------------------------------

@@ -9,6 +9,12 @@ page), staff without permissions, staff who may only view, staff who may
 view and run, staff with the task rights (runner), staff with every project
 and task right (manager), and a superuser. Connections, GPG keys, the
 scheduler tools, django-q2's lists and the audit trail are for superusers only.
+The admin's task and project pages (list, add, change, delete) lead whoever
+they let in to Courier's page (302), and refuse the others as before.
+
+Writing code that runs is a right of its own (the last part of this file):
+the runner, who lacks it, is refused every change of code through every
+route, and the same requests go through for a coder who holds it.
 """
 
 from __future__ import annotations
@@ -19,12 +25,28 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.test import Client
+from django.urls import reverse
 
+from runs.models import RunStatus
+from runs.runner import execute
+from tasks import codeguard
+from tasks.models import Task
+from tests.form_support import (
+    Conn,
+    browser_form,
+    duplicate,
+    form_on,
+    page_edit,
+    page_new,
+    project_duplicate,
+)
 from tests.security_support import (
     ADMIN_VIEWS,
+    CodeWorld,
     Endpoint,
     admin_actions,
     admin_models,
+    build_code_world,
     build_world,
     courier_endpoints,
     fingerprint,
@@ -68,6 +90,7 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "task_list": (GET, perm("tasks.view_task")),
     "my_tasks": (GET, perm("tasks.view_task")),
     "task_detail": (GET, perm("tasks.view_task")),
+    "task_live": (GET, perm("tasks.view_task")),
     "task_edit": (FORM, perm("tasks.change_task")),
     "task_delete": (FORM, perm("tasks.delete_task")),
     "task_action:run": (POST, perm("tasks.run_task")),
@@ -101,6 +124,8 @@ def model_rules(label: str, **overrides: Rule) -> dict[str, Rule]:
 
 
 SUPERUSERS_ONLY = dict.fromkeys(ADMIN_VIEWS, superuser)
+# Models whose objects live on Courier's pages: these admin views answer, to whom they let in, with Courier's page (302).
+LEADS_TO_COURIER = {"projects.project": ("changelist", "add", "change", "delete"), "tasks.task": ("changelist", "add", "change", "delete")}
 ADMIN_RULES: dict[str, dict[str, Rule]] = {
     "auth.user": model_rules("auth.user"),
     "auth.group": model_rules("auth.group"),
@@ -117,17 +142,8 @@ ADMIN_RULES: dict[str, dict[str, Rule]] = {
     "admin.logentry": {**SUPERUSERS_ONLY, "add": never, "delete": never},  # the audit trail is read only
 }
 
+# Tasks and projects have none: Courier's pages act on them (LEADS_TO_COURIER).
 ACTION_RULES: dict[tuple[str, str], Rule] = {
-    ("tasks.task", "run_selected"): perm("tasks.run_task"),
-    ("tasks.task", "cancel_retry_selected"): perm("tasks.run_task"),
-    ("tasks.task", "reschedule_selected"): perm("tasks.change_task"),
-    ("tasks.task", "duplicate_selected"): perm("tasks.add_task"),
-    ("tasks.task", "delete_selected"): perm("tasks.delete_task"),
-    ("projects.project", "run_all"): perm("tasks.run_task"),
-    ("projects.project", "enable_all"): perm("tasks.change_task"),
-    ("projects.project", "disable_all"): perm("tasks.change_task"),
-    ("projects.project", "reschedule"): perm("projects.change_project"),
-    ("projects.project", "delete_selected"): perm("projects.delete_project"),
     ("runs.run", "delete_selected"): perm("runs.delete_run"),
     ("auth.user", "delete_selected"): perm("auth.delete_user"),
     ("auth.group", "delete_selected"): perm("auth.delete_group"),
@@ -289,7 +305,11 @@ def test_every_admin_view(world, users):
             return "a GET changed something"
         if who in LOGGED_OUT:
             return logged_out(response)
-        return expect(response, 200 if ADMIN_RULES[label][view](user) else 403)
+        if not ADMIN_RULES[label][view](user):
+            return expect(response, 403)
+        if view in LEADS_TO_COURIER.get(label, ()):
+            return expect(response, 302) or (None if response["Location"].startswith("/admin/courier/") else f"led to {response['Location']}")
+        return expect(response, 200)
 
     check_matrix(users, ADMIN_CASES, check)
 
@@ -298,8 +318,8 @@ def test_the_admin_index_lists_superuser_only_models_to_superusers_only(world, u
     client = Client()
     client.force_login(users["staff_manager"])
     page = client.get("/admin/").content.decode()
-    assert "/admin/tasks/task/" in page and "/admin/projects/project/" in page
-    for hidden in ("/admin/connections/", "/admin/django_q/", "/admin/admin/logentry/"):
+    assert reverse("courier:task_list") in page and reverse("courier:project_list") in page
+    for hidden in ("/admin/tasks/task/", "/admin/projects/project/", "/admin/connections/", "/admin/django_q/", "/admin/admin/logentry/"):
         assert hidden not in page
     client.force_login(users["superuser"])
     page = client.get("/admin/").content.decode()
@@ -373,3 +393,167 @@ def test_with_the_csrf_token_the_same_post_goes_through(world, users):
     assert response.status_code == 302
     world.task.refresh_from_db()
     assert world.task.enabled is False
+
+
+# --------------------------------------------------------------------------
+# Writing code that runs: a right of its own
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def code_world(tmp_path, django_user_model, sqlite_odbc) -> CodeWorld:
+    owner = django_user_model.objects.create_user("owner", "owner@example.test", "pw")
+    return build_code_world(tmp_path, owner, sqlite_odbc.odbc)
+
+
+@pytest.fixture
+def coders(django_user_model) -> dict:
+    """The runner (task rights, not the right to write code) and a coder (the same rights and that one)."""
+    runner = make_user(django_user_model, "staff_runner")
+    coder = make_user(django_user_model, "staff_coder")
+    coder.user_permissions.add(Permission.objects.get(codename="write_code"))
+    # Django's own rights on the admin's inline code rows: without them the admin does not show the rows at all.
+    for user in (runner, coder):
+        user.user_permissions.add(*Permission.objects.filter(codename__endswith="_codelocation"))
+    return {"staff_runner": runner, "staff_coder": django_user_model.objects.get(pk=coder.pk)}
+
+
+CODE_CHANGES = {
+    # The task pages
+    "page: edit an inline processing script": page_edit("script", **{"script-text": "print(open('/etc/passwd').read())"}),
+    "page: edit script requirements": page_edit("script", processing_requirements="evil-package"),
+    "page: edit a package's entry file": page_edit("package", processing_entry="tool/other.py"),
+    "page: move a package": page_edit("package", **{"script-path": "pkg/other.zip"}),
+    "page: switch the script off": page_edit("package", use_script=""),
+    "page: open the script's network": page_edit("package", script_network="on"),
+    "page: edit an SSH command": page_edit("ssh", **{"query-text": "cat /etc/shadow"}),
+    "page: point remote SQL elsewhere": page_edit("remote_sql", **{"query-url": "https://code.example.test/elsewhere.sql"}),
+    "page: bring remote SQL inline": page_edit("remote_sql", **{"query-location": "inline", "query-text": "select 9"}),
+    "page: keep SQL on a web server": page_edit("sql", **{"query-location": "web", "query-connection": Conn("web"),
+                                                          "query-url": "https://code.example.test/other.sql"}),
+    "page: add a processing script": page_edit("sql", use_script="on", **{"script-location": "inline", "script-text": "print(1)"}),
+    "page: switch SQL to an SSH command": page_edit("sql", source_kind="ssh", source_connection=Conn("ssh")),
+    "page: switch SQL to a Python script": page_edit("sql", source_kind="python", **{"script-location": "inline", "script-text": "print(1)"}),
+    "page: switch a script task to SQL": page_edit("script", source_kind="database", source_connection=Conn("database"),
+                                                   **{"query-location": "inline", "query-text": "select 1"}),
+    "page: new Python-script task": page_new(source_kind="python", source_connection="",
+                                             **{"script-location": "inline", "script-text": "print(1)"}),
+    "page: new task with remote SQL": page_new(**{"query-location": "web", "query-connection": Conn("web"),
+                                                  "query-url": "https://code.example.test/q.sql"}),
+    "page: new task with requirements": page_new(processing_requirements="evil-package"),
+    # Copies
+    "page: duplicate a script task": duplicate("script"),
+    "page: duplicate an SSH task": duplicate("ssh"),
+    "page: duplicate a project with code": project_duplicate,
+}
+
+
+def test_without_the_right_to_write_code_every_route_refuses_a_change_of_code(code_world, coders):
+    """The runner gets 403 and nothing changes; the coder, sending the same request, changes the tables."""
+    def check(client, user, who, case, before):
+        response = case(client, code_world)
+        changed = fingerprint() != before
+        if who == "staff_coder":
+            return None if response.status_code == 302 and changed else f"not done ({response.status_code}, changed: {changed})"
+        return expect(response, 403) or ("a refused request changed something" if changed else None)
+
+    check_matrix(coders, CODE_CHANGES, check)
+
+
+def _to_the_admin(view: str, task: str, **changes):
+    """The task page's form with a change of code, posted to one of the admin's task pages instead."""
+    def case(client, w):
+        page = reverse("courier:task_edit", args=[w.tasks[task].pk])
+        data = {**form_on(client, page), **changes, "project": w.project.pk, "_save": "Save"}
+        args = [w.tasks[task].pk] if view == "change" else []
+        return client.post(reverse(f"admin:tasks_task_{view}", args=args), data)
+
+    return case
+
+
+ADMIN_CODE_ROUTES = {
+    "admin: edit an inline script": _to_the_admin("change", "script", **{"script-text": "import os; os.system('id')"}),
+    "admin: switch SQL to an SSH command": _to_the_admin("change", "sql", source_kind="ssh"),
+    "admin: new task with a script": _to_the_admin("add", "script", name="copy"),
+    "admin: duplicate a task with remote SQL": lambda client, w: client.post(
+        reverse("admin:tasks_task_changelist"), {"action": "duplicate_selected", "_selected_action": [w.tasks["remote_sql"].pk]}),
+}
+
+
+def test_the_admin_is_no_route_to_code_for_anyone(code_world, coders):
+    """Its task pages lead to Courier's: whatever is posted there, for the coder too, changes nothing."""
+    def check(client, user, who, case, before):
+        response = case(client, code_world)
+        return expect(response, 302) or (None if fingerprint() == before else "the admin changed something")
+
+    check_matrix(coders, ADMIN_CODE_ROUTES, check)
+
+
+def _save_as_a_person(client, url: str, **changes) -> str:
+    """GET the form, change some fields, POST it and follow the redirect: the page the person lands on."""
+    response = client.post(url, {**form_on(client, url), **changes, "_save": "Save"}, follow=True)
+    assert response.redirect_chain, f"not saved: {response.status_code}"
+    return response.content.decode()
+
+
+def test_without_the_right_to_write_code_the_other_settings_still_change_and_the_task_runs(code_world, coders, client):
+    w, runner = code_world, coders["staff_runner"]
+    client.force_login(runner)
+    code_before = {name: codeguard.saved_code(task.pk) for name, task in w.tasks.items()}
+    sql = w.tasks["sql"]
+    page = _save_as_a_person(client, reverse("courier:task_edit", args=[sql.pk]), output_name="answer",
+                             **{"query-text": "select 42 as answer"})
+    assert "Saved the task" in page
+    for name in ("script", "package", "ssh", "remote_sql"):
+        _save_as_a_person(client, reverse("courier:task_edit", args=[w.tasks[name].pk]), output_name=f"{name}-out", retry_max="2")
+    _save_as_a_person(client, reverse("courier:task_edit", args=[w.tasks["script"].pk]), timeout_minutes="7")
+    _save_as_a_person(client, reverse("courier:task_new", args=[w.project.pk]), name="plain",
+                      source_connection=w.conns["database"].pk, **{"query-text": "select 3 as three"})
+
+    tasks = {t.name: t for t in Task.objects.filter(project=w.project)}
+    assert {tasks[n].output_name for n in ("script", "package", "ssh", "remote_sql")} == {
+        "script-out", "package-out", "ssh-out", "remote_sql-out"}
+    assert tasks["script"].timeout_minutes == 7 and tasks["ssh"].retry_max == 2
+    assert {name: codeguard.saved_code(w.tasks[name].pk) for name in code_before} == code_before
+    assert tasks["plain"].code_locations.get().text == "select 3 as three"
+
+    response = client.post(reverse("courier:task_action", args=[sql.pk, "run"]), follow=True)
+    assert "Started run" in response.content.decode()
+    run = sql.runs.get()
+    assert run.started_by == runner
+    execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert (w.outbox / "answer.csv").read_text().splitlines() == ["answer", "42"]
+
+
+def _disabled_on_edit_page(client, task: Task) -> set[str]:
+    html = client.get(reverse("courier:task_edit", args=[task.pk])).content.decode()
+    return browser_form(html, "task_form")[1]
+
+
+def test_the_edit_page_shows_the_code_fields_disabled_to_whom_may_not_write_code(code_world, coders, client):
+    w = code_world
+    client.force_login(coders["staff_runner"])
+    script_fields = {"use_script", "processing_entry", "processing_requirements", "script_network", "script-location", "script-text",
+                     "script-connection", "script-path", "script-url", "script-cache"}
+    # Inline SQL stays open; where it is kept does not; code kinds cannot be chosen.
+    assert _disabled_on_edit_page(client, w.tasks["sql"]) == script_fields | {
+        "query-location", "query-connection", "query-path", "query-url", "query-cache"}
+    html = client.get(reverse("courier:task_edit", args=[w.tasks["sql"].pk])).content.decode()
+    assert '<option value="ssh" disabled>' in html and '<option value="python" disabled>' in html
+    assert '<option value="sftp">' in html and "are read-only" in html
+    # An SSH command and a script task: the source kind and the whole query or command are locked too.
+    assert {"source_kind", "query-text", "query-location"} <= _disabled_on_edit_page(client, w.tasks["ssh"])
+    assert {"source_kind", "script-text"} <= _disabled_on_edit_page(client, w.tasks["script"])
+    assert "query-text" in _disabled_on_edit_page(client, w.tasks["remote_sql"])
+
+    client.force_login(coders["staff_coder"])
+    assert _disabled_on_edit_page(client, w.tasks["ssh"]) == set()
+    assert "are read-only" not in client.get(reverse("courier:task_edit", args=[w.tasks["ssh"].pk])).content.decode()
+
+
+def test_the_right_to_write_code_is_a_permission_a_superuser_grants_and_holds(coders, django_user_model):
+    boss = django_user_model.objects.create_superuser("boss", "boss@example.test", "pw")
+    assert [codeguard.may_write_code(u) for u in (coders["staff_runner"], coders["staff_coder"], boss)] == [False, True, True]
+    assert Permission.objects.get(codename="write_code").name == "Can write code that runs"

@@ -14,6 +14,7 @@ from tasks.code import CodeError
 from tasks.models import CodeLocation, CodeRole, Task
 from tasks.packages import git_source
 from tests import factories
+from tests.file_servers import mkdirs, put
 from tests.processing_support import log_text, run_task
 
 pytestmark = pytest.mark.django_db
@@ -42,9 +43,10 @@ PACKAGE = {
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:
+    # put() leaves them readable by the daemons' login user (the tests' own umask is Courier's 077).
+    mkdirs(root.parent, root.name)
     for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
+        put(root, name, text.encode())
 
 
 def zip_bytes(files: dict[str, str], prefix: str = "") -> bytes:
@@ -90,7 +92,7 @@ LONE_SCRIPT = "import sys\nfrom pathlib import Path\nPath('lone.txt').write_text
 
 
 def test_a_lone_script_on_sftp_keeps_its_file_name(sshd, tmp_path):
-    (sshd.root / "lone_job.py").write_text(LONE_SCRIPT)
+    put(sshd.root, "lone_job.py", LONE_SCRIPT.encode())
     task = package_task("sftp", connection=factories.sftp_connection(sshd), path="lone_job.py", entry="")
     box = delivered(task, tmp_path)
     run = run_task(task)
@@ -118,7 +120,7 @@ def test_a_package_folder_on_sftp(sshd, tmp_path):
 
 
 def test_a_tar_archive_on_sftp(sshd, tmp_path):
-    (sshd.root / "pkg.tar.gz").write_bytes(tar_bytes(PACKAGE))
+    put(sshd.root, "pkg.tar.gz", tar_bytes(PACKAGE))
     task = package_task("sftp", connection=factories.sftp_connection(sshd), path="pkg.tar.gz")
     box = delivered(task, tmp_path)
     assert_package_ran(run_task(task), box)

@@ -11,8 +11,9 @@ from django.core.management.base import CommandError
 
 from runs.models import Run, RunStatus
 from runs.runner import execute
-from runs.services import cancel
+from runs.services import ServiceError, cancel_retry
 from runs.state import claim, create_run
+from tasks.models import CodeLocation
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -70,17 +71,27 @@ def test_a_finished_run_is_not_run_again(task):
 
 
 def test_cancelled_run_never_runs(task):
-    run = create_run(task, "manual")
-    assert cancel(run) is True
-    assert run.status == RunStatus.CANCELLED and run.finished_at
-    assert execute(run.pk) is None
-    assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
+    """A waiting run is cancelled the one way people can, Cancel Retry; its queue message may still arrive."""
+    failed = create_run(task, "manual")
+    task.retry_max, task.retry_on_every_failure = 1, True
+    task.save(update_fields=["retry_max", "retry_on_every_failure"])
+    CodeLocation.objects.filter(task=task).update(text="select * from no_such_table")
+    execute(failed.pk)
+    pending = Run.objects.get(retry_of=failed)
+    assert pending.status == RunStatus.RETRY_SCHEDULED
+    assert cancel_retry(task).pk == pending.pk
+    pending.refresh_from_db()
+    assert pending.status == RunStatus.CANCELLED and pending.finished_at
+    assert execute(pending.pk) is None
+    assert Run.objects.get(pk=pending.pk).status == RunStatus.CANCELLED
 
 
 def test_a_running_run_cannot_be_cancelled(task):
     run = create_run(task, "manual")
     claim(run.pk)
-    assert cancel(run) is False
+    with pytest.raises(ServiceError, match=f"is running \\(run {run.pk}\\)"):
+        cancel_retry(task)
+    run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
 
 

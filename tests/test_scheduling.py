@@ -12,7 +12,7 @@ from django_q.models import Schedule
 
 from projects import scheduling
 from projects.models import Project
-from runs import firing, jobs, state
+from runs import firing, jobs, orphans, state
 from runs.models import Run, RunStatus, Trigger
 from tests import factories
 
@@ -159,14 +159,14 @@ def test_orphans_are_the_courier_rows_that_match_nothing():
     old_reaper = Schedule.objects.create(name="courier:reaper", func="runs.jobs.reap", schedule_type=Schedule.MINUTES, minutes=1)
     foreign = Schedule.objects.create(name="someone-else", func="math.floor", args="(1.5,)")
 
-    found = {s.pk for s in scheduling.orphans()}
+    found = {s.pk for s in orphans.find()}
     orphan_pks = {stale_kind.pk, duplicate.pk, dead_retry.pk, old_reaper.pk} | set(
         Schedule.objects.filter(name=gone_row.name).values_list("pk", flat=True))
     assert found == orphan_pks
     assert keep.pk not in found and foreign.pk not in found
 
     call_command("orphans", "--delete", stdout=io.StringIO())
-    assert scheduling.orphans() == []
+    assert orphans.find() == []
     assert Schedule.objects.filter(pk__in=[keep.pk, foreign.pk]).count() == 2
 
 
@@ -199,5 +199,5 @@ def test_a_firing_whose_message_was_lost_is_fired_late_by_the_reaper_and_rearmed
 def test_a_trigger_saved_without_validation_is_not_scheduled_and_is_named_in_the_warnings():
     project = factories.project(cron="61 * * * *", interval_every=10, interval_unit="minutes")
     assert set(courier_schedules(project)) == {"interval"}
-    assert scheduling.schedule_warnings(project)[0] == "The cron trigger cannot be scheduled: “61 * * * *” is not a valid cron expression."
+    assert scheduling.schedule_warnings(project)[0] == "The cron trigger cannot be scheduled: “61 * * * *”: the minute field “61” is not valid; it takes 0-59, with lists (1,15), ranges (1-5) and steps (*/10)."
     assert all(fire.trigger == "interval" for fire in scheduling.preview(project))

@@ -125,7 +125,7 @@ def test_parallel_project_starts_every_enabled_task_at_once(conn):
     assert [run.status for run in drain()] == [RunStatus.SUCCEEDED] * 3
 
 
-def test_enable_all_disable_all_and_duplicate(conn):
+def test_enable_all_disable_all_and_duplicate(conn, superuser):
     project = factories.project()
     task = ok_task(project, conn, "orders", rank=3)
     task.parameters.create(key="@secret", sensitive=True, secret_value="s3cret")
@@ -134,8 +134,8 @@ def test_enable_all_disable_all_and_duplicate(conn):
     factories.destination(task, folder, folder="out")
 
     assert services.disable_all(project) == 1 and services.enable_all(project) == 1
-    copy = services.duplicate_task(task)
-    again = services.duplicate_task(task)
+    copy = services.duplicate_task(task, superuser)
+    again = services.duplicate_task(task, superuser)
     assert (copy.name, copy.enabled, copy.rank, copy.project_id) == ("orders (copy)", False, 3, project.pk)
     assert again.name == "orders (copy 2)"
     assert copy.code_locations.get().text == "select 1 as n"

@@ -20,42 +20,15 @@ import pytest
 from django.conf import settings
 
 from connections.clients import odbc
-from projects.models import Project
 from runs.models import RunStatus
 from runs.runner import execute
 from runs.state import create_run
 from tasks.models import TaskParameter
 from tests import factories
+from tests.database_support import csv_of, database, run_query, seed
 from tests.servers_common import free_port
 
 pytestmark = pytest.mark.django_db
-
-
-def database(db, **fields):
-    fields.setdefault("query_timeout", 60)
-    return factories.connection("database", name=f"{db.dialect}-db", dialect=db.dialect, odbc=db.odbc, **fields)
-
-
-def run_query(conn, sql: str, **fields):
-    project = Project.objects.filter(name="Nightly").first() or factories.project()
-    task = factories.query_task(project, conn, sql, output_name="out.csv", **fields)
-    run = create_run(task, "manual")
-    execute(run.pk)
-    run.refresh_from_db()
-    return run
-
-
-def csv_of(run) -> str:
-    return run.files.get().stored.read().decode("utf-8")
-
-
-def seed(db, table: str, rows: list[tuple]) -> None:
-    cnxn = pyodbc.connect(db.odbc)
-    cnxn.execute(f"DROP TABLE IF EXISTS {table}")
-    cnxn.execute(f"CREATE TABLE {table} (id INTEGER, name VARCHAR(40))")
-    cnxn.cursor().executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)
-    cnxn.commit()
-    cnxn.close()
 
 
 ROWS = [(1, "Ann"), (2, "Bob, Jr."), (3, "Zoë")]
@@ -165,7 +138,7 @@ rows = []
 def sink(columns, batches):
     for batch in batches:
         rows.append(len(batch))  # what a writer does: take the batch, keep nothing
-odbc.run_query(conn, [sql], sink, batch=5000)
+odbc.DatabaseClient(conn).run_query([sql], sink, batch=5000)
 with open("/proc/self/status") as status:
     peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", status.read()).group(1))
 print(sum(rows), peak_kb // 1024)
@@ -184,20 +157,6 @@ def test_memory_stays_flat_as_the_row_count_grows(pg_odbc):
     # Measured here: buffered (UseDeclareFetch=0) 29 → 68 MB peak; streamed 27 → 28 MB.
     small, large = peak_memory_mb(pg_odbc, 10_000), peak_memory_mb(pg_odbc, 150_000)
     assert large - small < 12, f"{small} MB for 10k rows, {large} MB for 150k rows"
-
-
-@pytest.mark.parametrize("fixture", ["pg_odbc", "mariadb_odbc", "sqlite_odbc"])
-def test_read_only_connection_refuses_changes(fixture, request):
-    db = request.getfixturevalue(fixture)
-    seed(db, "guarded", ROWS)
-    conn = database(db, read_only=True)
-    run = run_query(conn, "DELETE FROM guarded")
-    assert run.status == RunStatus.FAILED and run.permanent
-    assert "tried to change data, but the connection is read only" in run.error
-    assert run_query(conn, "SELECT count(*) AS n FROM guarded", name="count").status == RunStatus.SUCCEEDED
-    cnxn = pyodbc.connect(db.odbc)
-    assert cnxn.execute("SELECT count(*) FROM guarded").fetchval() == 3
-    cnxn.close()
 
 
 @pytest.fixture

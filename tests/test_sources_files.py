@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from connections.clients import client_for
 from connections.clients.remote import expand
+from connections.kinds import client_for
 from projects.models import ProjectParameter
 from runs.models import RunStatus
 from runs.runner import execute
@@ -63,7 +63,7 @@ WILDCARDS = {
 
 def test_wildcards(source):
     conn, _ = source
-    with client_for(conn.kind).session(conn) as client:
+    with client_for(conn) as client:
         assert {pattern: expand(client, pattern) for pattern in WILDCARDS} == WILDCARDS
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.parameters import Param
-from tasks.sqltext import SqlError, assigned_variables, insert_parameters, prepare, preview
+from projects.parameters import Param
+from tasks.sqlbind import bind
+from tasks.sqltext import SqlError, assigned_variables, insert_parameters, prepare, show
 
 NOCOUNT = "SET NOCOUNT ON;\n"
 
@@ -211,6 +212,10 @@ def test_assigned_variables() -> None:
 
 
 # --- preview: preparation, then insertion ---------------------------------------------
+
+
+def preview(sql: str, dialect: str, params: list[Param]) -> str:
+    return show([batch.sql for batch in bind(sql, dialect, params)])
 
 
 def test_preview() -> None:

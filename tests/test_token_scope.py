@@ -1,6 +1,6 @@
 """Tokens stay home (SPEC §8.2): a web connection's header goes only under its base URL, a GitLab token only to its instance.
 
-Checked when a task is saved (the task page, the admin, import_config) and
+Checked when a task is saved (the task page, import_config: tasks/validation.py) and
 again when the code is fetched, for a URL written into the database behind
 the form's back. The servers are real local HTTP servers that record every
 header they received (tests/url_support.py), so "not sent" means the other
@@ -15,6 +15,7 @@ import json
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 
 from connections.models import Connection
 from connections.urls import is_within
@@ -24,6 +25,7 @@ from tasks.configuration.importer import import_config
 from tasks.configuration.reader import ConfigError
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
+from tests.form_support import typed_in
 from tests.pages_support import database_connection, sftp_connection
 from tests.processing_support import run_task
 from tests.test_config_io import spec_example
@@ -199,9 +201,9 @@ def page_conns():
             "gitlab": factories.connection("gitlab", url="https://gitlab.example.test", token=GITLAB_TOKEN)}
 
 
-def test_the_task_page_refuses_a_web_url_outside_the_base(client, staff_runner, page_conns):
-    project = factories.project("Nightly", owner=staff_runner)
-    client.force_login(staff_runner)
+def test_the_task_page_refuses_a_web_url_outside_the_base(client, staff_coder, page_conns):
+    project = factories.project("Nightly", owner=staff_coder)
+    client.force_login(staff_coder)
     data = form_data(page_conns, **{"query-location": "web", "query-connection": page_conns["web"].pk,
                                     "query-url": "https://evil.example.test/acme/q.sql"})
     errors = errors_of(new_task(client, project, data))
@@ -213,9 +215,9 @@ def test_the_task_page_refuses_a_web_url_outside_the_base(client, staff_runner, 
     assert new_task(client, project, data).status_code == 302
 
 
-def test_the_task_page_refuses_a_gitlab_package_on_another_host(client, staff_runner, page_conns):
-    project = factories.project("Nightly", owner=staff_runner)
-    client.force_login(staff_runner)
+def test_the_task_page_refuses_a_gitlab_package_on_another_host(client, staff_coder, page_conns):
+    project = factories.project("Nightly", owner=staff_coder)
+    client.force_login(staff_coder)
     data = form_data(page_conns, source_kind="python", processing_entry="main.py", use_script="on",
                      **{"script-location": "gitlab", "script-connection": page_conns["gitlab"].pk,
                         "script-url": "https://other.example.test/team/job.git"})
@@ -225,30 +227,14 @@ def test_the_task_page_refuses_a_gitlab_package_on_another_host(client, staff_ru
     assert not Task.objects.exists()
 
 
-def test_the_admin_refuses_a_web_url_outside_the_base(client, superuser, page_conns):
-    task = factories.query_task(factories.project(), page_conns["db"], "select 1")
-    code = task.code_locations.get()
-    client.force_login(superuser)
-    page = client.post(f"/admin/tasks/task/{task.pk}/change/", admin_task_data(task, code, {
-        "location": "web", "connection": page_conns["web"].pk, "url": "https://raw.example.test/acmex/q.sql", "text": "",
-    }))
-    assert page.status_code == 200
-    assert "is not under https://raw.example.test/acme/, the base URL of Acme/raw" in page.content.decode()
-    code.refresh_from_db()
-    assert code.location == "inline"
-
-
-def admin_task_data(task: Task, code: CodeLocation, code_values: dict) -> dict:
-    data = {"project": task.project_id, "name": task.name, "enabled": "on", "timeout_minutes": 60, "retry_max": 0,
-            "retry_delay_minutes": 5, "retry_backoff": 1.0, "source_kind": "database", "source_connection": task.source_connection_id,
-            "source_headers": "on", "output_type": "csv", "output_delimiter": ",", "output_headers": "on",
-            "output_quoting": "minimal", "output_escape_char": "\\", "output_encoding": "utf-8", "output_line_ending": "lf"}
-    for prefix in ("parameters", "destinations", "notifications"):
-        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
-    data.update({"code_locations-TOTAL_FORMS": 1, "code_locations-INITIAL_FORMS": 1, "code_locations-0-id": code.pk,
-                 "code_locations-0-task": task.pk, "code_locations-0-role": code.role})
-    data.update({f"code_locations-0-{key}": value for key, value in code_values.items()})
-    return data
+def test_the_edit_page_refuses_a_web_url_outside_the_base(client, staff_coder, page_conns):
+    task = factories.query_task(factories.project(owner=staff_coder), page_conns["db"], "select 1")
+    client.force_login(staff_coder)
+    response = typed_in(client, reverse("courier:task_edit", args=[task.pk]), "task_form", **{
+        "query-location": "web", "query-connection": page_conns["web"].pk, "query-url": "https://raw.example.test/acmex/q.sql"})
+    assert not response.redirect_chain
+    assert "is not under https://raw.example.test/acme/, the base URL of Acme/raw" in response.context["editor"].query.errors["url"][0]
+    assert task.code_locations.get().location == "inline"
 
 
 def test_the_admin_shows_and_requires_the_base_url_of_a_web_connection(client, superuser):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from connections.urls import mask_url
+from connections.masking import mask_url
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
 from tests.processing_support import run_task

@@ -61,7 +61,7 @@ def refusal(host: str, address: str, kind: str) -> str:
 
 
 def _allowed() -> bool:
-    return bool(getattr(settings, "COURIER_ALLOW_LOCAL_URLS", False))
+    return settings.COURIER_ALLOW_LOCAL_URLS
 
 
 def written_local(url: str) -> str:

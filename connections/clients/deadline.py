@@ -143,3 +143,37 @@ class Watchdog:
         if self.fired and exc_type is not None and issubclass(exc_type, Exception):
             raise self.deadline.stopped(self.doing) from None
         return False
+
+
+class WatchedSession:
+    """Mixed into a client whose session the deadline must be able to end (before its client base class).
+
+    Entering the session starts a Watchdog that calls `shut()` once the
+    current deadline passes: a transfer blocked on a server that stopped
+    reading then fails at once, and its error becomes DeadlinePassed.
+    """
+
+    label: str
+    _watchdog: Watchdog | None = None
+
+    def shut(self) -> None:
+        """Wake every call blocked on this session; called from the watchdog's thread."""
+        raise NotImplementedError
+
+    def __enter__(self):
+        entered = super().__enter__()
+        self._watchdog = Watchdog(self.shut, f"The session with {self.label}")
+        try:
+            self._watchdog.__enter__()
+        except BaseException:
+            super().__exit__(None, None, None)
+            raise
+        return entered
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        try:
+            if self._watchdog is not None:
+                self._watchdog.__exit__(exc_type, exc, traceback)
+        finally:
+            self._watchdog = None
+            super().__exit__(exc_type, exc, traceback)

@@ -2,22 +2,34 @@
 
 Tasks may only write below the connection's base folder; uploads are written
 under a hidden temporary name and then moved into place in one step.
+
+Delivered files and the folders made for them belong to whoever reads that
+folder, not to Courier: they get the modes of COURIER_FOLDER_UMASK (the
+service's starting umask), not Courier's own private 0600/0700.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
-from connections.clients.base import ClientError, IfExists, UploadResult, temporary_name
+from django.conf import settings
+
+from connections.clients.base import Client, ClientError, Entry, IfExists, RemoteNotFound, UploadResult, temporary_name
 
 
-class FolderClient:
+class FolderClient(Client):
     def __init__(self, conn) -> None:
-        self.conn = conn
+        super().__init__(conn)
         self.base = Path(conn.folder).resolve()
+
+    def test(self) -> str:
+        if not self.base.is_dir():
+            raise ClientError(f"The base folder {self.base} of {self.conn} does not exist.", permanent=True)
+        if not os.access(self.base, os.W_OK):
+            raise ClientError(f"The base folder {self.base} of {self.conn} is not writable by the worker.", permanent=True)
+        return f"{self.base} exists and is writable; {len(self.list())} entries."
 
     def path(self, *parts: str) -> Path:
         target = self.base.joinpath(*[p for p in parts if p]).resolve()
@@ -25,11 +37,15 @@ class FolderClient:
             raise ClientError(f"“{'/'.join(parts)}” lies outside the base folder of {self.conn}.", permanent=True)
         return target
 
-    def list(self, folder: str = "") -> list[str]:
+    def entries(self, folder: str = "") -> list[Entry]:
+        path = self.path(folder)
         try:
-            return sorted(os.listdir(self.path(folder)))
+            with os.scandir(path) as found:
+                return sorted(Entry(e.name, e.is_dir()) for e in found)
+        except FileNotFoundError:
+            raise RemoteNotFound(f"{path} does not exist ({self.conn}).") from None
         except OSError as exc:
-            raise ClientError(f"Cannot list {self.path(folder)} ({self.conn}): {exc.strerror}.", permanent=True) from None
+            raise ClientError(f"Cannot list {path} ({self.conn}): {exc.strerror}.", permanent=True) from None
 
     def download(self, remote: str, local: Path) -> None:
         try:
@@ -46,8 +62,9 @@ class FolderClient:
             return UploadResult(str(final), skipped=True)
         temp = target_dir / temporary_name(name)
         try:
-            target_dir.mkdir(parents=True, exist_ok=True)
+            _make_folders(target_dir)
             shutil.copyfile(local, temp)
+            _shared(temp, 0o666)
             if if_exists == IfExists.OVERWRITE:
                 os.replace(temp, final)
             else:
@@ -62,15 +79,18 @@ class FolderClient:
         return UploadResult(str(final))
 
 
-@contextmanager
-def session(conn, **_):
-    yield FolderClient(conn)
+def _shared(path: Path, full_mode: int) -> None:
+    path.chmod(full_mode & ~settings.COURIER_FOLDER_UMASK)
 
 
-def test(conn) -> str:
-    client = FolderClient(conn)
-    if not client.base.is_dir():
-        raise ClientError(f"The base folder {client.base} of {conn} does not exist.", permanent=True)
-    if not os.access(client.base, os.W_OK):
-        raise ClientError(f"The base folder {client.base} of {conn} is not writable by the worker.", permanent=True)
-    return f"{client.base} exists and is writable; {len(client.list())} entries."
+def _make_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents with the destination's modes."""
+    if folder.is_dir():
+        return
+    _make_folders(folder.parent)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return  # another writer made it first
+    _shared(folder, 0o777)
+

@@ -10,16 +10,15 @@ bundle named by SSL_CERT_FILE) unless the connection switches that off.
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import posixpath
 import socket
 import ssl
-from contextlib import contextmanager
 from pathlib import Path
 
 from connections.clients import deadline
-from connections.clients.base import AtomicUpload, ClientError, join_remote
-from connections.clients.remote import Entry, RemoteNotFound
+from connections.clients.base import ClientError, Entry, FileServerClient, RemoteNotFound, join_remote
 
 # ftplib applies one timeout to the control socket and to every data socket.
 TIMEOUT = 60
@@ -56,24 +55,43 @@ class _FtpTls(_KeepsDataSocket, ftplib.FTP_TLS):
     pass
 
 
-def _shut(ftp: ftplib.FTP) -> None:
-    """Wake any call blocked on the session's sockets: they fail at once (called from the watchdog's thread)."""
-    for sock in (ftp.data_socket, ftp.sock):
-        if sock is not None:
-            try:
-                # The plain socket's shutdown, also under TLS: the TLS layer is not touched from this thread.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class FtpClient(AtomicUpload):
+class FtpClient(deadline.WatchedSession, FileServerClient):
     TRANSFER_ERRORS = (OSError, EOFError, ftplib.Error, ValueError)
 
-    def __init__(self, conn, ftp: ftplib.FTP) -> None:
-        self.conn = conn
-        self.ftp = ftp
-        self.label = str(conn)
+    def __init__(self, conn) -> None:
+        super().__init__(conn)
+        self.ftp: ftplib.FTP | None = None
+
+    def open(self) -> None:
+        self.ftp = _connect(self.conn)
+
+    def close(self) -> None:
+        if self.ftp is None:
+            return
+        try:
+            self.ftp.quit()
+        except Exception:  # noqa: BLE001 - the server may already have gone; close the socket anyway
+            self.ftp.close()
+        self.ftp = None
+
+    def shut(self) -> None:
+        ftp = self.ftp
+        for sock in (ftp.data_socket, ftp.sock) if ftp is not None else ():
+            if sock is not None:
+                # The plain socket's shutdown, also under TLS: the TLS layer is not touched from this thread.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def test(self) -> str:
+        """Connect, log in (with TLS for FTPS) and list the base folder."""
+        conn = self.conn
+        with self:
+            entries = self.list()
+            security = f", {self.ftp.sock.version()}" if conn.tls else ""
+        return (
+            f"Connected to {conn.host}:{conn.effective_port} as {conn.username or 'anonymous'}{security}; "
+            f"{len(entries)} entries in “{conn.folder or '.'}”."
+        )
 
     def path(self, *parts: str) -> str:
         return join_remote(self.conn.folder, *parts)
@@ -101,9 +119,6 @@ class FtpClient(AtomicUpload):
         except (OSError, EOFError, ftplib.Error) as exc:
             raise self._error("list", path, exc) from None
         return [Entry(n, self._size(posixpath.join(path, n)) is None) for n in names if n not in (".", "..")]
-
-    def list(self, folder: str = "") -> list[str]:
-        return [entry.name for entry in self.entries(folder)]
 
     def _size(self, path: str) -> int | None:
         try:
@@ -150,11 +165,8 @@ class FtpClient(AtomicUpload):
             self.ftp.delete(final)
             self.ftp.rename(temp, final)
 
-    def _remove_quietly(self, path: str) -> None:
-        try:
-            self.ftp.delete(path)
-        except Exception:  # noqa: BLE001 - cleanup after a failure must not hide that failure
-            pass
+    def _remove(self, path: str) -> None:
+        self.ftp.delete(path)
 
     def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
         if isinstance(exc, ftplib.error_perm):
@@ -185,7 +197,7 @@ def _connect(conn) -> ftplib.FTP:
         if str(exc).startswith("530"):
             raise ClientError(f"Login to {conn.host}:{port} as {conn.username or 'anonymous'} was refused ({label}): {exc}", permanent=True) from None
         raise ClientError(f"{conn.host}:{port} ({label}) refused the session: {exc}", permanent=True) from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         ftp.close()
         raise ClientError(f"Timed out connecting to {conn.host}:{port} ({label}).") from None
     except (OSError, EOFError, ftplib.Error) as exc:
@@ -194,26 +206,3 @@ def _connect(conn) -> ftplib.FTP:
         raise ClientError(f"Cannot connect to {conn.host}:{port} ({label}): {reason}.") from None
     return ftp
 
-
-@contextmanager
-def session(conn, **_):
-    ftp = _connect(conn)
-    try:
-        with deadline.Watchdog(lambda: _shut(ftp), f"The session with {conn}"):
-            yield FtpClient(conn, ftp)
-    finally:
-        try:
-            ftp.quit()
-        except Exception:  # noqa: BLE001 - the server may already have gone; close the socket anyway
-            ftp.close()
-
-
-def test(conn) -> str:
-    """Connect, log in (with TLS for FTPS) and list the base folder."""
-    with session(conn) as client:
-        entries = client.list()
-        security = f", {client.ftp.sock.version()}" if conn.tls else ""
-    return (
-        f"Connected to {conn.host}:{conn.effective_port} as {conn.username or 'anonymous'}{security}; "
-        f"{len(entries)} entries in “{conn.folder or '.'}”."
-    )

@@ -18,8 +18,8 @@ import requests
 import urllib3
 
 from connections.clients.addresses import GuardedAdapter, refuse_local
-from connections.clients.base import ClientError
-from connections.urls import is_within, scope_problem, shown
+from connections.clients.base import Client, ClientError
+from connections.urls import is_within, shown
 
 TIMEOUT = (10, 60)  # connect, and each read
 MAX_BYTES = 20 * 1024 * 1024  # a query or script, not a data file
@@ -122,18 +122,40 @@ def web_headers(conn) -> dict[str, str]:
     return {header: value}
 
 
+def _no_base_url(conn) -> str:
+    return f"The {conn.get_kind_display()} connection {conn} has no base URL: a superuser must set one before its token is sent anywhere."
+
+
+def web_scope_problem(conn, url: str) -> str:
+    """Why the web connection's token may not be sent to `url` ("" when it may)."""
+    if not conn.url:
+        return _no_base_url(conn)
+    if not is_within(url, conn.url):
+        return f"“{shown(url)}” is not under {shown(conn.url)}, the base URL of {conn}: its token is sent only there."
+    return ""
+
+
 def fetch_web(url: str, conn=None) -> bytes:
     if conn is None:
         return get(url)
     headers = web_headers(conn)
     if headers or conn.url:
-        problem = scope_problem(conn, url)
+        problem = web_scope_problem(conn, url)
         if problem:
             raise ClientError(problem, permanent=True)
     return get(url, headers=headers, verify=conn.verify_tls, scope=conn.url)
 
 
 # --- GitLab --------------------------------------------------------------------
+
+
+def gitlab_scope_problem(conn, url: str) -> str:
+    """Why the GitLab connection's token may not be sent to `url`, which may be relative to the instance ("" when it may)."""
+    if not conn.url:
+        return _no_base_url(conn)
+    if not is_within(urljoin(conn.url.rstrip("/") + "/", url), conn.url):
+        return f"“{shown(url)}” is not on the GitLab instance {shown(conn.url)} of {conn}: its token is sent only there."
+    return ""
 
 
 def gitlab_file(conn, url: str, path: str = "") -> tuple[str, list[tuple[str, str]]]:
@@ -144,7 +166,7 @@ def gitlab_file(conn, url: str, path: str = "") -> tuple[str, list[tuple[str, st
     candidate, shortest branch first. A project URL without “/-/” takes the
     file path from `path` and reads the default branch (ref HEAD).
     """
-    problem = scope_problem(conn, url)
+    problem = gitlab_scope_problem(conn, url)
     if problem:
         raise ClientError(problem, permanent=True)
     base_url = conn.url.rstrip("/") + "/"
@@ -211,5 +233,25 @@ def check_web(conn) -> str:
     return f"Fetched {len(urls)} URL(s) that use this connection: {', '.join(shown(u) for u in urls)}."
 
 
-def test(conn) -> str:
-    return check_gitlab(conn) if conn.kind == "gitlab" else check_web(conn)
+class GitLabClient(Client):
+    def test(self) -> str:
+        return check_gitlab(self.conn)
+
+    def scope_problem(self, url: str) -> str:
+        return gitlab_scope_problem(self.conn, url)
+
+    def fetch(self, url: str, path: str = "") -> bytes:
+        return fetch_gitlab(self.conn, url, path)
+
+
+class WebClient(Client):
+    """Also made without a connection (None), for a public URL fetched without a token."""
+
+    def test(self) -> str:
+        return check_web(self.conn)
+
+    def scope_problem(self, url: str) -> str:
+        return web_scope_problem(self.conn, url) if self.conn is not None else ""
+
+    def fetch(self, url: str, path: str = "") -> bytes:
+        return fetch_web(url, self.conn)

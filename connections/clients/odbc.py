@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 
 import pyodbc
 
 from connections.clients import deadline
-from connections.clients.base import ClientError
+from connections.clients.base import Client, ClientError, RowSink
 
 # SQLSTATE classes where trying again cannot help: syntax and access rules,
 # data errors, a missing driver or data source, refused credentials.
@@ -54,9 +54,9 @@ def streaming_odbc(odbc: str, dialect: str, batch: int, login_timeout: int = 0) 
 
     Mainly streaming: psqlodbc holds every row unless told to use a cursor
     (measured: 430 MB for 1M rows by default, ~30 MB with UseDeclareFetch),
-    and so does sqliteodbc unless it steps (StepAPI). The table of every
+    and so does sqliteodbc unless it steps (StepAPI). For MariaDB also its own
+    login timeout and several statements per batch. The table of every
     driver's options is in docs/databases.md.
-    For MariaDB also its own login timeout and several statements per batch.
     """
     extra = ""
     if dialect == "postgresql" and not _has_option(odbc, "UseDeclareFetch"):
@@ -132,13 +132,39 @@ def connect(conn, *, batch: int = 5000):
             raise timeout_error(exc, label, "Connecting", f"login timeout of {conn.login_timeout} s") from None
         raise map_error(exc, label, "Connecting") from None
     try:
+        _check_dialect(cnxn, conn)
         if conn.query_timeout:
             _apply_query_timeout(cnxn, conn)
         if conn.read_only:
             _apply_read_only(cnxn, conn)
         yield cnxn
     finally:
-        cnxn.close()
+        _close(cnxn)
+
+
+def _close(cnxn) -> None:
+    if not cnxn.autocommit:  # a read-only PostgreSQL transaction: nothing in it is kept
+        with suppress(pyodbc.Error):
+            cnxn.rollback()
+    cnxn.close()
+
+
+# SQL_DBMS_NAME (lower case) → the dialect that database needs. SQL bounds
+# (tasks/sqlbounds.py) and the read-only setting follow the connection's
+# dialect, so a database that is not the dialect it is saved with is refused
+# where that matters: SQLite always, the others when read only.
+DBMS_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgresql", "mariadb": "mysql", "mysql": "mysql", "microsoft sql server": "mssql"}
+
+
+def _check_dialect(cnxn, conn) -> None:
+    dbms = str(cnxn.getinfo(pyodbc.SQL_DBMS_NAME)).strip()
+    needed = DBMS_DIALECTS.get(dbms.lower())
+    if needed and needed != (conn.dialect or "other") and (needed == "sqlite" or conn.read_only):
+        raise ClientError(
+            f"{conn} reaches a {dbms} database, but its SQL dialect is not set to {dbms}: "
+            f"set it, so that {dbms}'s bounds and read-only setting apply.",
+            permanent=True,
+        )
 
 
 # Server-side limits where a driver ignores or refuses ODBC's query timeout
@@ -163,8 +189,11 @@ def _apply_query_timeout(cnxn, conn) -> None:
 
 
 # "Read only" is enforced by the server where it can be: the session refuses
-# writes, whatever the SQL looks like. Elsewhere (SQL Server, other) the ODBC
-# access mode is only a hint to the driver; a read-only login is the real guard.
+# writes, whatever the SQL looks like. tasks/sqlbounds.py refuses the SQL that
+# would switch it back. SQL Server and other databases have no such session
+# setting: the ODBC access mode below is only a hint to the driver, which the
+# server does not enforce, and ApplicationIntent=ReadOnly only routes to a
+# readable replica; there a login with read rights only is the real guard.
 READ_ONLY_SQL = {
     "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
     "mysql": "SET SESSION TRANSACTION READ ONLY",
@@ -181,8 +210,23 @@ def _apply_read_only(cnxn, conn) -> None:
             cnxn.execute(statement)
         else:
             cnxn.set_attr(pyodbc.SQL_ATTR_ACCESS_MODE, SQL_MODE_READ_ONLY)
+        if conn.dialect == "postgresql":
+            _hold_read_only_transaction(cnxn)
     except pyodbc.Error as exc:
         raise map_error(exc, str(conn), "Making the session read only") from None
+
+
+def _hold_read_only_transaction(cnxn) -> None:
+    """Open the one transaction every batch runs in, and take its snapshot.
+
+    Any statement may reset the session's default, even with the setting's
+    name in a string (set_config('default_transaction_read_only', 'off',
+    false)), but once a read-only transaction has taken its snapshot the
+    server refuses to make it writable; only ending it could, and
+    tasks/sqlbounds.py refuses the statements that end it.
+    """
+    cnxn.autocommit = False
+    cnxn.execute("SELECT 1").fetchall()
 
 
 def _query_error(exc: pyodbc.Error, conn, doing: str) -> ClientError:
@@ -195,28 +239,31 @@ def _query_error(exc: pyodbc.Error, conn, doing: str) -> ClientError:
     return map_error(exc, label, doing)
 
 
-RowSink = Callable[[list[str], Iterator[list[tuple]]], None]
+class DatabaseClient(Client):
+    """Each query connects on its own: all its batches run in one database session."""
 
+    def test(self) -> str:
+        with connect(self.conn) as cnxn:
+            dbms = cnxn.getinfo(pyodbc.SQL_DBMS_NAME)
+            version = cnxn.getinfo(pyodbc.SQL_DBMS_VER)
+        return f"Connected to {dbms} {version} ({self.conn})."
 
-def run_query(conn, batches: list[str], sink: RowSink, *, batch: int = 5000) -> bool:
-    """Run the batches in order in one session; the first result set with columns goes to `sink`.
-
-    Row-count-only results (INSERT/UPDATE, NOCOUNT OFF) before it are skipped.
-    Returns whether a result set was found.
-    """
-    exported = False
-    with connect(conn, batch=batch) as cnxn:
-        cursor = cnxn.cursor()
-        # The run's deadline cancels the query wherever it blocks: executing or fetching.
-        with deadline.Watchdog(cursor.cancel, f"The query on {conn}", own=_watched_query_timeout(conn)):
-            for number, sql in enumerate(batches, 1):
-                doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
-                try:
-                    cursor.execute(sql)
-                    exported = _export_results(cursor, sink, batch, exported)
-                except pyodbc.Error as exc:
-                    raise _query_error(exc, conn, doing) from None
-    return exported
+    def run_query(self, batches: list[str], sink: RowSink, *, batch: int = 5000, values: Sequence[Sequence[str]] = ()) -> bool:
+        """Row-count-only results (INSERT/UPDATE, NOCOUNT OFF) before the first result set with columns are skipped."""
+        exported = False
+        with connect(self.conn, batch=batch) as cnxn:
+            cursor = cnxn.cursor()
+            # The run's deadline cancels the query wherever it blocks: executing or fetching.
+            with deadline.Watchdog(cursor.cancel, f"The query on {self.conn}", own=_watched_query_timeout(self.conn)):
+                for number, sql in enumerate(batches, 1):
+                    doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
+                    bound = values[number - 1] if values else ()
+                    try:
+                        cursor.execute(sql, *bound) if bound else cursor.execute(sql)
+                        exported = _export_results(cursor, sink, batch, exported)
+                    except pyodbc.Error as exc:
+                        raise _query_error(exc, self.conn, doing) from None
+        return exported
 
 
 # Drivers that accept ODBC's query timeout and then ignore it: Courier's watchdog enforces it.
@@ -243,10 +290,3 @@ def _fetch_batches(cursor, batch: int) -> Iterator[list[tuple]]:
     while rows := cursor.fetchmany(batch):
         yield rows
         deadline.check("Fetching the query's rows")
-
-
-def test(conn) -> str:
-    with connect(conn) as cnxn:
-        dbms = cnxn.getinfo(pyodbc.SQL_DBMS_NAME)
-        version = cnxn.getinfo(pyodbc.SQL_DBMS_VER)
-    return f"Connected to {dbms} {version} ({conn})."

@@ -1,4 +1,4 @@
-"""What the file-server clients share beyond base.py: folder entries and wildcard matching.
+"""Wildcard matching of remote paths, over any client that lists folders (`Client.entries`).
 
 Matching follows the shell, one path segment at a time: `*`, `?`, `[seq]`
 and `[!seq]` never match a `/`, and a name starting with “.” is matched only
@@ -11,31 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-from dataclasses import dataclass
-from typing import Protocol
 
-from connections.clients.base import ClientError
+from connections.clients.base import Client, ClientError, Entry, RemoteNotFound
 
 MAGIC = frozenset("*?[")
-
-
-@dataclass(frozen=True, order=True)
-class Entry:
-    """One name in a remote folder."""
-
-    name: str
-    is_dir: bool = False
-
-
-class RemoteNotFound(ClientError):
-    """A remote folder or file that does not exist (to a wildcard search: no match)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, permanent=True)
-
-
-class Lister(Protocol):
-    def entries(self, folder: str = "") -> list[Entry]: ...
 
 
 def has_magic(text: str) -> bool:
@@ -57,14 +36,14 @@ def _matches(name: str, segment: str) -> bool:
     return fnmatch.fnmatchcase(name, segment)
 
 
-def _listing(client: Lister, folder: str) -> list[Entry]:
+def _listing(client: Client, folder: str) -> list[Entry]:
     try:
         return client.entries(folder)
     except RemoteNotFound:
         return []
 
 
-def expand(client: Lister, pattern: str) -> list[str]:
+def expand(client: Client, pattern: str) -> list[str]:
     """Every file that matches `pattern` (relative to the client's base folder), sorted.
 
     Folders along the way may be wildcards too; a folder that does not exist

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import stat
-from contextlib import contextmanager
 from pathlib import Path
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from connections.clients import deadline
-from connections.clients.base import AtomicUpload, ClientError, join_remote
-from connections.clients.remote import Entry, RemoteNotFound
+from connections.clients.base import ClientError, Entry, FileServerClient, RemoteNotFound, join_remote
 from connections.clients.ssh_transport import open_ssh, raise_if_unpinned
 
 # paramiko's default 32 KiB requests leave the link idle between round trips;
@@ -67,15 +66,45 @@ def write_request_size(channel: paramiko.Channel, handle: bytes, limit: int) -> 
     return max(1, min(limit, packets * per_packet - overhead))
 
 
-class SftpClient(AtomicUpload):
+class SftpClient(deadline.WatchedSession, FileServerClient):
     # A dropped session raises paramiko's own errors, not OSError.
     TRANSFER_ERRORS = (OSError, EOFError, paramiko.SSHException)
 
-    def __init__(self, conn, sftp: paramiko.SFTPClient) -> None:
-        self.conn = conn
-        self.sftp = sftp
-        self.label = str(conn)
+    def __init__(self, conn) -> None:
+        super().__init__(conn)
+        self.ssh: paramiko.SSHClient | None = None
+        self.sftp: paramiko.SFTPClient | None = None
         self._write_limit: int | None = None
+
+    def open(self) -> None:
+        self.ssh = open_ssh(self.conn)
+        try:
+            self.sftp = self.ssh.open_sftp()
+        except (paramiko.SSHException, OSError) as exc:
+            self.close()
+            raise ClientError(f"{self.label} accepted the login but refused SFTP: {exc}") from None
+        self.sftp.get_channel().settimeout(120)
+
+    def close(self) -> None:
+        for part in (self.sftp, self.ssh):
+            if part is not None:
+                part.close()
+        self.sftp = self.ssh = None
+
+    def shut(self) -> None:
+        # The transport sees its socket end and closes every channel: blocked reads and writes fail.
+        transport = self.ssh.get_transport() if self.ssh is not None else None
+        if transport is not None:
+            with contextlib.suppress(OSError):
+                transport.sock.shutdown(socket.SHUT_RDWR)
+
+    def test(self) -> str:
+        """Log in and list the base folder; with no pinned host key, only read the server's key (UnpinnedHostKey)."""
+        raise_if_unpinned(self.conn)
+        with self:
+            entries = self.list()
+        conn = self.conn
+        return f"Connected to {conn.host}:{conn.effective_port} as {conn.username}; {len(entries)} entries in “{conn.folder or '.'}”."
 
     @property
     def write_limit(self) -> int:
@@ -86,14 +115,7 @@ class SftpClient(AtomicUpload):
     def path(self, *parts: str) -> str:
         return join_remote(self.conn.folder, *parts)
 
-    def list(self, folder: str = "") -> list[str]:
-        try:
-            return sorted(self.sftp.listdir(self.path(folder)))
-        except OSError as exc:
-            raise self._error("list", self.path(folder), exc) from None
-
     def entries(self, folder: str = "") -> list[Entry]:
-        """Names in a folder with whether each is a folder (for wildcard matching)."""
         path = self.path(folder) or "."
         try:
             attrs = self.sftp.listdir_attr(path)
@@ -138,53 +160,11 @@ class SftpClient(AtomicUpload):
             # Plain SFTP rename refuses an existing target, which is what "fail" wants.
             self.sftp.rename(temp, final)
 
-    def _remove_quietly(self, path: str) -> None:
-        try:
-            self.sftp.remove(path)
-        except Exception:  # noqa: BLE001 - cleanup after a failure must not hide that failure
-            pass
+    def _remove(self, path: str) -> None:
+        self.sftp.remove(path)
 
     def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
         code = getattr(exc, "errno", None)
         permanent = isinstance(exc, (FileNotFoundError, PermissionError)) or code in (errno.ENOENT, errno.EACCES)
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return ClientError(f"Cannot {verb} {path} on {self.label}: {reason}.", permanent=permanent)
-
-    def is_dir(self, path: str) -> bool:
-        try:
-            return stat.S_ISDIR(self.sftp.stat(path).st_mode)
-        except OSError:
-            return False
-
-
-@contextmanager
-def session(conn):
-    ssh = open_ssh(conn)
-    try:
-        try:
-            sftp = ssh.open_sftp()
-        except (paramiko.SSHException, OSError) as exc:
-            raise ClientError(f"{conn} accepted the login but refused SFTP: {exc}") from None
-        sftp.get_channel().settimeout(120)
-        with sftp, deadline.Watchdog(lambda: _shut(ssh), f"The session with {conn}"):
-            yield SftpClient(conn, sftp)
-    finally:
-        ssh.close()
-
-
-def _shut(ssh: paramiko.SSHClient) -> None:
-    """Wake any call blocked on the session: its transport sees the socket end and closes every channel."""
-    transport = ssh.get_transport()
-    if transport is not None:
-        try:
-            transport.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def test(conn) -> str:
-    """Log in and list the base folder; with no pinned host key, only read the server's key (UnpinnedHostKey)."""
-    raise_if_unpinned(conn)
-    with session(conn) as client:
-        entries = client.list()
-    return f"Connected to {conn.host}:{conn.effective_port} as {conn.username}; {len(entries)} entries in “{conn.folder or '.'}”."

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from contextlib import contextmanager
 from pathlib import Path
 
 # smbprotocol notices a dead server only through its keep-alive echo, sent
@@ -20,29 +19,27 @@ os.environ.setdefault("SMB_EXPERIMENTAL_TRANSPORT_RECEIVE_TIMEOUT", "60")
 
 import smbclient  # noqa: E402
 from smbclient._io import SMBFileTransaction, SMBRawIO, set_info  # noqa: E402
+from smbprotocol import exceptions as smb_errors  # noqa: E402
 from smbprotocol._text import to_text  # noqa: E402
 from smbprotocol.file_info import FileRenameInformation  # noqa: E402
-from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask  # noqa: E402
-from smbprotocol import exceptions as smb_errors  # noqa: E402
 from smbprotocol.header import NtStatus  # noqa: E402
+from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask  # noqa: E402
 
 from connections.clients import deadline  # noqa: E402
-from connections.clients.base import AtomicUpload, ClientError, join_remote  # noqa: E402
-from connections.clients.remote import Entry, RemoteNotFound  # noqa: E402
+from connections.clients.base import ClientError, Entry, FileServerClient, RemoteNotFound, join_remote  # noqa: E402
 
 CONNECT_TIMEOUT = 20
 BLOCK = 1024 * 1024
 NOT_FOUND = (smb_errors.ObjectNameNotFound, smb_errors.ObjectPathNotFound, smb_errors.NoSuchFile)
 
 
-class SmbClient(AtomicUpload):
+class SmbClient(deadline.WatchedSession, FileServerClient):
     # smbclient raises its own exception types besides OSError.
     TRANSFER_ERRORS = (Exception,)
 
-    def __init__(self, conn, cache: dict) -> None:
-        self.conn = conn
-        self.label = str(conn)
-        self.cache = cache
+    def __init__(self, conn) -> None:
+        super().__init__(conn)
+        self.cache: dict | None = None
 
     @property
     def options(self) -> dict:
@@ -54,6 +51,61 @@ class SmbClient(AtomicUpload):
             "username": _login_name(self.conn),
             "password": self.conn.password or None,
         }
+
+    def open(self) -> None:
+        conn, cache = self.conn, {}
+        port = conn.effective_port
+        try:
+            smbclient.register_session(
+                conn.host, username=_login_name(conn), password=conn.password or None, port=port,
+                connection_timeout=deadline.limit(CONNECT_TIMEOUT), connection_cache=cache,
+            )
+        except Exception as exc:  # noqa: BLE001
+            smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
+            raise _map_error(exc, f"Cannot connect to {conn.host}:{port} ({conn})") from None
+        self.cache = cache
+        try:
+            self._check_share()
+        except ClientError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.cache is not None:
+            smbclient.reset_connection_cache(fail_on_error=False, connection_cache=self.cache)
+        self.cache = None
+
+    def shut(self) -> None:
+        for connection in list((self.cache or {}).values()):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
+
+    def test(self) -> str:
+        """Connect, log in, open the share and list the base folder."""
+        conn = self.conn
+        with self:
+            entries = self.list()
+        return (
+            f"Connected to \\\\{conn.host}\\{conn.share} (port {conn.effective_port}) as {_login_name(conn)}; "
+            f"{len(entries)} entries in “{conn.folder or '.'}”."
+        )
+
+    def remote_path(self, text: str) -> str:
+        # Windows users write share paths with backslashes.
+        return text.replace("\\", "/")
+
+    def _check_share(self) -> None:
+        # A missing share comes back from smbclient as a plain "not found" (after
+        # a DFS lookup), which a wildcard search would read as "no match".
+        conn = self.conn
+        try:
+            smbclient.stat(self.unc(""), **self.options)
+        except Exception as exc:  # noqa: BLE001
+            error = _map_error(exc, f"Cannot open the share {conn.share} on {conn.host} ({self.label})")
+            if isinstance(error, RemoteNotFound):
+                raise ClientError(f"The share “{conn.share}” does not exist on {conn.host} ({self.label}).", permanent=True) from None
+            raise error from None
 
     def path(self, *parts: str) -> str:
         return join_remote(self.conn.folder.replace("\\", "/"), *parts)
@@ -73,9 +125,6 @@ class SmbClient(AtomicUpload):
         except Exception as exc:  # noqa: BLE001 - every smbprotocol failure becomes a ClientError
             raise self._error("list", path, exc) from None
         return sorted(found)
-
-    def list(self, folder: str = "") -> list[str]:
-        return [entry.name for entry in self.entries(folder)]
 
     def download(self, remote: str, local: Path) -> None:
         path = self.path(remote)
@@ -123,11 +172,8 @@ class SmbClient(AtomicUpload):
                 rename["file_name"] = to_text(self.inside(final))
                 set_info(transaction, rename)
 
-    def _remove_quietly(self, path: str) -> None:
-        try:
-            smbclient.remove(self.unc(path), **self.options)
-        except Exception:  # noqa: BLE001 - cleanup after a failure must not hide that failure
-            pass
+    def _remove(self, path: str) -> None:
+        smbclient.remove(self.unc(path), **self.options)
 
     def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
         return _map_error(exc, f"Cannot {verb} {path or 'the base folder'} on {self.label}")
@@ -159,53 +205,3 @@ def _map_error(exc: BaseException, doing: str) -> ClientError:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return ClientError(f"{doing}: {message}")
 
-
-@contextmanager
-def session(conn, **_):
-    cache: dict = {}
-    port = conn.effective_port
-    try:
-        smbclient.register_session(
-            conn.host, username=_login_name(conn), password=conn.password or None, port=port,
-            connection_timeout=deadline.limit(CONNECT_TIMEOUT), connection_cache=cache,
-        )
-    except Exception as exc:  # noqa: BLE001
-        smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
-        raise _map_error(exc, f"Cannot connect to {conn.host}:{port} ({conn})") from None
-    try:
-        with deadline.Watchdog(lambda: _shut(cache), f"The session with {conn}"):
-            client = SmbClient(conn, cache)
-            _check_share(client)
-            yield client
-    finally:
-        smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
-
-
-def _shut(cache: dict) -> None:
-    """Wake any call blocked on the session's connections (called from the watchdog's thread)."""
-    for connection in list(cache.values()):
-        transport = getattr(connection, "transport", None)
-        if transport is not None:
-            transport.close()
-
-
-def _check_share(client: SmbClient) -> None:
-    # A missing share comes back from smbclient as a plain "not found" (after
-    # a DFS lookup), which a wildcard search would read as "no match".
-    try:
-        smbclient.stat(client.unc(""), **client.options)
-    except Exception as exc:  # noqa: BLE001
-        error = _map_error(exc, f"Cannot open the share {client.conn.share} on {client.conn.host} ({client.label})")
-        if isinstance(error, RemoteNotFound):
-            raise ClientError(f"The share “{client.conn.share}” does not exist on {client.conn.host} ({client.label}).", permanent=True) from None
-        raise error from None
-
-
-def test(conn) -> str:
-    """Connect, log in, open the share and list the base folder."""
-    with session(conn) as client:
-        entries = client.list()
-    return (
-        f"Connected to \\\\{conn.host}\\{conn.share} (port {conn.effective_port}) as {_login_name(conn)}; "
-        f"{len(entries)} entries in “{conn.folder or '.'}”."
-    )

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Callable
 from typing import BinaryIO
 
 import paramiko
 
-from connections.clients.base import ClientError
+from connections.clients.base import Client, ClientError, LineSink
 from connections.clients.ssh_transport import CHANNEL_TIMEOUT, describe_key, open_ssh, raise_if_unpinned
 
 CHUNK = 64 * 1024
 # How long one wait for output lasts before the deadline is looked at again.
 POLL_SECONDS = 0.5
-
-LineSink = Callable[[str], None]
 
 
 class _Lines:
@@ -44,28 +41,6 @@ class _Lines:
 
 
 EOF_GRACE_SECONDS = 2.0
-
-
-def run_command(
-    conn,
-    command: str,
-    *,
-    on_stdout: LineSink,
-    on_stderr: LineSink,
-    stdout_file: BinaryIO | None = None,
-    timeout: float,
-) -> int:
-    """Run `command` and return its exit status; stopped with a ClientError after `timeout` seconds."""
-    client = open_ssh(conn)
-    try:
-        try:
-            channel = client.get_transport().open_session(timeout=CHANNEL_TIMEOUT)
-            channel.exec_command(command)
-        except (paramiko.SSHException, OSError) as exc:
-            raise ClientError(f"{conn} accepted the login but could not start the command: {exc}") from None
-        return _pump(channel, _Lines(on_stdout), _Lines(on_stderr), stdout_file, time.monotonic() + timeout, timeout, str(conn))
-    finally:
-        client.close()
 
 
 def _pump(channel, out: _Lines, err: _Lines, stdout_file, deadline: float, timeout: float, label: str) -> int:
@@ -99,12 +74,29 @@ def _pump(channel, out: _Lines, err: _Lines, stdout_file, deadline: float, timeo
     return channel.recv_exit_status()
 
 
-def test(conn) -> str:
-    """Log in without running anything; with no pinned host key, only read the server's key (UnpinnedHostKey)."""
-    raise_if_unpinned(conn)
-    client = open_ssh(conn)
-    try:
-        key = client.get_transport().get_remote_server_key()
-    finally:
-        client.close()
-    return f"Logged in to {conn.host}:{conn.effective_port} as {conn.username}; host key {describe_key(key)}."
+class SshClient(Client):
+    """Each command gets its own login: one command is one session."""
+
+    def test(self) -> str:
+        """Log in without running anything; with no pinned host key, only read the server's key (UnpinnedHostKey)."""
+        conn = self.conn
+        raise_if_unpinned(conn)
+        client = open_ssh(conn)
+        try:
+            key = client.get_transport().get_remote_server_key()
+        finally:
+            client.close()
+        return f"Logged in to {conn.host}:{conn.effective_port} as {conn.username}; host key {describe_key(key)}."
+
+    def run_command(self, command: str, *, on_stdout: LineSink, on_stderr: LineSink,
+                    stdout_file: BinaryIO | None = None, timeout: float) -> int:
+        client = open_ssh(self.conn)
+        try:
+            try:
+                channel = client.get_transport().open_session(timeout=CHANNEL_TIMEOUT)
+                channel.exec_command(command)
+            except (paramiko.SSHException, OSError) as exc:
+                raise ClientError(f"{self.label} accepted the login but could not start the command: {exc}") from None
+            return _pump(channel, _Lines(on_stdout), _Lines(on_stderr), stdout_file, time.monotonic() + timeout, timeout, self.label)
+        finally:
+            client.close()

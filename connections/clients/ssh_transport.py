@@ -40,14 +40,13 @@ def host_key_line(key: paramiko.PKey) -> str:
 
 
 def load_private_key(text: str, passphrase: str, label: str) -> paramiko.PKey:
-    errors = []
     for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return key_class.from_private_key(io.StringIO(text), password=passphrase or None)
         except paramiko.PasswordRequiredException:
             raise ClientError(f"The private key of {label} needs a passphrase.", permanent=True) from None
-        except (paramiko.SSHException, ValueError, TypeError) as exc:
-            errors.append(str(exc))
+        except (paramiko.SSHException, ValueError, TypeError):
+            continue  # not a key of this type: try the next
     raise ClientError(
         f"The private key of {label} cannot be read (wrong passphrase, or not an RSA, ECDSA or Ed25519 key).",
         permanent=True,

@@ -11,11 +11,10 @@ from pathlib import Path
 from django.conf import settings
 
 from connections.clients.deadline import Deadline
-from connections.models import SECRET_FIELDS
+from projects.parameters import Param, merge, resolve
 from runs.models import Run, RunFile
 from runs.pipeline.log import RunLogger
 from tasks.models import Task
-from tasks.parameters import Param, merge, resolve
 
 
 @dataclass
@@ -42,10 +41,6 @@ class RunContext:
     # The run's one deadline (the task's timeout), which every stage obeys; None outside a run.
     deadline: Deadline | None = None
 
-    @property
-    def sensitive_values(self) -> list[str]:
-        return [p.value for p in self.params if p.sensitive]
-
 
 def intended_time(run: Run, task: Task) -> datetime:
     """The run's intended time in the project's zone: dates in names come from it."""
@@ -56,16 +51,6 @@ def load_parameters(task: Task, at: datetime) -> list[Param]:
     project = [p.as_param() for p in task.project.parameters.all()]
     own = [p.as_param() for p in task.parameters.all()]
     return resolve(merge(project, own), at)
-
-
-def connection_secrets(task: Task) -> list[str]:
-    """Every secret of every connection the task uses, so the log can mask them."""
-    connections = [task.source_connection, *(d.connection for d in task.destinations.all())]
-    connections += [c.connection for c in task.code_locations.all()]
-    values = []
-    for conn in filter(None, connections):
-        values += [getattr(conn, name) for name in SECRET_FIELDS]
-    return values
 
 
 def make_workdir(run: Run) -> Path:

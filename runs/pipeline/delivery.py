@@ -15,8 +15,9 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from connections.clients import ClientError, client_for, deadline
+from connections.clients import ClientError, deadline
 from connections.clients.base import IfExists
+from connections.kinds import client_for
 from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunFile, Stage
 from runs.pipeline.context import RunContext
 from runs.pipeline.errors import StageFailure
@@ -82,7 +83,7 @@ def deliver_to(log: RunLogger, destination: Destination, deliveries: list[Delive
     """Upload through one session; returns the errors met (each failed file is recorded)."""
     errors: list[ClientError] = []
     try:
-        with client_for(destination.kind).session(destination.connection) as client:
+        with client_for(destination.connection) as client:
             for delivery in deliveries:
                 try:
                     _upload_one(log, client, destination, delivery, local[delivery.file_id])

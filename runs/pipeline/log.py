@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from django.utils import timezone
 
+from connections.masking import Masker, masker_for
 from runs.models import LogLevel, Run, RunLog
-
-MASK = "********"
 
 
 class RunLogger:
     def __init__(self, run: Run, echo: Callable[[str], None] | None = None) -> None:
         self.run = run
         self.echo = echo
-        self._secrets: list[str] = []
-
-    def add_secrets(self, values: Iterable[str]) -> None:
-        """Values never to be written anywhere; longest first so a value containing another is masked whole."""
-        merged = set(self._secrets) | {v for v in values if v and len(v) >= 3}
-        self._secrets = sorted(merged, key=len, reverse=True)
+        # Courier's own keys from the first line on; the runner sets the task's
+        # masker (tasks/masking.py) once the parameters are read.
+        self.masker: Masker = masker_for()
 
     def mask(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
-        return text
+        return self.masker.mask(text)
 
     def write(self, stage: str, message: str, level: str = LogLevel.INFO) -> None:
         message = self.mask(message)

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import PurePosixPath
 
+from projects.parameters import Param, ParameterError, check_file_name, substitute
 from runs.models import Stage
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.formats import EXTENSIONS
 from tasks.models import OutputType, Task
-from tasks.parameters import Param, ParameterError, check_file_name, substitute
 
 STAGE = Stage.OUTPUT
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from projects.parameters import ParameterError
 from runs import sandbox, venvs
 from runs.models import SiteState, Stage
 from runs.pipeline.context import LocalFile, RunContext
@@ -25,7 +26,6 @@ from runs.requirements import FROM_IMPORTS, Requirements, RequirementsError, res
 from tasks.code import CodeError, code_location
 from tasks.models import CodeRole, SourceKind
 from tasks.packages import Script, fetch_script
-from tasks.parameters import ParameterError
 
 STAGE = Stage.PROCESSING
 # Beyond this many lines a chatty script keeps running, but its output is no longer logged;

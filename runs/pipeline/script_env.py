@@ -21,24 +21,18 @@ from pathlib import Path
 
 from django.conf import settings
 
-from connections.models import KIND_FIELDS, Connection
+from connections.kinds import KINDS
+from connections.masking import courier_secrets
+from connections.models import Connection
+from projects.parameters import env_vars
 from runs.pipeline.context import RunContext
 from runs.procs import RUN_MARKER
-from tasks.parameters import env_vars
 
 ALWAYS_HIDDEN = ("SECRET_KEY", "COURIER_SECRET_KEYS", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "COURIER_PIP_OPTIONS")
 # They would point the script's interpreter at the worker's own packages.
 PYTHON_OVERRIDES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")
 # Shorter values are too likely to occur by chance inside an unrelated variable.
 MIN_CONTAINED_SECRET = 8
-
-
-def courier_secret_values() -> list[str]:
-    """Values of Courier's own secrets as the settings hold them."""
-    values = [settings.SECRET_KEY, *settings.COURIER_SECRET_KEYS, getattr(settings, "REDIS_URL", "")]
-    values += [db.get("PASSWORD", "") for db in settings.DATABASES.values()]
-    values.append(getattr(settings, "EMAIL_HOST_PASSWORD", ""))
-    return [v for v in values if v]
 
 
 def _carries_secret(value: str, secrets: list[str]) -> bool:
@@ -48,7 +42,7 @@ def _carries_secret(value: str, secrets: list[str]) -> bool:
 def worker_environment() -> dict[str, str]:
     """The worker's variables without Courier's secrets (for scripts and for pip)."""
     hidden = {*ALWAYS_HIDDEN, *PYTHON_OVERRIDES, *settings.COURIER_SCRIPT_ENV_EXCLUDE}
-    secrets = courier_secret_values()
+    secrets = courier_secrets()
     return {k: v for k, v in os.environ.items() if k not in hidden and not _carries_secret(v, secrets)}
 
 
@@ -56,7 +50,7 @@ def connection_json(conn: Connection | None) -> dict | None:
     if conn is None:
         return None
     data = {"id": conn.pk, "name": conn.name, "organization": conn.organization.name, "kind": conn.kind}
-    for name in KIND_FIELDS.get(conn.kind, ()):
+    for name in KINDS[conn.kind].fields:
         data[name] = getattr(conn, name)
     data["port"] = conn.effective_port
     return data

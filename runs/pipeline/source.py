@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 
 from connections.clients import ClientError
-from connections.clients import odbc
+from connections.kinds import Reads, client_for
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
@@ -18,7 +18,9 @@ from runs.pipeline.source_ssh import run_ssh
 from runs.ticker import Ticker
 from tasks.code import CodeError, code_location, load_text
 from tasks.models import CodeRole, SourceKind
-from tasks.sqltext import SqlError, render
+from tasks.sqlbind import Batch, bind, bindings, bound_summary
+from tasks.sqlbounds import SqlRefused, check_for
+from tasks.sqltext import SqlError
 
 STAGE = Stage.SOURCE
 
@@ -34,10 +36,13 @@ def source_code(ctx: RunContext) -> str:
     return text
 
 
-def prepared_sql(ctx: RunContext) -> list[str]:
+def prepared_sql(ctx: RunContext) -> list[Batch]:
     conn = ctx.task.source_connection
     try:
-        batches = render(source_code(ctx), conn.dialect or "other", ctx.params)
+        batches = bind(source_code(ctx), conn.dialect or "other", ctx.params)
+        check_for(conn, [b.sql for b in batches])  # every batch, before the first one runs
+    except SqlRefused as exc:
+        raise StageFailure(STAGE, str(exc), permanent=True) from None
     except SqlError as exc:
         raise StageFailure(STAGE, f"The query cannot be prepared: {exc}", permanent=True) from None
     if not batches:
@@ -52,6 +57,8 @@ def run_database(ctx: RunContext) -> None:
     path = ctx.workdir / "out" / name
     path.parent.mkdir(exist_ok=True)
     ctx.log.info(STAGE, f"Running the query on {conn} ({len(batches)} batch{'es' if len(batches) > 1 else ''}).")
+    if bound := bindings(batches, ctx.params):
+        ctx.log.info(STAGE, f"Bound as text: {bound_summary(bound)}.")
     writer_box = []
     counter = LiveRowCount(ctx, settings.COURIER_ROWCOUNT_SECONDS)
 
@@ -65,7 +72,8 @@ def run_database(ctx: RunContext) -> None:
 
     try:
         with counter:
-            found = odbc.run_query(conn, batches, sink, batch=settings.COURIER_FETCH_BATCH)
+            found = client_for(conn).run_query([b.sql for b in batches], sink, batch=settings.COURIER_FETCH_BATCH,
+                                               values=[b.values for b in batches])
     except ClientError as exc:
         raise StageFailure(STAGE, str(exc), permanent=exc.permanent) from None
     finally:
@@ -125,20 +133,19 @@ def run_python(ctx: RunContext) -> None:
     ctx.log.info(STAGE, "No data source: the processing script makes the data.")
 
 
+# By what the source does (connections/kinds.py).
 RUNNERS = {
-    SourceKind.DATABASE: run_database,
-    SourceKind.SFTP: run_files,
-    SourceKind.FTP: run_files,
-    SourceKind.SMB: run_files,
-    SourceKind.SSH: run_command,
-    SourceKind.PYTHON: run_python,
+    Reads.QUERY: run_database,
+    Reads.FILES: run_files,
+    Reads.COMMAND: run_command,
 }
 
 
 def run(ctx: RunContext) -> None:
-    kind = ctx.task.source_kind
-    try:
-        runner = RUNNERS[kind]
-    except KeyError:
-        raise StageFailure(STAGE, f"The {ctx.task.get_source_kind_display()} source is not supported yet.", permanent=True) from None
-    runner(ctx)
+    task = ctx.task
+    if task.source_kind == SourceKind.PYTHON:
+        run_python(ctx)
+    elif task.source_reads in RUNNERS:
+        RUNNERS[task.source_reads](ctx)
+    else:
+        raise StageFailure(STAGE, f"The {task.get_source_kind_display()} source is not supported yet.", permanent=True)

@@ -9,40 +9,43 @@ from __future__ import annotations
 
 import posixpath
 
-from connections.clients import ClientError, client_for
+from connections.clients import ClientError
+from connections.clients.base import Client, outside_base
 from connections.clients.remote import expand
+from connections.kinds import client_for
 from connections.secrets import SecretError
+from projects.parameters import ParameterError, substitute
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.naming import numbered
 from runs.pipeline.redelimit import redelimit
-from tasks.parameters import ParameterError, substitute
 
 STAGE = Stage.SOURCE
 
 
-def remote_pattern(ctx: RunContext) -> str:
+def remote_pattern(ctx: RunContext, client: Client) -> str:
     """The task's remote path with parameters and date patterns filled in (wildcards kept)."""
     try:
-        pattern = substitute(ctx.task.source_path, ctx.params, ctx.at).strip()
+        pattern = client.remote_path(substitute(ctx.task.source_path, ctx.params, ctx.at).strip())
     except ParameterError as exc:
         raise StageFailure(STAGE, f"The remote path cannot be made: {exc}", permanent=True) from None
-    if ctx.task.source_connection.kind == "smb":
-        # Windows users write share paths with backslashes.
-        pattern = pattern.replace("\\", "/")
     if not pattern:
         raise StageFailure(STAGE, "The task has no remote path to read.", permanent=True)
+    # Checked before connecting: a parameter's value may have carried the path out of the base folder.
+    if problem := outside_base(ctx.task.source_connection.folder, pattern):
+        raise StageFailure(STAGE, problem, permanent=True)
     return pattern
 
 
 def run_files(ctx: RunContext) -> None:
     conn = ctx.task.source_connection
-    pattern = remote_pattern(ctx)
+    client = client_for(conn)
+    pattern = remote_pattern(ctx, client)
     inbox = ctx.workdir / "in"
     inbox.mkdir(exist_ok=True)
     try:
-        with client_for(conn.kind).session(conn) as client:
+        with client:
             matches = expand(client, pattern)
             if not matches:
                 _no_match(ctx, pattern)

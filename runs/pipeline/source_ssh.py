@@ -14,7 +14,7 @@ import contextlib
 from pathlib import Path
 
 from connections.clients import ClientError, deadline
-from connections.clients.ssh import run_command
+from connections.kinds import client_for
 from connections.secrets import SecretError
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
@@ -48,8 +48,8 @@ def _discard(partial: Path | None) -> None:
 
 def _run(ctx: RunContext, command: str, partial: Path | None) -> int:
     with open(partial, "wb") if partial else contextlib.nullcontext() as stdout_file:
-        return run_command(
-            ctx.task.source_connection, command,
+        return client_for(ctx.task.source_connection).run_command(
+            command,
             on_stdout=_ignore if partial else _LogLines(ctx, "stdout"),
             on_stderr=_LogLines(ctx, "stderr"),
             stdout_file=stdout_file,

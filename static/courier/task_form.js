@@ -86,6 +86,7 @@
         indentUnit: 4,
         tabSize: 4,
         viewportMargin: Infinity,
+        readOnly: area.disabled ? "nocursor" : false, // a locked code field (no permission to write code)
       });
       editor.getWrapperElement().dataset.field = area.name;
       editors.push(editor);

@@ -6,13 +6,13 @@ from datetime import datetime
 
 from django.db.models import Prefetch
 
-from connections.models import KIND_FIELDS, SECRET_FIELDS, Connection, GpgKey, Organization
+from connections import kinds
+from connections.kinds import Reads
+from connections.models import Connection, GpgKey, Organization
 from projects.models import Project
-from tasks.models import CodeLocation, CodeRole, Task
+from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Task
 
 FORMAT_VERSION = 1
-# Model field → JSON key, where they differ.
-CONNECTION_KEYS = {"host": "host", "folder": "folder"}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -21,19 +21,15 @@ def _iso(value: datetime | None) -> str | None:
 
 def connection_data(conn: Connection, include_secrets: bool) -> dict:
     data = {"kind": conn.kind, "name": conn.name}
-    fields = KIND_FIELDS[conn.kind]
-    if conn.kind == "smb":
-        fields = tuple("server" if f == "host" else f for f in fields)
-    if conn.kind == "folder":
-        fields = ("path",)
-    for key in fields:
-        attribute = {"server": "host", "path": "folder"}.get(key, key)
-        if key == "port":
-            data[key] = conn.effective_port
-        elif attribute in SECRET_FIELDS:
-            data[key] = getattr(conn, attribute) if include_secrets else ""
+    kind = kinds.KINDS[conn.kind]
+    for field in kind.fields:
+        if field == "port":
+            value = conn.effective_port
+        elif field in kind.secrets:
+            value = getattr(conn, field) if include_secrets else ""
         else:
-            data[key] = getattr(conn, attribute)
+            value = getattr(conn, field)
+        data[kind.config_key(field)] = value
     return data
 
 
@@ -58,27 +54,26 @@ def code_data(code: CodeLocation | None) -> dict | None:
     if code is None:
         return None
     data: dict = {"location": code.location}
-    if code.location == "inline":
+    if code.location == CodeLocationKind.INLINE:
         data["text"] = code.text
-    elif code.location in ("sftp", "ftp", "smb"):
-        data.update(connection=str(code.connection) if code.connection else None, path=code.path)
     else:
-        data.update(connection=str(code.connection) if code.connection else None, url=code.url)
+        address = kinds.KINDS[code.location].code.address  # a path or a URL
+        data.update({"connection": str(code.connection) if code.connection else None, address: getattr(code, address)})
     if code.cache:
         data["cache"] = True
     return data
 
 
 def source_data(task: Task, codes: dict) -> dict:
-    kind = task.source_kind
+    kind, reads = task.source_kind, task.source_reads
     conn = str(task.source_connection) if task.source_connection else None
-    if kind == "database":
+    if reads == Reads.QUERY:
         return {"kind": kind, "connection": conn, "code": code_data(codes.get(CodeRole.SOURCE)),
                 "headers": task.source_headers, "fail_on_empty": task.source_fail_on_empty}
-    if kind in ("sftp", "ftp", "smb"):
+    if reads == Reads.FILES:
         return {"kind": kind, "connection": conn, "path": task.source_path,
                 "missing_ok": task.source_missing_ok, "delimiter": task.source_delimiter or None}
-    if kind == "ssh":
+    if reads == Reads.COMMAND:
         return {"kind": kind, "connection": conn, "code": code_data(codes.get(CodeRole.SOURCE)),
                 "stdout_as_file": task.source_stdout_as_file}
     return {"kind": kind}

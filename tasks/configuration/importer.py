@@ -11,45 +11,19 @@ from __future__ import annotations
 import zoneinfo
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from connections.models import KIND_FIELDS, SECRET_FIELDS, Connection, ConnectionKind, Dialect, GpgKey, Organization
+from connections import kinds
+from connections.clients.gpg import GpgError, inspect_key
+from connections.models import Connection, GpgKey, Organization
 from projects.models import IntervalUnit, Project, ProjectParameter
-from tasks.configuration import sections
+from tasks.configuration import schema, sections
 from tasks.configuration.reader import ConfigError, Reader
-from tasks.models import Task, TaskParameter
+from tasks.configuration.saving import assign, save_valid
+from tasks.models import CodeRole, Task, TaskParameter
+from tasks.validation import Draft, refusals
 
 FORMAT_VERSION = 1
-
-
-def assign(obj: models.Model, values: dict) -> bool:
-    """Set the values that differ; secrets are compared in clear text so an unchanged one is not re-encrypted."""
-    changed = False
-    for name, value in values.items():
-        field = obj._meta.get_field(name)
-        if field.is_relation:
-            # Compare ids: reading an unset relation of a new object raises.
-            current, new = getattr(obj, field.attname), value.pk if value is not None else None
-        else:
-            current, new = getattr(obj, name), value
-        if current != new:
-            setattr(obj, name, value)
-            changed = True
-    return changed
-
-
-def save_valid(reader: Reader, obj: models.Model, path: str, *, changed: bool = True, exclude=()) -> None:
-    if not (changed or obj.pk is None):
-        return
-    try:
-        obj.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        for field, messages in exc.message_dict.items():
-            for message in messages:
-                reader.error(path if field == "__all__" else f"{path}.{field}", message)
-        return
-    obj.save()
 
 
 class Importer:
@@ -86,7 +60,7 @@ class Importer:
             "contact_email": self.r.text(contact, "email", f"{path}.contact"),
             "contact_phone": self.r.text(contact, "phone", f"{path}.contact"),
         })
-        save_valid(self.r, org, path, changed=changed)
+        save_valid(self.r, org, path, changed=changed, keys=schema.ORGANIZATION_FIELD_KEYS)
         if org.pk:
             for i, conn in enumerate(self.r.items(data, "connections", path)):
                 self.connection(org, conn, f"{path}.connections[{i}]")
@@ -94,36 +68,35 @@ class Importer:
     def connection(self, org: Organization, data: dict, path: str) -> None:
         if self.r.obj(data, path) is None:
             return
-        kind = self.r.choice(data, "kind", path, ConnectionKind.values, what="connection kind")
+        key = self.r.choice(data, "kind", path, list(kinds.KINDS), what="connection kind")
         name = self.r.text(data, "name", path, required=True)
-        if kind is None:
+        if key is None:
             return
+        kind = kinds.KINDS[key]
         conn = Connection.objects.filter(organization=org, name=name).first() or Connection(organization=org, name=name)
-        conn.kind = kind
+        conn.kind = key
         values = {}
-        for field in KIND_FIELDS[kind]:
-            key = {"host": "server"}.get(field, field) if kind == "smb" else ("path" if kind == "folder" else field)
-            value = self._connection_value(data, key, field, path)
-            if field in SECRET_FIELDS and not value:
+        for field in kind.fields:
+            value = self._connection_value(data, kind.config_key(field), field, path)
+            if field in kind.secrets and not value:
                 continue  # an export without secrets keeps the stored ones
             values[field] = value
         changed = assign(conn, values) or conn.pk is None
         save_valid(self.r, conn, path, changed=changed, exclude=["organization"])
 
     def _connection_value(self, data: dict, key: str, field: str, path: str):
-        if field in ("port", "query_timeout", "login_timeout"):
-            return self.r.number(data, key, path, default=None if field == "port" else Connection._meta.get_field(field).default, nullable=field == "port")
-        if field in ("read_only", "tls"):
-            return self.r.flag(data, key, path)
-        if field == "verify_tls":
-            return self.r.flag(data, key, path, default=True)
-        if field == "dialect":
-            return self.r.choice(data, key, path, Dialect.values, default="other", what="dialect")
+        # Read as the model field's type, with its default when the key is left out.
+        model_field = Connection._meta.get_field(field)
+        default = model_field.get_default()
+        if isinstance(model_field, models.BooleanField):
+            return self.r.flag(data, key, path, default=default)
+        if isinstance(model_field, models.IntegerField):
+            return self.r.number(data, key, path, default=default, nullable=model_field.null)
+        if model_field.choices:
+            return self.r.choice(data, key, path, [value for value, _ in model_field.choices], default=default, what=field)
         return self.r.text(data, key, path)
 
     def gpg_key(self, data: dict, path: str) -> None:
-        from connections.clients.gpg import GpgError, inspect_key
-
         if self.r.obj(data, path) is None:
             return
         name = self.r.text(data, "name", path, required=True)
@@ -160,7 +133,7 @@ class Importer:
         changed = assign(project, values)
         if owner is None:
             return
-        save_valid(self.r, project, path, changed=changed)
+        save_valid(self.r, project, path, changed=changed, keys=schema.PROJECT_FIELD_KEYS)
         if project.pk is None:
             return
         self.parameters(project.parameters, ProjectParameter, {"project": project}, data, path)
@@ -228,15 +201,35 @@ class Importer:
         changed = assign(task, values)
         if self.r.errors:
             return
-        save_valid(self.r, task, path, changed=changed, exclude=["project"])
+        save_valid(self.r, task, path, changed=changed, exclude=["project"], keys=schema.TASK_FIELD_KEYS)
         if task.pk is None:
             return
         self.parameters(task.parameters, TaskParameter, {"task": task}, data, path)
         section.save_children(task, data, path)
+        self.refuse_doomed(task, path)
+
+    def refuse_doomed(self, task: Task, path: str) -> None:
+        """What could only fail when the task runs (tasks/validation.py), at its JSON path: the import then rolls back.
+
+        Judged on the task as saved inside the import's transaction, with its code, destinations and parameters.
+        """
+        codes = list(task.code_locations.select_related("connection"))
+        draft = Draft(
+            task, path, script=any(code.role == CodeRole.PROCESSING for code in codes),
+            codes=[(f"{path}.{'source' if code.role == CodeRole.SOURCE else 'processing'}.code", code) for code in codes],
+            destinations=[(f"{path}.destinations[{d.position}]", d) for d in task.destinations.select_related("connection")],
+            parameter_keys={*task.project.parameters.values_list("key", flat=True), *task.parameters.values_list("key", flat=True)},
+        )
+        for refusal in refusals(draft):
+            key = schema.TASK_FIELD_KEYS.get(refusal.field, refusal.field) if refusal.where == path else refusal.field
+            self.r.error(f"{refusal.where}.{key}", refusal.message)
 
 
 def import_config(data: dict) -> None:
     """Apply the whole file or nothing; raises ConfigError listing every problem."""
+    if found := schema.problems(data):
+        # Unknown keys and control characters first: nothing odd reaches the database.
+        raise ConfigError(found)
     reader = Reader()
     with transaction.atomic():
         Importer(reader).run(data)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from connections import kinds
+from connections.kinds import Reads
 from connections.models import Connection, GpgKey
+from tasks.configuration import schema
 from tasks.configuration.reader import Reader
+from tasks.configuration.saving import assign, save_valid
 from tasks.models import (
-    SOURCE_CONNECTION_KIND,
     CodeLocation,
     CodeLocationKind,
     CodeRole,
@@ -21,8 +24,6 @@ from tasks.models import (
     Task,
 )
 
-FILE_SOURCES = (SourceKind.SFTP, SourceKind.FTP, SourceKind.SMB)
-
 
 class TaskSections:
     def __init__(self, reader: Reader, connections: dict[str, Connection], gpg_keys: dict[str, GpgKey]) -> None:
@@ -31,7 +32,7 @@ class TaskSections:
         self.gpg_keys = gpg_keys
         self.codes: dict[str, dict | None] = {}
 
-    def connection(self, data: dict, path: str, *, kinds=None, nullable: bool = False) -> Connection | None:
+    def connection(self, data: dict, path: str, *, kind: str | None = None, nullable: bool = False) -> Connection | None:
         ref = data.get("connection") if isinstance(data, dict) else None
         if ref is None and nullable:
             return None
@@ -41,8 +42,8 @@ class TaskSections:
         conn = self.connections.get(ref)
         if conn is None:
             self.r.error(f"{path}.connection", f'no connection "{ref}"')
-        elif kinds and conn.kind not in kinds:
-            self.r.error(f"{path}.connection", f'"{ref}" is a {conn.kind} connection, not {" or ".join(kinds)}')
+        elif kind and conn.kind != kind:
+            self.r.error(f"{path}.connection", f'"{ref}" is a {conn.kind} connection, not {kind}')
             return None
         return conn
 
@@ -55,32 +56,32 @@ class TaskSections:
         values = {"location": location, "cache": self.r.flag(code, "cache", path), "text": "", "path": "", "url": "", "connection": None}
         if location == CodeLocationKind.INLINE:
             values["text"] = self.r.text(code, "text", path, required=True)
-        elif location in ("sftp", "ftp", "smb"):
-            values["connection"] = self.connection(code, path, kinds=[location])
-            values["path"] = self.r.text(code, "path", path, required=True)
-        elif location in ("gitlab", "web"):
-            values["connection"] = self.connection(code, path, kinds=[location], nullable=location == "web")
-            values["url"] = self.r.text(code, "url", path, required=True)
+        elif location:
+            use = kinds.KINDS[location].code
+            values["connection"] = self.connection(code, path, kind=location, nullable=use.connection_optional)
+            values[use.address] = self.r.text(code, use.address, path, required=True)
         return values
 
     def source(self, data: dict, path: str) -> dict:
         path = f"{path}.source"
         src = self.r.obj(data.get("source"), path) or {}
         kind = self.r.choice(src, "kind", path, SourceKind.values, what="source kind")
+        reads = kinds.reads(kind)
         values = {"source_kind": kind, "source_connection": None, "source_path": "", "source_missing_ok": False,
                   "source_delimiter": "", "source_stdout_as_file": False, "source_headers": True, "source_fail_on_empty": False}
-        if kind in SOURCE_CONNECTION_KIND:
-            values["source_connection"] = self.connection(src, path, kinds=[SOURCE_CONNECTION_KIND[kind]])
-        if kind in (SourceKind.DATABASE, SourceKind.SSH):
+        if reads:
+            # A source reads from a connection of its own kind.
+            values["source_connection"] = self.connection(src, path, kind=kind)
+        if reads in (Reads.QUERY, Reads.COMMAND):
             self.codes[CodeRole.SOURCE] = self.code(src, path)
-        if kind == SourceKind.DATABASE:
+        if reads == Reads.QUERY:
             values["source_headers"] = self.r.flag(src, "headers", path, default=True)
             values["source_fail_on_empty"] = self.r.flag(src, "fail_on_empty", path)
-        elif kind in FILE_SOURCES:
+        elif reads == Reads.FILES:
             values["source_path"] = self.r.text(src, "path", path, required=True)
             values["source_missing_ok"] = self.r.flag(src, "missing_ok", path)
             values["source_delimiter"] = self.r.text(src, "delimiter", path, default=None) or ""
-        elif kind == SourceKind.SSH:
+        elif reads == Reads.COMMAND:
             values["source_stdout_as_file"] = self.r.flag(src, "stdout_as_file", path)
         return values
 
@@ -124,8 +125,6 @@ class TaskSections:
         return values
 
     def save_children(self, task: Task, data: dict, path: str) -> None:
-        from tasks.configuration.importer import assign, save_valid
-
         for role, values in self.codes.items():
             existing = task.code_locations.filter(role=role).first()
             if values is None:
@@ -135,10 +134,10 @@ class TaskSections:
             code = existing or CodeLocation(task=task, role=role)
             section = "source" if role == CodeRole.SOURCE else "processing"
             save_valid(self.r, code, f"{path}.{section}.code", changed=assign(code, values), exclude=["task"])
-        self.destinations(task, data, path, assign, save_valid)
-        self.emails(task, data, path, assign, save_valid)
+        self.destinations(task, data, path)
+        self.emails(task, data, path)
 
-    def destinations(self, task: Task, data: dict, path: str, assign, save_valid) -> None:
+    def destinations(self, task: Task, data: dict, path: str) -> None:
         existing = list(task.destinations.all())
         items = self.r.items(data, "destinations", path)
         for i, item in enumerate(items):
@@ -146,7 +145,7 @@ class TaskSections:
             if self.r.obj(item, item_path) is None:
                 continue
             kind = self.r.choice(item, "kind", item_path, DestinationKind.values, what="destination kind")
-            conn = self.connection(item, item_path, kinds=[kind] if kind else None)
+            conn = self.connection(item, item_path, kind=kind)
             values = {"kind": kind, "connection": conn, "folder": self.r.text(item, "folder", item_path),
                       "if_exists": self.r.choice(item, "if_exists", item_path, IfExists.values, default="fail", what="if_exists value"),
                       "skip_empty": self.r.flag(item, "skip_empty", item_path), "position": i}
@@ -157,7 +156,7 @@ class TaskSections:
         for extra in existing[len(items):]:
             extra.delete()
 
-    def emails(self, task: Task, data: dict, path: str, assign, save_valid) -> None:
+    def emails(self, task: Task, data: dict, path: str) -> None:
         path = f"{path}.email"
         email = self.r.obj(data.get("email", {}), path) or {}
         for event in ("success", "failure"):
@@ -174,4 +173,4 @@ class TaskSections:
                 values.update(attach=self.r.flag(item, "attach", item_path), embed=self.r.flag(item, "embed", item_path),
                               skip_empty=self.r.flag(item, "skip_empty", item_path))
             notification = existing or Notification(task=task, event=event)
-            save_valid(self.r, notification, item_path, changed=assign(notification, values), exclude=["task"])
+            save_valid(self.r, notification, item_path, changed=assign(notification, values), exclude=["task"], keys=schema.NOTIFICATION_FIELD_KEYS)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from connections import audit
 from connections.checks import check_connection
 from connections.host_keys import PinRefused, pin_host_key
 from connections.models import Connection
-from runs import audit
 
 
 def find_connection(name: str) -> Connection:

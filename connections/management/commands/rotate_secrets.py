@@ -7,8 +7,8 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from connections import audit
 from connections.secrets import SecretField, rotate, set_stored_token, stored_token
-from runs import audit
 from runs.models import SiteState
 
 

@@ -7,7 +7,7 @@ import argparse
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from runs import audit
+from connections import audit
 from runs.history import prune
 from runs.models import SiteState
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from runs import audit, services
+from connections import audit
+from runs import services
 from runs.management.commandline import CourierCommand
 from runs.models import SiteState
 from runs.reaper import reap_after

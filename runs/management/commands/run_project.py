@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from runs import audit, services
+from connections import audit
+from runs import services
 from runs.management.commandline import CourierCommand, failed
 from runs.models import Run, RunStatus, Trigger
 from runs.runner import execute

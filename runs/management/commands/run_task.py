@@ -7,10 +7,11 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from runs import audit, services
+from connections import audit
+from runs import services
 from runs.models import RunStatus, Trigger
-from runs.runner import execute
 from runs.reporting import run_summary
+from runs.runner import execute
 from tasks.lookup import NotFound, find_task
 
 

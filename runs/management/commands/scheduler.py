@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from connections import audit
 from projects import scheduling
 from projects.models import Project
-from runs import audit, reaper, services
+from runs import reaper, services
 from runs.management.commandline import CourierCommand
 from runs.models import Run, RunStatus, SiteState
 
@@ -42,7 +43,7 @@ class Command(CourierCommand):
             self._project(project, now)
         pending = Run.objects.filter(status=RunStatus.RETRY_SCHEDULED).count()
         self.stdout.write(f"Pending retries: {pending}.")
-        orphans = len(scheduling.orphans())
+        orphans = len(services.orphaned_schedules())
         self.stdout.write(f"Orphaned schedule entries: {orphans}" + (" (see `manage.py orphans`)." if orphans else "."))
 
     def _project(self, project: Project, now) -> None:

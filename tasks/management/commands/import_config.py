@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from runs import audit
+from connections import audit
 from tasks.configuration.changes import changes, snapshot
 from tasks.configuration.importer import import_config
 from tasks.configuration.reader import ConfigError
@@ -26,6 +26,9 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {file}: {exc.strerror}.", returncode=2) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CommandError(f"{file} is not valid JSON: {exc}.", returncode=2) from None
+        except RecursionError:
+            # The parser gives up on lists or objects nested about a thousand deep; a Courier file is a few levels deep.
+            raise CommandError(f"{file} is nested too deeply to be a Courier configuration.", returncode=2) from None
         before = snapshot()
         try:
             import_config(data)

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from connections.kinds import Reads
+from runs.preview import preview
 from tasks.lookup import NotFound, find_task
-from tasks.models import SourceKind
-from tasks.preview import preview
 
 
 def intended_time(text: str | None, zone_name: str) -> datetime | None:
@@ -33,7 +33,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name", help="“project/task” or the task's id")
-        parser.add_argument("--sql", action="store_true", help="Print the prepared SQL, batches separated by GO lines.")
+        parser.add_argument("--sql", action="store_true", help="Print the prepared SQL, batches separated by GO lines, "
+                            "then as -- comments what each ? is bound to and the parameters the SQL does not use.")
         parser.add_argument("--filename", action="store_true", help="Print the output file name(s), one per line.")
         parser.add_argument("--at", metavar="ISO-DATETIME", help="The run's intended time (default: now), in the project's time zone unless it has an offset.")
 
@@ -42,13 +43,13 @@ class Command(BaseCommand):
             task = find_task(name)
         except NotFound as exc:
             raise CommandError(str(exc), returncode=2) from None
-        if sql and task.source_kind != SourceKind.DATABASE:
+        if sql and task.source_reads != Reads.QUERY:
             raise CommandError(f"{task} has a {task.get_source_kind_display()} source, not a query: there is no SQL to show.", returncode=2)
         both = not sql and not filename
         result = preview(task, intended_time(at, task.project.timezone), fetch=True)
         if result.errors:
             raise CommandError(" ".join(result.errors), returncode=1)
-        if (sql or both) and task.source_kind == SourceKind.DATABASE:
+        if (sql or both) and task.source_reads == Reads.QUERY:
             self._sql(result, labelled=both)
         if filename or both:
             self._names(result, labelled=both)
@@ -59,6 +60,14 @@ class Command(BaseCommand):
         if labelled:
             self.stdout.write(f"-- SQL for a run intended at {result.at:%Y-%m-%d %H:%M %Z}")
         self.stdout.write(result.sql)
+        if result.bindings:
+            self.stdout.write("-- Bound to the ? markers, as text:")
+        several = len({b.batch for b in result.bindings}) > 1
+        for b in result.bindings:
+            where = f"batch {b.batch}, ? {b.marker}" if several else f"? {b.marker}"
+            self.stdout.write(f"--   {where}: :{b.name} = {b.shown}")
+        if result.unused:
+            self.stdout.write(f"-- Parameters the SQL does not use: {', '.join(result.unused)}")
 
     def _names(self, result, labelled: bool) -> None:
         if labelled:

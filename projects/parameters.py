@@ -42,11 +42,13 @@ __all__ = [
     "env_vars",
     "expand_dates",
     "expand_parse_calls",
-    "mask",
+    "file_name_problem",
     "merge",
     "parse_lines",
     "resolve",
+    "stray_percent",
     "substitute",
+    "without_keys",
 ]
 
 
@@ -386,7 +388,7 @@ def substitute(text: str, params: Iterable[Param], at: datetime) -> str:
 
 
 # --------------------------------------------------------------------------
-# Environment, masking, file names
+# Environment, file names
 # --------------------------------------------------------------------------
 
 _NOT_ENV = re.compile(r"[^A-Za-z0-9_]")
@@ -416,29 +418,54 @@ def env_vars(params: Iterable[Param]) -> dict[str, str]:
     return entries
 
 
-def mask(text: str, params: Iterable[Param], placeholder: str = "********") -> str:
-    """Hide every sensitive value (longest first, so no fragment stays visible)."""
-    pattern = _alternation(p.value for p in params if p.sensitive)
-    return pattern.sub(lambda _: placeholder, text) if pattern else text
-
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def check_file_name(name: str) -> str:
-    """Return ``name`` if it is one plain file name, else raise ParameterError.
+def file_name_problem(name: str) -> str | None:
+    """What keeps ``name`` from being one plain file name ("contains a path separator", …), or None.
 
     Control characters are refused as well as NUL: a CR/LF in a name would
     end an FTP command early.
     """
     if not name.strip():
-        problem = "is empty"
-    elif "/" in name or "\\" in name:
-        problem = "contains a path separator"
-    elif name in (".", ".."):
-        problem = "is not a file name"
-    elif _CONTROL.search(name):
-        problem = "contains a control character"
-    else:
-        return name
-    raise ParameterError(f"file name {name!r} {problem}")
+        return "is empty"
+    if "/" in name or "\\" in name:
+        return "contains a path separator"
+    if name in (".", ".."):
+        return "is not a file name"
+    if _CONTROL.search(name):
+        return "contains a control character"
+    return None
+
+
+def check_file_name(name: str) -> str:
+    """Return ``name`` if it is one plain file name, else raise ParameterError."""
+    if problem := file_name_problem(name):
+        raise ParameterError(f"file name {name!r} {problem}")
+    return name
+
+
+def stray_percent(text: str) -> str | None:
+    """The first ``%`` of ``text`` that starts no date pattern and is no ``%%``, with the character after it; else None.
+
+    Such a ``%`` is kept as it is when the text is expanded, which is almost
+    always a mistyped pattern (``%Y%m%`` for ``%Y%m%d``); a percent sign is written ``%%``.
+    """
+    position = 0
+    for found in (*_DATE_TOKEN.finditer(text), None):
+        end = found.start() if found else len(text)
+        lone = text.find("%", position, end)
+        if lone >= 0:
+            return text[lone : lone + 2]
+        position = found.end() if found else end
+    return None
+
+
+def without_keys(text: str, keys: Iterable[str]) -> str:
+    """``text`` with every parameter key in it replaced by a plain letter: what is left is the text's own.
+
+    Keys are matched as substitute() matches them (longest first, ignoring case),
+    so a key such as ``%client%`` is not mistaken for a date pattern.
+    """
+    pattern = _alternation(keys, re.IGNORECASE)
+    return pattern.sub("x", text) if pattern else text

@@ -56,7 +56,9 @@ def load_demo() -> Project:
     outbox.mkdir(parents=True, exist_ok=True)
 
     org, _ = Organization.objects.get_or_create(name="Demo", defaults={"description": "Demo data shipped with Courier."})
-    warehouse = _connection(org, "warehouse", kind="database", dialect="sqlite", odbc=f"Driver={{SQLite3}};Database={warehouse_path};")
+    # Read only: the demo tasks only select, and a demo is where people try things out.
+    warehouse = _connection(org, "warehouse", kind="database", dialect="sqlite", read_only=True,
+                            odbc=f"Driver={{SQLite3}};Database={warehouse_path};")
     outbox_conn = _connection(org, "outbox", kind="folder", folder=str(outbox))
 
     project, _ = Project.objects.get_or_create(

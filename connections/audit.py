@@ -1,8 +1,11 @@
 """The audit trail: every manual action and change, with who and when (SPEC §8).
 
 Entries go to Django's admin log (`LogEntry`), so they appear in each
-object's admin history, on the object's Courier page (`tasks.pages.action_history`)
+object's admin history, on the object's Courier page (`etlsite.pages.action_history`)
 and in the admin's read-only “Audit trail” list.
+
+This is the one writer of that log. It lives in the lowest app and imports
+none, so the commands, pages and services of every app may write it.
 
 A LogEntry must name a Django user. Commands have none, so they are written
 as the inactive user `courier-system` (it cannot log in) and the message says

@@ -2,9 +2,13 @@
 
 The parameter names (`q`, `project`, `owner`, `status`, `source`, `enabled`)
 are part of the page URLs: the name clouds set `project` and `owner`.
+Part of the site's page layer, shared by the apps' pages (etlsite/pages.py).
 """
 
 from __future__ import annotations
+
+from functools import reduce
+from operator import or_
 
 import django_filters
 from django import forms
@@ -25,10 +29,21 @@ def owners() -> QuerySet:
     return get_user_model().objects.filter(projects__isnull=False).distinct().order_by("username")
 
 
-class TaskFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(
-        label="Search", method="search", widget=forms.TextInput(attrs={"placeholder": "task or project name", "type": "search"}),
+def search_box(placeholder: str, *fields: str) -> django_filters.CharFilter:
+    """The `q` box: every word typed must occur (any case) in one of `fields`."""
+
+    def search(queryset: QuerySet, name: str, value: str) -> QuerySet:
+        for word in value.split():
+            queryset = queryset.filter(reduce(or_, (Q(**{f"{field}__icontains": word}) for field in fields)))
+        return queryset
+
+    return django_filters.CharFilter(
+        label="Search", method=search, widget=forms.TextInput(attrs={"placeholder": placeholder, "type": "search"}),
     )
+
+
+class TaskFilter(django_filters.FilterSet):
+    q = search_box("task or project name", "name", "project__name")
     project = django_filters.ModelChoiceFilter(label="Project", queryset=Project.objects.only("id", "name"), empty_label="All projects")
     owner = django_filters.ModelChoiceFilter(label="Owner", field_name="project__owner", queryset=owners(), empty_label="All owners")
     status = django_filters.ChoiceFilter(label="Last run", choices=STATUS_CHOICES, method="by_status", empty_label="Any status")
@@ -39,35 +54,23 @@ class TaskFilter(django_filters.FilterSet):
         model = Task
         fields: list[str] = []
 
-    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        for word in value.split():
-            queryset = queryset.filter(Q(name__icontains=word) | Q(project__name__icontains=word))
-        return queryset
-
     def by_enabled(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(enabled=value == "true")
 
     def by_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        # `last_status` is the latest-run annotation of tasks/queries.py.
+        # `last_status` is the latest-run annotation of runs/queries.py.
         if value == NEVER_RUN:
             return queryset.filter(last_status__isnull=True)
         return queryset.filter(last_status=value)
 
 
 class ProjectFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(
-        label="Search", method="search", widget=forms.TextInput(attrs={"placeholder": "project name or description", "type": "search"}),
-    )
+    q = search_box("project name or description", "name", "description")
     owner = django_filters.ModelChoiceFilter(label="Owner", queryset=owners(), empty_label="All owners")
 
     class Meta:
         model = Project
         fields: list[str] = []
-
-    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        for word in value.split():
-            queryset = queryset.filter(Q(name__icontains=word) | Q(description__icontains=word))
-        return queryset
 
 
 class MyTaskFilter(TaskFilter):

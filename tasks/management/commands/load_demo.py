@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from projects.demo import load_demo
+from tasks.demo import load_demo
 
 
 class Command(BaseCommand):

@@ -2,6 +2,7 @@
 
 History tables are ordered by id only and paginated with LazyPaginator: a
 page fetches per_page + 1 rows and never counts the whole history.
+Part of the site's page layer, shared by the apps' pages (etlsite/pages.py).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from datetime import datetime
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.timesince import timeuntil
-from django.utils.timezone import localtime
 
+from connections.masking import Masker
+from etlsite.times import paused_note, when
 from projects.models import Project
 from runs.models import Run, RunFile
 from tasks.models import Task
@@ -26,12 +27,6 @@ def status_badge(status: str | None, label: str | None = None) -> str:
     if not status:
         return format_html('<span class="status status-none">never run</span>')
     return format_html('<span class="status status-{}">{}</span>', status, label or status.replace("_", " "))
-
-
-def when(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    return format_html('<time datetime="{}">{}</time>', value.isoformat(), f"{localtime(value):%Y-%m-%d %H:%M}")
 
 
 def duration_text(seconds: float | None) -> str:
@@ -60,21 +55,25 @@ class TaskTable(tables.Table):
         attrs = TABLE_ATTRS
         empty_text = "No task matches these filters."
 
-    def __init__(self, *args, next_run: Callable[[Project], datetime | None] | None = None, **kwargs):
+    def __init__(self, *args, next_run: Callable[[Project], datetime | None] | None = None, paused: bool = False, **kwargs):
+        """`next_run` gives a project's next fire time; `paused` says the scheduler is paused beside each."""
         super().__init__(*args, **kwargs)
         self._next_run = next_run
+        self._paused = paused
 
     def render_last_status(self, value, record):
         return status_badge(value)
 
-    def render_last_run_at(self, value):
-        return when(value)
+    def render_last_run_at(self, value, record):
+        return when(value, record.project.timezone)
 
     def render_next_run(self, record):
         if not record.enabled:
             return "— (disabled)"
         at = self._next_run(record.project) if self._next_run else None
-        return format_html('{} <span class="quiet">in {}</span>', when(at), timeuntil(at)) if at else "—"
+        if at is None:
+            return "—"
+        return format_html("{} {}", when(at, record.project.timezone, hint=True), paused_note(self._paused))
 
 
 class ProjectTable(tables.Table):
@@ -118,6 +117,11 @@ class RunTable(tables.Table):
         orderable = False  # newest first, always: the index order, cheap at any size
         empty_text = "This task has not run yet."
 
+    def __init__(self, data, zone: str | None = None, **kwargs) -> None:
+        """`zone`: the task's project's, which its times are shown in."""
+        super().__init__(data, **kwargs)
+        self.zone = zone
+
     def render_status(self, value, record):
         return status_badge(record.status, record.get_status_display())
 
@@ -126,13 +130,13 @@ class RunTable(tables.Table):
         return f"{record.get_trigger_display()}{who}"
 
     def render_due_at(self, value):
-        return when(value)
+        return when(value, self.zone)
 
     def render_started_at(self, value):
-        return when(value)
+        return when(value, self.zone)
 
     def render_finished_at(self, value):
-        return when(value)
+        return when(value, self.zone)
 
     def render_duration(self, record):
         span = record.duration
@@ -144,12 +148,14 @@ class RunTable(tables.Table):
 
 
 class FileTable(tables.Table):
+    """A task's stored files; names are shown through the task's masker (a name may hold a sensitive value)."""
+
     name = tables.Column("File")
     run = tables.Column("Run", accessor="run_id", linkify=lambda record: reverse("admin:runs_run_change", args=[record.run_id]))
     created_at = tables.Column("Made")
     size = tables.Column("Bytes")
     rows = tables.Column("Rows")
-    md5 = tables.Column("MD5")
+    md5 = tables.Column("MD5", attrs={"td": {"class": "hash"}})
     actions = tables.TemplateColumn(template_name="courier/file_actions.html", verbose_name="", orderable=False)
 
     class Meta:
@@ -159,5 +165,13 @@ class FileTable(tables.Table):
         orderable = False
         empty_text = "No files yet."
 
+    def __init__(self, data, masker: Masker, zone: str | None = None, **kwargs) -> None:
+        super().__init__(data, **kwargs)
+        self.masker = masker
+        self.zone = zone
+
+    def render_name(self, value):
+        return self.masker.mask(value)
+
     def render_created_at(self, value):
-        return when(value)
+        return when(value, self.zone)

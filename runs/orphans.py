@@ -1,0 +1,44 @@
+"""Orphaned schedule rows: Courier's django-q2 rows ("courier:*") that nothing needs any more.
+
+A row is needed while it matches an active trigger of its project
+(projects/scheduling.py) or a pending retry (runs/retries.py). Here, above
+both, because a retry's schedule is needed only while its run waits. (The
+reaper's old every-minute row is needed no more: the reaper runs beside the
+workers, runs/reaper.py.)
+"""
+
+from __future__ import annotations
+
+from django_q.models import Schedule
+
+from projects.models import Project
+from projects.scheduling import FIRE_FUNC, PREFIX, active_kinds, parse_name
+from runs.models import Run, RunStatus
+from runs.retries import RETRY_PREFIX
+
+
+def find() -> list[Schedule]:
+    """Courier's schedule rows that match no active trigger or pending retry; a second row of one name too."""
+    projects = {project.pk: project for project in Project.objects.all()}
+    pending = dict(Run.objects.filter(status=RunStatus.RETRY_SCHEDULED, schedule_id__isnull=False).values_list("schedule_id", "pk"))
+    seen: set[str] = set()
+    found = []
+    for schedule in Schedule.objects.filter(name__startswith=PREFIX).order_by("pk"):
+        if schedule.name in seen or not _matches(schedule, projects, pending):
+            found.append(schedule)
+        seen.add(schedule.name)
+    return found
+
+
+def _matches(schedule: Schedule, projects: dict[int, Project], pending: dict[int, int]) -> bool:
+    if schedule.name.startswith(RETRY_PREFIX):
+        return f"{RETRY_PREFIX}{pending.get(schedule.pk)}" == schedule.name
+    parsed = parse_name(schedule.name)
+    if parsed is None or schedule.func != FIRE_FUNC:
+        return False
+    project = projects.get(parsed[0])
+    return project is not None and parsed[1] in active_kinds(project)
+
+
+def delete() -> int:
+    return Schedule.objects.filter(pk__in=[schedule.pk for schedule in find()]).delete()[0]
