@@ -9,8 +9,9 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
@@ -23,6 +24,8 @@ from connections.models import Connection, GpgKey, Organization
 
 # The kind, and what the add page's general fields held when the kind was chosen (changeform_view).
 CARRIED = ("kind", "organization", "name", "description")
+# The change page's button; help texts and error messages name it so (connections/clients/ssh_transport.py too).
+TEST_LABEL = "Test connection"
 
 
 class SuperuserOnly:
@@ -41,26 +44,41 @@ class SuperuserOnly:
 class OrganizationAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["name", "contact_name", "contact_email", "contact_phone"]
     search_fields = ["name", "contact_name"]
-    fieldsets = [
-        (None, {"fields": ["name", "description", "address"]}),
-        ("Contact", {"fields": ["contact_name", "contact_email", "contact_phone"]}),
-    ]
+    readonly_fields = ["connection_list"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (None, {"fields": ["name", "description", "address"]}),
+            ("Contact", {"fields": ["contact_name", "contact_email", "contact_phone"]}),
+        ]
+        return [*fieldsets, ("Connections", {"fields": ["connection_list"]})] if obj else fieldsets
+
+    @admin.display(description="connections")
+    def connection_list(self, obj):
+        links = format_html_join(
+            ", ", '<a href="{}">{} ({})</a>',
+            ((reverse("admin:connections_connection_change", args=[c.pk]), c.name, c.get_kind_display())
+             for c in obj.connections.order_by("name")),
+        )
+        add = f"{reverse('admin:connections_connection_add')}?{urlencode({'organization': obj.pk})}"
+        return format_html('{}<br><a href="{}">Add a connection</a>', links or "No connection yet.", add)
 
 
+def report_test(modeladmin, request, conn: Connection) -> None:
+    """“Test connection”: really connect, keep the outcome in the connection's history and say it on the page.
+
+    An SFTP/SSH server without a pinned key only shows its key: a warning, since pinning it is the next step.
+    """
+    result = check_connection(conn)
+    modeladmin.log_change(request, conn, f"Tested: {'passed' if result.ok else 'failed'}. {result.message}")
+    level = messages.SUCCESS if result.ok else messages.WARNING if pending_fingerprint(conn) else messages.ERROR
+    modeladmin.message_user(request, result.message, level)
+
+
+@admin.action(description="Test the selected connections")
 def test_connections(modeladmin, request, queryset):
     for conn in queryset.select_related("organization"):
-        message, ok = run_connection_test(conn)
-        modeladmin.log_change(request, conn, f"Tested: {'passed' if ok else 'failed'}. {message}")
-        modeladmin.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
-
-
-test_connections.short_description = "Test the selected connections"
-
-
-def run_connection_test(conn: Connection) -> tuple[str, bool]:
-    """Really connect and store the outcome on the connection (an unpinned SSH server only shows its key)."""
-    result = check_connection(conn)
-    return result.message, result.ok
+        report_test(modeladmin, request, conn)
 
 
 @admin.register(Connection)
@@ -72,6 +90,9 @@ class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
     list_select_related = ["organization"]
     actions = [test_connections]
     readonly_fields = ["used_by", "host_key_fingerprint", "tested_at", "test_ok", "test_message"]
+
+    class Media:
+        css = {"all": ["courier/connection_admin.css"]}
 
     def get_object(self, request, object_id, from_field=None):
         # A kind chosen on the change page (?kind=, see changeform_view) is shown, and saved with its settings.
@@ -141,26 +162,41 @@ class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
         if pending := pending_key(obj):
             return (f"Not pinned. The last test read {host_key_fingerprint(pending.line)} from {pending.address} "
                     "without logging in. Check it with the server's administrator, then “Pin this key” above.")
-        return (f"Not pinned: nothing is sent to {host_address(obj)} until a key is. “Test the selected connections” "
+        return (f"Not pinned: nothing is sent to {host_address(obj)} until a key is. “{TEST_LABEL}” above "
                 "reads the server's key without logging in and shows its fingerprint here to pin.")
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["pin_fingerprint"] = pending_fingerprint(obj) if obj else ""
+        context["test_label"] = TEST_LABEL
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
-        pin = path("<path:object_id>/pin-host-key/", self.admin_site.admin_view(self.pin_host_key_view),
-                   name="connections_connection_pin_host_key")
-        return [pin, *super().get_urls()]
+        own = [
+            path("<path:object_id>/pin-host-key/", self.admin_site.admin_view(self.pin_host_key_view),
+                 name="connections_connection_pin_host_key"),
+            path("<path:object_id>/test/", self.admin_site.admin_view(self.test_view), name="connections_connection_test"),
+        ]
+        return [*own, *super().get_urls()]
 
-    @method_decorator(require_POST)
-    def pin_host_key_view(self, request, object_id):
-        """“Pin this key”: pins the waiting key only if it is the one whose fingerprint the page showed."""
+    def _connection_to_change(self, request, object_id) -> Connection:
         conn = self.get_object(request, unquote(object_id))
         if conn is None:
             raise Http404("No such connection.")
         if not self.has_change_permission(request, conn):
             raise PermissionDenied
+        return conn
+
+    @method_decorator(require_POST)
+    def test_view(self, request, object_id):
+        """The change page's “Test connection” button: tests the saved settings, then shows the page again."""
+        conn = self._connection_to_change(request, object_id)
+        report_test(self, request, conn)
+        return redirect("admin:connections_connection_change", conn.pk)
+
+    @method_decorator(require_POST)
+    def pin_host_key_view(self, request, object_id):
+        """“Pin this key”: pins the waiting key only if it is the one whose fingerprint the page showed."""
+        conn = self._connection_to_change(request, object_id)
         try:
             message = pin_host_key(conn, request.POST.get("fingerprint", ""))
         except PinRefused as exc:
@@ -172,10 +208,14 @@ class ConnectionAdmin(SuperuserOnly, admin.ModelAdmin):
 
     @admin.display(description="tasks using it")
     def used_by(self, obj):
-        names = {str(t) for t in obj.source_tasks.select_related("project")}
-        names |= {str(d.task) for d in obj.destinations.select_related("task__project")}
-        names |= {str(c.task) for c in obj.code_locations.select_related("task__project")}
-        return ", ".join(sorted(names)) or "No task uses it."
+        """Each task that reads from it, delivers to it or keeps code on it, linked to its Task Details."""
+        tasks = {t.pk: t for t in obj.source_tasks.select_related("project")}
+        tasks |= {d.task_id: d.task for d in obj.destinations.select_related("task__project")}
+        tasks |= {c.task_id: c.task for c in obj.code_locations.select_related("task__project")}
+        if not tasks:
+            return "No task uses it."
+        return format_html_join(", ", '<a href="{}">{}</a>',
+                                ((reverse("courier:task_detail", args=[t.pk]), str(t)) for t in sorted(tasks.values(), key=str)))
 
 
 @admin.register(GpgKey)

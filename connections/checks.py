@@ -1,6 +1,7 @@
 """“Test connection”: really connect and record the outcome on the connection.
 
-The admin action and `manage.py check_connections` both call `check_connection`.
+The “Test connection” button on a connection's admin page, the admin's bulk
+action and `manage.py check_connections` all call `check_connection`.
 An SFTP/SSH connection with no pinned host key is not logged in to: its test
 only reads the server's key and leaves it waiting for a superuser to pin
 (connections/host_keys.py).

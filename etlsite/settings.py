@@ -238,6 +238,11 @@ COURIER_TIMEOUT_MINUTE_SECONDS = env.float("COURIER_TIMEOUT_MINUTE_SECONDS", def
 
 # The longest a run may take; django-q2's own limits are derived from it so
 # that the broker never redelivers a run that is still working (SPEC §11).
+# A fire time the scheduler fired more than this late was missed: it was down (runs/catchup.py).
+# The scheduler looks every 30 s, so anything much above that is safe.
+COURIER_MISSED_AFTER_SECONDS = env.int("COURIER_MISSED_AFTER_SECONDS", default=120)
+if COURIER_MISSED_AFTER_SECONDS < 35:
+    raise ImproperlyConfigured("COURIER_MISSED_AFTER_SECONDS must be at least 35: the scheduler looks only every 30 seconds.")
 COURIER_MAX_RUN_MINUTES = env.int("COURIER_MAX_RUN_MINUTES", default=360)
 _q_timeout = COURIER_MAX_RUN_MINUTES * 60 + 120
 Q_CLUSTER = {

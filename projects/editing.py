@@ -11,12 +11,13 @@ from projects.models import Project, ProjectParameter
 
 GENERAL = ["name", "description", "owner", "sequence", "timezone"]
 TRIGGERS = ["cron", "interval_every", "interval_unit", "once_at", "start_at", "end_at"]
+MISSED = ["missed_policy", "catch_up_minutes"]
 
 
 class ProjectForm(ParameterLinesForm):
     class Meta:
         model = Project
-        fields = GENERAL + TRIGGERS
+        fields = GENERAL + TRIGGERS + MISSED
         widgets = {
             "name": forms.TextInput(attrs={"class": "vTextField"}),
             "description": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
@@ -31,9 +32,13 @@ class ProjectForm(ParameterLinesForm):
         self.fields["owner"].queryset = self.fields["owner"].queryset.filter(is_active=True).order_by("username")
         for name in ("once_at", "start_at", "end_at"):
             self.fields[name].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+        for name in MISSED:
+            # Left out of a post (a form from before these fields existed): the saved value, or the default, stays.
+            self.fields[name].required = False
 
     def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
-        return [("General", [self[n] for n in GENERAL]), ("Triggers", [self[n] for n in TRIGGERS])]
+        return [("General", [self[n] for n in GENERAL]), ("Triggers", [self[n] for n in TRIGGERS]),
+                ("Missed runs", [self[n] for n in MISSED])]
 
 
 # An own list of fields (see tasks/forms.py ParameterFormSet): the formset appends "project" to it.

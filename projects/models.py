@@ -31,6 +31,12 @@ class IntervalUnit(models.TextChoices):
     SECONDS = "seconds", "seconds"
 
 
+class MissedPolicy(models.TextChoices):
+    NONE = "none", "Record them only"
+    LATEST = "latest", "Run the latest one"
+    ALL = "all", "Run each one, oldest first"
+
+
 class Project(models.Model):
     name = models.CharField(
         "name", max_length=200, unique=True, validators=[validate_plain_name],
@@ -63,6 +69,15 @@ class Project(models.Model):
     )
     start_at = models.DateTimeField("active from", null=True, blank=True, help_text="Triggers do not fire before this moment.")
     end_at = models.DateTimeField("active until", null=True, blank=True, help_text="Triggers do not fire after this moment.")
+    missed_policy = models.CharField(
+        "missed runs", max_length=10, choices=MissedPolicy.choices, default=MissedPolicy.NONE,
+        help_text="Fire times missed while the scheduler was down are always recorded as “missed”; "
+        "this says whether they are then run late: none, the latest one, or each one (oldest first, one at a time).",
+    )
+    catch_up_minutes = models.PositiveIntegerField(
+        "catch-up window (minutes)", default=360,
+        help_text="Only a missed fire time younger than this is run late (e.g. 360 = 6 hours).",
+    )
 
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)

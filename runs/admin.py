@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from connections.admin import SuperuserOnly
-from runs.models import Delivery, Run, RunFile, RunLog
+from runs.models import Delivery, LateAlert, Run, RunFile, RunLog
 from tasks.masking import shown_masker
 
 # A run may log some 10,000 lines (a processing script's output); its admin page shows the last
@@ -108,7 +108,7 @@ class RunAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["task_link", "status", "trigger", "attempt", "started_by", "retry_of", "sequence_from"]}),
         ("Times", {"fields": ["intended_at", "due_at", "queued_at", "started_at", "finished_at", "heartbeat_at", "worker"]}),
-        ("Outcome", {"fields": ["rows", "error_stage", "error", "permanent"]}),
+        ("Outcome", {"fields": ["rows", "error_stage", "error", "permanent", "waiting_for", "catch_up_planned"]}),
         ("Log", {"fields": ["log_summary"]}),
     ]
 
@@ -128,6 +128,25 @@ class RunAdmin(admin.ModelAdmin):
             return format_html('All {} log lines are shown below (also on <a href="{}">Task Details</a>).', total, link)
         return format_html('The last {} of {} log lines are shown below. Read <a href="{}">the whole log on Task Details</a>.',
                            LOG_LINES_SHOWN, f"{total:,}", link)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LateAlert)
+class LateAlertAdmin(admin.ModelAdmin):
+    """Late alerts and their recovery, as recorded (runs/lateness.py); nothing to change by hand."""
+
+    list_display = ["task", "day", "expected_at", "late_mail", "recovered_at"]
+    list_filter = ["day"]
+    search_fields = ["task__name", "task__project__name"]
+    list_select_related = ["task__project"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in LateAlert._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -12,19 +12,25 @@ run per task with the fire time and the error, so the retry policy and the
 failure mail take over; and a firing that never got this far (its message
 lost, or the database refused it for minutes) is fired again by the reaper
 (`recover_lost`), late rather than never.
+
+A firing also says when the scheduler really fired it (`fired`, stamped on
+the message as it is queued, `stamp_fire_time`): fire times that passed while
+the scheduler was down are recorded as missed and run late as the project's
+policy says (runs/catchup.py).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.db import transaction
 from django.utils import timezone
 
 from projects import scheduling
 from projects.models import Project
-from runs import followups, sequence, state, transient
+from runs import catchup, followups, sequence, state, transient
 from runs.models import Run, RunStatus, SiteState, Trigger
 from runs.pipeline.log import RunLogger
 
@@ -50,10 +56,22 @@ def parse_intended(value: str | datetime | None) -> datetime:
     if value is None or value == "":
         return timezone.now()
     at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return at if timezone.is_aware(at) else timezone.make_aware(at, timezone.utc)
+    return at if timezone.is_aware(at) else timezone.make_aware(at, dt_timezone.utc)
 
 
-def fire(project_id: int, kind: str, intended: datetime) -> str:
+def stamp_fire_time(sender, task: dict, **kwargs) -> None:
+    """django-q2's pre_enqueue signal: a firing's message carries when the scheduler queued it.
+
+    The scheduler fires a schedule within its pass of about 30 s; a firing
+    queued much later than its fire time means the scheduler was down. The
+    time the message then waits in a busy queue is no downtime.
+    """
+    if task.get("func") == scheduling.FIRE_FUNC and isinstance(task.get("kwargs"), dict):
+        task["kwargs"].setdefault("fired", task.get("started", timezone.now()).isoformat())
+
+
+def fire(project_id: int, kind: str, intended: datetime, fired_at: datetime | None = None) -> str:
+    """A trigger fired for `intended`; `fired_at` is when the scheduler fired it (None: on time)."""
     project = transient.when_locked(lambda: scheduling.after_firing(project_id, kind, intended),
                                     f"Re-arming the {kind} trigger of project {project_id}")
     if project is None:
@@ -63,15 +81,28 @@ def fire(project_id: int, kind: str, intended: datetime) -> str:
         return "paused: nothing started"
     if not scheduling.in_window(project, intended):
         return "outside the project's active window: nothing started"
+    fired_at = fired_at or intended
+    missed, now_due = catchup.split(project, kind, intended, fired_at)
     try:
-        runs = transient.when_locked(lambda: start_project(project, Trigger.SCHEDULE, intended_at=intended, dedupe=True),
-                                     f"Starting the {kind} firing of {project} for {intended.isoformat()}")
+        runs = transient.when_locked(
+            lambda: start_project(project, Trigger.SCHEDULE, intended_at=now_due, dedupe=True) if now_due else [],
+            f"Starting the {kind} firing of {project} for {intended.isoformat()}")
     except Exception as exc:  # noqa: BLE001 - whatever stopped the start, the fire time must be recorded
         logger.exception("The %s firing of %s for %s could not start its runs", kind, project, intended)
-        missed = record_unstarted(project, intended, exc)
-        return f"could not start the runs ({type(exc).__name__}: {exc}); {len(missed)} recorded as failed"
+        unstarted = record_unstarted(project, now_due, exc)
+        return f"could not start the runs ({type(exc).__name__}: {exc}); {len(unstarted)} recorded as failed"
+    if missed:
+        # The catch-up window is measured from when the scheduler came back.
+        catchup.record(project, missed, now=fired_at, started_on_time=now_due is not None,
+                       why=f"the scheduler was not running (the {kind} trigger fired {_minutes(fired_at - missed[0])} late)")
     skipped = sum(1 for run in runs if run.status == RunStatus.SKIPPED)
-    return f"{len(runs)} run(s) for {project}" + (f", {skipped} skipped" if skipped else "")
+    return (f"{len(runs)} run(s) for {project}" + (f", {skipped} skipped" if skipped else "")
+            + (f", {len(missed)} missed fire time(s) recorded" if missed else ""))
+
+
+def _minutes(delta) -> str:
+    minutes = delta.total_seconds() / 60
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
 def record_unstarted(project: Project, intended: datetime, error: Exception) -> list[Run]:
@@ -82,10 +113,8 @@ def record_unstarted(project: Project, intended: datetime, error: Exception) -> 
     @transaction.atomic
     def record() -> list[Run]:
         due = sequence.ordered_tasks(project)[:1] if project.sequence else project.tasks.filter(enabled=True).order_by("name")
-        return [
-            state.record_unstarted(task, Trigger.SCHEDULE, reason, intended_at=intended)
-            for task in due if not Run.objects.filter(task=task, trigger=Trigger.SCHEDULE, intended_at=intended).exists()
-        ]
+        recorded = [state.record_unstarted(task, Trigger.SCHEDULE, reason, intended_at=intended) for task in due]
+        return [run for run in recorded if run is not None]
 
     missed = transient.when_locked(record, f"Recording the unstarted firing of {project}")
     for run in missed:

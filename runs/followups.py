@@ -8,12 +8,31 @@ the same for a run whose worker was lost.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from runs import notify, retries, sequence
-from runs.models import Run
+from runs import catchup, lateness, notify, retries, sequence, waiting
+from runs.models import Run, RunStatus
 from runs.pipeline.log import RunLogger
 
 logger = logging.getLogger(__name__)
+
+
+def fail(run: Run, still: dict, *, now: datetime, message: str, stage: str, permanent: bool) -> bool:
+    """Fail a run that nobody finished (its worker lost, its wait over), then its follow-ups, as for any failure.
+
+    Only if it is still as `still` says (a conditional UPDATE): a late
+    heartbeat, a finish or another process that got there first wins.
+    """
+    changed = Run.objects.filter(pk=run.pk, **still).update(
+        status=RunStatus.FAILED, finished_at=now, error=message, error_stage=stage, permanent=permanent,
+    )
+    if not changed:
+        return False
+    run.refresh_from_db()
+    log = RunLogger(run)
+    log.error(stage, message)
+    after_run(run, log)
+    return True
 
 
 def after_run(run: Run, log: RunLogger) -> None:
@@ -27,5 +46,9 @@ def after_run(run: Run, log: RunLogger) -> None:
 # Follow-up steps, in order; each takes (run, log) and looks at the run's status to see
 # whether it applies. The retry decision must come first: the sequence and the failure
 # mail act only when no retry follows, which they read as the run's next attempt
-# (runs/state.py `next_attempt`).
-STEPS = (retries.schedule_retry, sequence.continue_chain, notify.send_success_mail, notify.send_failure_mail)
+# (runs/state.py `next_attempt`), and so do the runs waiting for this task and the next
+# missed fire time to run late. The recovered mail of a late task comes after the run's own mails.
+STEPS = (
+    retries.schedule_retry, sequence.continue_chain, waiting.after_run, catchup.after_run,
+    notify.send_success_mail, notify.send_failure_mail, lateness.after_run,
+)

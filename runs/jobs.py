@@ -16,9 +16,10 @@ def execute_run(run_id: int) -> str:
     return "not claimed" if run is None else run.status
 
 
-def fire_project(project_id: int, trigger_kind: str, intended: str | None = None) -> str:
-    """A project's trigger fired (schedule "courier:project:<id>:<kind>"); `intended` is its fire time."""
-    return firing.fire(int(project_id), str(trigger_kind), firing.parse_intended(intended))
+def fire_project(project_id: int, trigger_kind: str, intended: str | None = None, fired: str | None = None) -> str:
+    """A project's trigger fired (schedule "courier:project:<id>:<kind>"); `intended` is its fire time, `fired` when it fired."""
+    fired_at = firing.parse_intended(fired) if fired else None
+    return firing.fire(int(project_id), str(trigger_kind), firing.parse_intended(intended), fired_at)
 
 
 def start_retry(run_id: int) -> str:

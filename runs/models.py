@@ -16,6 +16,10 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     SKIPPED = "skipped", "Skipped"
+    # A fire time that passed while the scheduler was down: recorded, never attempted (SPEC §4.1).
+    MISSED = "missed", "Missed"
+    # A scheduled run held until the tasks it waits for have succeeded.
+    WAITING = "waiting", "Waiting"
 
 
 class Trigger(models.TextChoices):
@@ -24,6 +28,12 @@ class Trigger(models.TextChoices):
     RETRY = "retry", "Retry"
     SEQUENCE = "sequence", "Sequence"
     COMMAND = "command", "Command line"
+    CATCH_UP = "catch_up", "Catch-up"
+
+
+# Triggers that stand for one fire time of a project: each (task, intended time, trigger) at most
+# once, held by the database (Run's constraint), whatever restarts or second deliveries happen.
+FIRE_TIME_TRIGGERS = (Trigger.SCHEDULE, Trigger.CATCH_UP)
 
 
 class Stage(models.TextChoices):
@@ -43,11 +53,17 @@ class Run(models.Model):
     # same queue message got there first, or someone cancelled it. Only waiting runs can be cancelled.
     CLAIMABLE = (RunStatus.QUEUED, RunStatus.RETRY_SCHEDULED)
     # At most one active run per task: a start that finds one records a skipped run.
-    ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+    # A run waiting for other tasks counts: it will start, and the next firing must not start beside it.
+    ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
     # Not over yet: a retry still to come counts, so a failure with one of these after it is not final,
     # and a sequence with one of these is still going.
-    UNFINISHED = (RunStatus.RETRY_SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING)
-    FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
+    UNFINISHED = (RunStatus.RETRY_SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
+    # Over without success and with no retry to come: a task waiting for this one will not run.
+    ENDED_UNSUCCESSFULLY = (RunStatus.FAILED, RunStatus.CANCELLED)
+    FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED, RunStatus.MISSED)
+    FIRE_TIME_TRIGGERS = FIRE_TIME_TRIGGERS
+    # Runs of these triggers wait for the tasks their task waits for; a person's "run now" does not.
+    DEPENDENT_TRIGGERS = (Trigger.SCHEDULE, Trigger.CATCH_UP)
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="runs", verbose_name="task")
     status = models.CharField("status", max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True, help_text="Where the run is in its life.")
@@ -79,10 +95,26 @@ class Run(models.Model):
     error_stage = models.CharField("failed stage", max_length=12, choices=Stage.choices, blank=True, help_text="The stage that failed.")
     error = models.TextField("error", blank=True, help_text="What went wrong, without secrets.")
     permanent = models.BooleanField("permanent failure", default=False, help_text="Trying again cannot help (syntax error, wrong password, …).")
+    waiting_for = models.TextField("waiting for", blank=True, help_text="While waiting: the tasks this run waits for, and what each is doing.")
+    catch_up_planned = models.BooleanField(
+        "to be run late", default=False,
+        help_text="A missed fire time that the project's missed-run policy runs late (as a catch-up run).",
+    )
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["task", "-id"], name="run_task_latest")]
+        indexes = [
+            models.Index(fields=["task", "-id"], name="run_task_latest"),
+            models.Index(fields=["task", "intended_at"], name="run_task_intended"),
+        ]
+        constraints = [
+            # A fire time runs at most once (issue 18): the check in state.start_run is a read before
+            # a write, which SQLite does not lock; this index refuses the second row on every database.
+            models.UniqueConstraint(
+                fields=["task", "intended_at", "trigger"], condition=models.Q(trigger__in=FIRE_TIME_TRIGGERS),
+                name="run_once_per_fire_time",
+            ),
+        ]
         verbose_name = "run"
 
     def __str__(self) -> str:
@@ -93,6 +125,30 @@ class Run(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+class LateAlert(models.Model):
+    """A task that had not succeeded by its expected time on a day its project fires: one per task and day."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="late_alerts", verbose_name="task")
+    day = models.DateField("day", help_text="The day, in the project's time zone, whose run was late.")
+    expected_at = models.DateTimeField("expected by", help_text="When a run intended that day should have succeeded.")
+    alerted_at = models.DateTimeField("alerted", auto_now_add=True, help_text="When Courier noticed and sent the late alert.")
+    late_mail = models.TextField("late mail", blank=True, help_text="To whom the late alert went, or why it did not.")
+    recovered_at = models.DateTimeField("recovered", null=True, blank=True, help_text="When a run intended that day succeeded after all.")
+    recovered_by = models.ForeignKey(
+        Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="recovered by", help_text="The run whose success ended the lateness.",
+    )
+    recovered_mail = models.TextField("recovered mail", blank=True, help_text="To whom the recovered mail went, or why it did not.")
+
+    class Meta:
+        ordering = ["-expected_at"]
+        constraints = [models.UniqueConstraint(fields=["task", "day"], name="late_alert_once_per_day")]
+        verbose_name = "late alert"
+
+    def __str__(self) -> str:
+        return f"{self.task} late on {self.day:%Y-%m-%d}"
 
 
 class LogLevel(models.TextChoices):

@@ -17,7 +17,9 @@ each machine, with no process or schedule to add. Several reapers at once
 are harmless: a run is marked lost by a conditional UPDATE, once.
 
 Each pass (`patrol`) also fires again any schedule firing that was never
-handled (runs/firing.py `recover_lost`), and on this machine ends the
+handled (runs/firing.py `recover_lost`), runs the watch (late alerts,
+waiting runs past their deadline, missed fire times to run late:
+runs/watch.py), and on this machine ends the
 processes and removes the work folders of runs that no longer run — a killed
 worker never removed its own. (A script dies with its worker at once in the
 sandbox, runs/sandbox.py; what an unsandboxed one started is found by its
@@ -36,9 +38,8 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
-from runs import firing, followups, procs
+from runs import firing, followups, procs, watch
 from runs.models import Run, RunStatus, Stage
-from runs.pipeline.log import RunLogger
 from runs.ticker import Ticker
 
 logger = logging.getLogger(__name__)
@@ -72,15 +73,9 @@ def reap(now: datetime | None = None, stale_after: timedelta | None = None) -> l
         message = (f"Worker lost: {run.worker or 'its worker'} gave no sign of life since "
                    f"{timezone.localtime(seen):%Y-%m-%d %H:%M:%S %Z}; the run was stopped without finishing.")
         # Only if nothing changed since we looked: a late heartbeat or finish wins.
-        changed = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at).update(
-            status=RunStatus.FAILED, finished_at=now, error=message, error_stage=Stage.FINISH, permanent=False,
-        )
-        if not changed:
+        still = {"status": RunStatus.RUNNING, "heartbeat_at": run.heartbeat_at}
+        if not followups.fail(run, still, now=now, message=message, stage=Stage.FINISH, permanent=False):
             continue
-        run.refresh_from_db()
-        log = RunLogger(run)
-        log.error(Stage.FINISH, message)
-        followups.after_run(run, log)
         reaped.append(run)
         logger.warning("Run %s of %s: %s", run.pk, run.task, message)
     return reaped
@@ -129,10 +124,10 @@ def kill_stray_processes() -> dict[int, list[int]]:
 
 
 def patrol() -> None:
-    """One pass: lost runs reaped, lost firings fired again, what they left behind removed; each step on its own."""
+    """One pass: lost runs reaped, lost firings fired again, what they left behind removed, the watch; each step on its own."""
     # This thread lives as long as its worker: a connection a database restart broke is replaced, not kept.
     close_old_connections()
-    for step in (reap, firing.recover_lost, kill_stray_processes, sweep_work_folders):
+    for step in (reap, firing.recover_lost, kill_stray_processes, sweep_work_folders, watch.watch):
         try:
             step()
         except Exception:  # noqa: BLE001 - one failing step (a database hiccup) must not stop the others

@@ -37,7 +37,9 @@ def run_row(run: Run) -> dict:
     return {
         **_outcome(run),
         "trigger": run.trigger,
+        "intended": iso(run.intended_at),
         "due": iso(run.due_at),
         "started": iso(run.started_at),
         "finished": iso(run.finished_at),
+        "waiting_for": run.waiting_for or None,
     }

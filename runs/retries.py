@@ -57,6 +57,8 @@ def why_not(run: Run) -> str | None:
         return "the task is not set to retry"
     if run.attempt > task.retry_max:
         return f"all {task.retry_max + 1} attempts are used"
+    if run.waiting_for:
+        return "the tasks it runs after did not succeed in time; a retry would not wait for them"
     if run.permanent and not task.retry_on_every_failure:
         return "the failure is permanent (trying again cannot help) and the task retries only transient failures"
     return None

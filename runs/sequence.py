@@ -21,7 +21,7 @@ from runs.models import Run, RunStatus, Stage, Trigger
 from runs.pipeline.log import RunLogger
 from tasks.models import Task
 
-CHAIN_TRIGGERS = (Trigger.SCHEDULE, Trigger.SEQUENCE)
+CHAIN_TRIGGERS = (*Run.FIRE_TIME_TRIGGERS, Trigger.SEQUENCE)
 
 
 def sort_key(task: Task) -> tuple:
@@ -57,7 +57,7 @@ def start_chain(project: Project, trigger: str, *, intended_at: datetime, user=N
     if not tasks:
         return None
     # A hand-started "run all" head is marked "sequence" so that its success carries the chain on.
-    head_trigger = trigger if trigger == Trigger.SCHEDULE else Trigger.SEQUENCE
+    head_trigger = trigger if trigger in Run.FIRE_TIME_TRIGGERS else Trigger.SEQUENCE
     # The whole project counts as busy while any of its runs is not over, a retry still to come included.
     busy = Run.objects.filter(task__project=project, status__in=Run.UNFINISHED)
     return state.start_run(tasks[0], head_trigger, intended_at=intended_at, user=user, dedupe=dedupe, busy=busy, queue=queue).run

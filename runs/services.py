@@ -15,7 +15,7 @@ from django_q.models import Schedule
 from connections import audit
 from projects import scheduling
 from projects.models import Project
-from runs import firing, orphans, reaper, retries, state
+from runs import catchup, firing, orphans, reaper, retries, state, waiting
 from runs.models import Run, RunStatus, SiteState, Trigger
 from tasks.models import Task
 
@@ -63,6 +63,14 @@ def cancel_retry(task: Task, user=None) -> Run:
     cancelled = retries.cancel_scheduled(task.runs.all(), reason=_by("Retry cancelled", user))
     if not cancelled:
         raise ServiceError(f"{task} has no pending retry.")
+    return cancelled[-1]
+
+
+def cancel_waiting(task: Task, user=None) -> Run:
+    """Cancel the task's run that waits for other tasks."""
+    cancelled = waiting.cancel(task, reason=_by("No longer waiting: cancelled", user))
+    if not cancelled:
+        raise ServiceError(f"{task} has no run waiting for other tasks.")
     return cancelled[-1]
 
 
@@ -117,13 +125,22 @@ def pause_scheduler(user=None) -> SiteState:
     return site
 
 
-def resume_scheduler(user=None) -> SiteState:
-    """Resume, and give every retry that came due while paused a schedule for now."""
+def resume_scheduler(user=None, *, catch_up: bool = False) -> SiteState:
+    """Resume, and give every retry that came due while paused a schedule for now.
+
+    With `catch_up` ("resume and catch up") the pause counts as downtime: each
+    fire time that passed while paused is recorded as missed, and each
+    project's missed-run policy runs them late (runs/catchup.py). Without it
+    they are simply not run, as the operator meant by pausing.
+    """
     site = SiteState.get()
+    paused_at = site.paused_at if site.paused else None
     site.paused, site.paused_at, site.paused_by = False, None, None
     site.save(update_fields=["paused", "paused_at", "paused_by"])
     scheduling.sync_all()
     retries.rearm_scheduled()
+    if catch_up and paused_at is not None:
+        catchup.after_pause(paused_at)
     return site
 
 

@@ -7,6 +7,13 @@ looks for an active run and, when it finds one, records a skipped run
 ("previous run still active") instead; a retry is not skipped but left
 waiting, and its caller postpones it.
 
+A scheduled run of a task that waits for other tasks (runs/dependencies.py)
+is created "waiting" while they have not succeeded, and queued later through
+`start_run(waiting=…)`; one whose dependency failed is recorded skipped. A
+fire time is recorded at most once per task and trigger: the database holds
+that rule (Run's constraint "run_once_per_fire_time"), and a second row for
+it is dropped here, never raised.
+
 This is the bottom of the run engine: it imports models only. The runner,
 the follow-ups (retries, sequences, mails) and the front door
 (runs/services.py) call down into it.
@@ -20,12 +27,13 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from runs.models import LogLevel, Run, RunLog, RunStatus, Stage
+from runs import dependencies
+from runs.models import LogLevel, Run, RunLog, RunStatus, Stage, Trigger
 from tasks.models import Task
 
 logger = logging.getLogger(__name__)
@@ -48,19 +56,45 @@ def enqueue(run: Run) -> None:
     transaction.on_commit(lambda: async_task(EXECUTE_FUNC, run.pk, task_name=f"run-{run.pk}", group="runs"))
 
 
-def record_skipped(task: Task, trigger: str, reason: str, *, intended_at: datetime, user=None, **extra) -> Run:
-    """A run that never started, kept so that nothing is silently ignored."""
-    run = create_run(task, trigger, user=user, intended_at=intended_at, status=RunStatus.SKIPPED,
-                     finished_at=timezone.now(), error=reason, **extra)
-    RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.WARNING, message=f"Skipped: {reason}")
+def create_once(task: Task, trigger: str, **fields) -> Run | None:
+    """`create_run`, or None when the run's fire time is already recorded for this task and trigger."""
+    if trigger not in Run.FIRE_TIME_TRIGGERS:
+        return create_run(task, trigger, **fields)
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction goes on after a refusal
+            return create_run(task, trigger, **fields)
+    except IntegrityError:
+        logger.info("%s: the %s run intended at %s is already recorded.", task, trigger, fields.get("intended_at"))
+        return None
+
+
+def record_skipped(task: Task, trigger: str, reason: str, *, intended_at: datetime, user=None, **extra) -> Run | None:
+    """A run that never started, kept so that nothing is silently ignored (None: its fire time is already recorded)."""
+    run = create_once(task, trigger, user=user, intended_at=intended_at, status=RunStatus.SKIPPED,
+                      finished_at=timezone.now(), error=reason, **extra)
+    if run is not None:
+        RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.WARNING, message=f"Skipped: {reason}")
     return run
 
 
-def record_unstarted(task: Task, trigger: str, reason: str, *, intended_at: datetime, **extra) -> Run:
-    """A run that was due but could not be started (the database refused it): failed, so the retry policy and the failure mail apply."""
-    run = create_run(task, trigger, intended_at=intended_at, status=RunStatus.FAILED, finished_at=timezone.now(),
-                     error=reason, error_stage=Stage.CLAIM, permanent=False, **extra)
-    RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.ERROR, message=reason)
+def record_missed(task: Task, intended_at: datetime, reason: str, *, planned: bool) -> Run | None:
+    """A fire time the scheduler missed: a "missed" run with no attempt (None if the time is already recorded)."""
+    run = create_once(task, Trigger.SCHEDULE, intended_at=intended_at, status=RunStatus.MISSED, finished_at=timezone.now(),
+                      error=reason, catch_up_planned=planned)
+    if run is not None:
+        RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.WARNING, message=reason)
+    return run
+
+
+def record_unstarted(task: Task, trigger: str, reason: str, *, intended_at: datetime, **extra) -> Run | None:
+    """A run due that could not be started (the database refused it): failed, so the retry policy and the failure mail apply.
+
+    None when the fire time is already recorded (the start got that far before it failed).
+    """
+    run = create_once(task, trigger, intended_at=intended_at, status=RunStatus.FAILED, finished_at=timezone.now(),
+                      error=reason, error_stage=Stage.CLAIM, permanent=False, **extra)
+    if run is not None:
+        RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.ERROR, message=reason)
     return run
 
 
@@ -82,34 +116,57 @@ class Start:
 def start_run(
     task: Task, trigger: str, *, intended_at: datetime | None = None, user=None, sequence_from: Run | None = None,
     dedupe: bool = False, busy: QuerySet | None = None, queue: bool = True, retry: Run | None = None,
+    waiting: Run | None = None, if_idle: bool = False,
 ) -> Start:
     """Start a run of `task` now, unless one is still active: then record it skipped (or keep a retry waiting).
 
     `dedupe` makes a second delivery of the same firing do nothing; `busy`
     replaces "the task's active runs" (a sequence looks at its whole
     project); `queue=False` leaves the run for the caller to execute in its
-    own process; `retry` is a waiting retry to queue instead of a new run.
-    The task row stays locked until the caller's transaction ends, so two
-    starts of one task cannot both see it idle. On SQLite, where
-    select_for_update does nothing, the transaction itself is the lock: it
-    begins IMMEDIATE (etlsite/settings.py), taking the database's one write
-    lock before it looks for an active run.
+    own process; `retry` is a waiting retry, `waiting` a run that waited for
+    other tasks, to queue instead of a new run; `if_idle` records nothing
+    when the task is busy (a catch-up run then waits its turn). The task row
+    stays locked until the caller's transaction ends, so two starts of one
+    task cannot both see it idle. On SQLite, where select_for_update does
+    nothing, the transaction itself is the lock: it begins IMMEDIATE
+    (etlsite/settings.py), taking the database's one write lock before it
+    looks for an active run.
     """
     with transaction.atomic():
         Task.objects.select_for_update().filter(pk=task.pk).first()
         if retry is not None:
-            return _start_retry(task, retry, busy, queue)
+            return _start_existing(task, retry, RunStatus.RETRY_SCHEDULED, busy, queue)
+        if waiting is not None:
+            return _start_existing(task, waiting, RunStatus.WAITING, busy, queue)
         intended_at = intended_at or timezone.now()
         if dedupe and Run.objects.filter(task=task, trigger=trigger, intended_at=intended_at).exists():
             return Start(None)
         active = _active(task, busy)
         if active is not None:
+            if if_idle:
+                return Start(None, busy_with=active)
             reason = f"previous run still active (run {active.pk} of {active.task}, {active.get_status_display().lower()})."
             skipped = record_skipped(task, trigger, reason, intended_at=intended_at, user=user, sequence_from=sequence_from)
             return Start(skipped, busy_with=active)
-        run = create_run(task, trigger, user=user, intended_at=intended_at, sequence_from=sequence_from)
-        if queue:
+        if trigger in Run.DEPENDENT_TRIGGERS and task.wait_for.exists():
+            return _start_dependent(task, trigger, intended_at, user, queue)
+        run = create_once(task, trigger, user=user, intended_at=intended_at, sequence_from=sequence_from)
+        if run is not None and queue:
             enqueue(run)
+    return Start(run)
+
+
+def _start_dependent(task: Task, trigger: str, intended_at: datetime, user, queue: bool) -> Start:
+    """A run of a task that waits for others: queued if they succeeded, waiting, or skipped if one failed."""
+    verdict = dependencies.verdict(task, intended_at)
+    if verdict.failed is not None:
+        return Start(record_skipped(task, trigger, dependencies.failed_reason(verdict.failed), intended_at=intended_at, user=user))
+    status = RunStatus.WAITING if verdict.waiting else RunStatus.QUEUED
+    run = create_once(task, trigger, user=user, intended_at=intended_at, status=status, waiting_for=verdict.described)
+    if run is not None and status == RunStatus.WAITING:
+        RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.INFO, message=f"Waiting for {verdict.described}.")
+    elif run is not None and queue:
+        enqueue(run)
     return Start(run)
 
 
@@ -120,20 +177,21 @@ def _active(task: Task, busy: QuerySet | None, *, besides: Run | None = None) ->
     return runs.select_related("task__project").order_by("id").first()
 
 
-def _start_retry(task: Task, retry: Run, busy: QuerySet | None, queue: bool) -> Start:
-    active = _active(task, busy, besides=retry)
+def _start_existing(task: Task, run: Run, held_as: str, busy: QuerySet | None, queue: bool) -> Start:
+    """Queue a run that was held (a scheduled retry, a run waiting for other tasks), unless the task is busy."""
+    active = _active(task, busy, besides=run)
     if active is not None:
-        return Start(retry, busy_with=active)
+        return Start(run, busy_with=active)
     # Conditional: a cancel, or a second firing of its schedule, may have got there first.
-    queued = Run.objects.filter(pk=retry.pk, status=RunStatus.RETRY_SCHEDULED).update(
-        status=RunStatus.QUEUED, schedule_id=None, due_at=timezone.now(),
+    queued = Run.objects.filter(pk=run.pk, status=held_as).update(
+        status=RunStatus.QUEUED, schedule_id=None, due_at=timezone.now(), waiting_for="",
     )
     if not queued:
         return Start(None)
-    retry.refresh_from_db()
+    run.refresh_from_db()
     if queue:
-        enqueue(retry)
-    return Start(retry)
+        enqueue(run)
+    return Start(run)
 
 
 def worker_name() -> str:

@@ -19,7 +19,7 @@ from etlsite.pages import action_history, record, render_page, require, require_
 from etlsite.times import zoned
 from projects.models import Project
 from projects.upcoming import day_plan, fire_times
-from runs import reaper, services
+from runs import lateness, reaper, services, waiting
 from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
 from runs.queries import task_rows
 from runs.resend import ResendError, resend_file
@@ -123,6 +123,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         plan_hours=[(plan.start + timedelta(hours=i), len(names), charts.tally(names)) for i, names in enumerate(plan.hours) if names],
         orphans=services.orphaned_schedules(), site=SiteState.get(),
         can_run=request.user.has_perm("tasks.run_task"),
+        late=list(lateness.open_alerts()[:DASHBOARD_ROWS]), waiting=list(waiting.waiting_runs()[:DASHBOARD_ROWS]),
     )
 
 
@@ -179,7 +180,15 @@ def _pause(request: HttpRequest) -> str:
 
 def _resume(request: HttpRequest) -> str:
     services.resume_scheduler(user=request.user)
-    return "Resumed the scheduler."
+    return "Resumed the scheduler; the fire times of the pause are not run."
+
+
+def _resume_catch_up(request: HttpRequest) -> str:
+    paused_at = SiteState.get().paused_at
+    services.resume_scheduler(user=request.user, catch_up=True)
+    missed = Run.objects.filter(status=RunStatus.MISSED, intended_at__gte=paused_at).count() if paused_at else 0
+    return (f"Resumed the scheduler and caught up: the pause counts as downtime, {missed} missed run(s) recorded, "
+            "run late as each project's missed-run policy says.")
 
 
 def _reschedule_all(request: HttpRequest) -> str:
@@ -200,6 +209,7 @@ def _reset_stuck(request: HttpRequest) -> str:
 SCHEDULER_ACTIONS = {
     "pause": _pause,
     "resume": _resume,
+    "resume-catch-up": _resume_catch_up,
     "reschedule-all": _reschedule_all,
     "delete-orphans": _delete_orphans,
     "reset-stuck": _reset_stuck,

@@ -116,6 +116,26 @@ class Task(models.Model):
     )
     gpg_armor = models.BooleanField("ASCII armour", default=False, help_text="Write armoured .asc instead of binary .gpg.")
 
+    # Schedule integrity (SPEC §4.1): an expected time, and other tasks to wait for.
+    expected_by = models.TimeField(
+        "should have succeeded by", null=True, blank=True,
+        help_text="HH:MM in the project's time zone. On a day the project's triggers fire, if no run intended "
+        "that day has succeeded by then, a late alert goes to the failure mail's recipients and the owner.",
+    )
+    wait_for = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="waited_on_by", verbose_name="run after",
+        help_text="Tasks (of any project) that must have succeeded first: a scheduled run waits for them.",
+    )
+    wait_window_minutes = models.PositiveIntegerField(
+        "dependency window (minutes)", null=True, blank=True,
+        help_text="A success of each task waited for counts when intended within this many minutes of this run's "
+        "intended time. Blank: intended on the same day (project time zone).",
+    )
+    wait_deadline_minutes = models.PositiveIntegerField(
+        "give up waiting after (minutes)", default=360,
+        help_text="A run still waiting this long after its intended time fails (“dependencies not met by …”).",
+    )
+
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
 

@@ -38,7 +38,20 @@ def general(task: Task) -> Section:
         ("State", _yes(task.enabled, "Enabled: runs when the project fires.", "Disabled: runs only when started by hand.")),
         ("Timeout", f"The whole run is stopped after {task.timeout_minutes} min."),
         ("Retries", retries),
+        ("Expected by", f"Should have succeeded by {task.expected_by:%H:%M} ({task.project.timezone}) on the days its project fires; "
+                        "a late alert goes out otherwise." if task.expected_by else "No expected time: no late alert."),
+        ("Runs after", _dependencies(task)),
     ])
+
+
+def _dependencies(task: Task) -> str:
+    after = [str(other) for other in task.wait_for.all()]
+    if not after:
+        return "No other task: a scheduled run starts at once."
+    span = (f"intended within {task.wait_window_minutes} min of its own" if task.wait_window_minutes is not None
+            else "intended the same day")
+    return (f"A scheduled run waits until {', '.join(sorted(after))} succeeded ({span}); "
+            f"it gives up {task.wait_deadline_minutes} min after its intended time.")
 
 
 def source(task: Task) -> Section:

@@ -98,6 +98,8 @@ def _controls(request: HttpRequest, state: TaskState) -> dict:
         "running": running,
         "retry_pending": RunStatus.RETRY_SCHEDULED in states,
         "can_cancel_retry": user.has_perm("tasks.run_task") and RunStatus.RETRY_SCHEDULED in states and not running,
+        # A run waiting for other tasks is the task's active run; a person may stop the wait.
+        "waiting": state.active if state.active is not None and state.active.status == RunStatus.WAITING else None,
     }
 
 
@@ -191,6 +193,12 @@ def _cancel_retry(request: HttpRequest, task: Task) -> str:
     return f"Cancelled the retry (run {run.pk})."
 
 
+def _stop_waiting(request: HttpRequest, task: Task) -> str:
+    require(request, "tasks.run_task")
+    run = services.cancel_waiting(task, user=request.user)
+    return f"Cancelled run {run.pk}, which waited for other tasks."
+
+
 def _set_enabled(enabled: bool):
     def action(request: HttpRequest, task: Task) -> str:
         require(request, "tasks.change_task")
@@ -204,6 +212,7 @@ ACTIONS = {
     "run": _run,
     "reschedule": _reschedule,
     "cancel-retry": _cancel_retry,
+    "stop-waiting": _stop_waiting,
     "enable": _set_enabled(True),
     "disable": _set_enabled(False),
 }

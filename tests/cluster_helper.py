@@ -112,7 +112,68 @@ def fire_while_paused(odbc: str) -> dict:
     return {"paused": paused, "runs_while_paused": runs_while_paused, "runs_after_resume": Run.objects.filter(task__project=project).count()}
 
 
-STEPS = {fn.__name__: fn for fn in (setup_firing, counts, setup_slow, retry_now, run_state, fire_while_paused)}
+@transaction.atomic
+def setup_missed(odbc: str) -> dict:
+    """Every-minute crons whose schedules were left behind by a downtime over three fire times.
+
+    The state a stopped cluster leaves: each schedule still armed for the first
+    fire time it did not fire, two minutes before the last one. One project per
+    policy, and one "all" whose catch-up window (1 minute) only the last time fits.
+    """
+    owner = get_user_model().objects.get_or_create(username="owner")[0]
+    conn = factories.connection("database", name="missed-db", dialect="sqlite", odbc=odbc)
+    last = timezone.now().replace(second=0, microsecond=0)
+    first = last - timedelta(minutes=2)
+    for name, policy, window in (("none", "none", 360), ("latest", "latest", 360), ("all", "all", 360), ("window", "all", 1)):
+        project = Project.objects.create(name=f"missed-{name}", owner=owner, cron="* * * * *", timezone="Europe/Amsterdam",
+                                         missed_policy=policy, catch_up_minutes=window)
+        factories.query_task(project, conn, "select 1 as n", name="t")
+        Schedule.objects.filter(name=scheduling.schedule_name(project.pk, "cron")).update(next_run=first)
+    return {"times": [(first + timedelta(minutes=n)).isoformat() for n in range(3)]}
+
+
+def missed_state(times: str) -> dict:
+    """Per project: the missed fire times, the catch-up runs, and how often any fire time was recorded."""
+    wanted = times.split(",")
+    runs = Run.objects.filter(task__project__name__startswith="missed-")
+    result = {}
+    for project in Project.objects.filter(name__startswith="missed-"):
+        mine = runs.filter(task__project=project)
+        result[project.name.removeprefix("missed-")] = {
+            "missed": sorted(at.isoformat() for at in mine.filter(status="missed").values_list("intended_at", flat=True)),
+            "catch_ups": sorted((run.intended_at.isoformat(), run.status) for run in mine.filter(trigger="catch_up")),
+            "late_times_started": mine.filter(trigger="schedule", intended_at__in=wanted).exclude(status="missed").count(),
+        }
+    repeats = runs.filter(trigger__in=["schedule", "catch_up"]).values("task", "intended_at", "trigger").annotate(n=Count("id"))
+    result["most_per_fire_time"] = max((row["n"] for row in repeats), default=0)
+    return result
+
+
+def setup_shared(odbc: str, outbox: str) -> dict:
+    """A run queued for whichever cluster is up; its upload fails while a file of its name is in the way; one retry."""
+    get_user_model().objects.create_superuser("webadmin", "webadmin@example.test", "webadmin-pass-1")
+    owner = get_user_model().objects.get_or_create(username="owner")[0]
+    project = Project.objects.create(name="Shared", owner=owner)
+    conn = factories.connection("database", name="shared-db", dialect="sqlite", odbc=odbc)
+    task = factories.query_task(project, conn, "select 1 as n union select 2 as n", name="two",
+                                retry_max=1, retry_delay_minutes=1, retry_on_every_failure=True)
+    factories.destination(task, factories.connection("folder", name="outbox", folder=outbox), folder="in")
+    run = services.run_now(task)
+    return {"task": task.pk, "run": run.pk}
+
+
+def shared_state(task_id: str) -> dict:
+    runs = Run.objects.filter(task_id=int(task_id)).order_by("id")
+    return {"runs": [
+        {"id": run.pk, "status": run.status, "worker": run.worker, "error": run.error, "retry_of": run.retry_of_id,
+         "files": [{"id": f.pk, "name": f.name, "sha256": f.sha256, "path": f.stored.name} for f in run.files.all()],
+         "deliveries": [(d.status, d.file.name if d.file else None) for d in run.deliveries.order_by("id")]}
+        for run in runs
+    ]}
+
+
+STEPS = {fn.__name__: fn for fn in (setup_firing, counts, setup_slow, retry_now, run_state, fire_while_paused, setup_missed, missed_state,
+                                          setup_shared, shared_state)}
 
 if __name__ == "__main__":
     print(json.dumps(STEPS[sys.argv[1]](*sys.argv[2:])))

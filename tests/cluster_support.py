@@ -47,11 +47,12 @@ class ClusterSite:
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def start_cluster(self, name: str = "") -> subprocess.Popen:
+    def start_cluster(self, name: str = "", **env: str) -> subprocess.Popen:
+        """A cluster, as on a machine of its own; `env` adds to the site's environment (that machine's own folders)."""
         log = self.var / f"cluster-{name or len(self.clusters)}.log"
         with open(log, "wb") as out:
             # A session of its own: the whole cluster (sentinel, workers) can be ended by its group id.
-            proc = subprocess.Popen([sys.executable, "manage.py", "qcluster", "--skip-checks"], cwd=ROOT, env=self.env,
+            proc = subprocess.Popen([sys.executable, "manage.py", "qcluster", "--skip-checks"], cwd=ROOT, env={**self.env, **env},
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.clusters.append((proc, log))
         return proc

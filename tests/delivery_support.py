@@ -68,6 +68,17 @@ def retry(run: Run) -> Run:
     return run_task(run.task, trigger=Trigger.RETRY, retry_of=run, attempt=run.attempt + 1, intended_at=run.intended_at)
 
 
+def mail_through(smtp_server, settings):
+    """Send Django's mail to the aiosmtpd test server (tests/servers_inprocess.py `smtp_server`)."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = smtp_server.host, smtp_server.port
+    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = smtp_server.username, smtp_server.password
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.DEFAULT_FROM_EMAIL = "courier@example.test"
+    settings.COURIER_BASE_URL = "https://courier.example.test/"
+    return smtp_server
+
+
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 

@@ -30,7 +30,7 @@ class _FormReader(HTMLParser):
         self.fields: list[tuple[str, str]] = []
         self.disabled: set[str] = set()
         self._textarea: tuple[str, list[str]] | None = None
-        self._select: tuple[str, list[tuple[str, bool]]] | None = None
+        self._select: tuple[str, list[tuple[str, bool]], bool] | None = None
         self._option: tuple[str | None, bool, list[str]] | None = None
 
     def handle_starttag(self, tag, attrs):
@@ -52,7 +52,7 @@ class _FormReader(HTMLParser):
         elif tag == "textarea":
             self._textarea = (name, [])
         elif tag == "select":
-            self._select = (name, [])
+            self._select = (name, [], "multiple" in attrs)
         elif tag == "option" and self._select is not None:
             self._option = (attrs.get("value"), "selected" in attrs and "disabled" not in attrs, [])
 
@@ -85,8 +85,9 @@ class _FormReader(HTMLParser):
             self._select[1].append((value if value is not None else "".join(parts).strip(), selected))
             self._option = None
         elif tag == "select" and self._select is not None:
-            name, options = self._select
-            chosen = [value for value, selected in options if selected] or [value for value, _ in options[:1]]
+            name, options, multiple = self._select
+            # A single select sends its first option when none is selected; a multiple one sends nothing.
+            chosen = [value for value, selected in options if selected] or ([] if multiple else [value for value, _ in options[:1]])
             self.fields += [(name, value) for value in chosen]
             self._select = None
 

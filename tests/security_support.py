@@ -24,7 +24,7 @@ from connections.models import GpgKey
 from projects import views as project_views
 from projects.models import Project
 from runs import views as run_views
-from runs.models import Run, RunFile, RunLog, RunStatus, SiteState, Trigger
+from runs.models import LateAlert, Run, RunFile, RunLog, RunStatus, SiteState, Trigger
 from tasks import views as task_views
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
@@ -80,6 +80,16 @@ def admin_actions() -> list[tuple[str, str]]:
             continue  # Django offers no action on this model's list
         names = {name for _, name, _ in model_admin._get_base_actions()}
         found += [(model._meta.label_lower, name) for name in sorted(names)]
+    return sorted(found)
+
+
+def admin_own_views() -> list[tuple[str, str]]:
+    """(model label, URL name) of each view a model admin adds to Django's own (ModelAdmin.get_urls), e.g. “Pin this key”."""
+    found = []
+    for model, model_admin in admin.site._registry.items():
+        info = f"{model._meta.app_label}_{model._meta.model_name}"
+        standard = {f"{info}_{view}" for view in ADMIN_VIEWS}
+        found += [(model._meta.label_lower, p.name) for p in model_admin.get_urls() if p.name and p.name not in standard]
     return sorted(found)
 
 
@@ -140,6 +150,7 @@ def build_world(tmp_path, owner) -> World:
         "connections.organization": source.organization, "connections.connection": source,
         "connections.gpgkey": GpgKey.objects.create(name="vendor-key", public_key="-----BEGIN PGP PUBLIC KEY BLOCK-----\n…"),
         "projects.project": project, "tasks.task": task, "runs.run": run,
+        "runs.latealert": LateAlert.objects.create(task=task, day=now.date(), expected_at=now, late_mail="sent to a@example.test"),
     }
     objects.update(_django_q_rows(now))
     objects["admin.logentry"] = LogEntry.objects.log_actions(owner.pk, [task], CHANGE, change_message="Made for the test.",

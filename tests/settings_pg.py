@@ -30,5 +30,7 @@ Q_CLUSTER.update({"name": os.environ["COURIER_TEST_Q_NAME"], "workers": 2, "time
 # A run is silent after 4 s without a heartbeat (every second), so the reaper test is quick.
 COURIER_HEARTBEAT_SECONDS = 1
 COURIER_REAP_AFTER_SECONDS = 4
+# The scheduler passes every 30 s; a fire time 35 s late was missed (the test of missed runs stays under a minute).
+COURIER_MISSED_AFTER_SECONDS = 35
 # The cluster's log, with process ids: the tests read it.
 LOGGING = CLUSTER_LOGGING

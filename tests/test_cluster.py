@@ -10,19 +10,24 @@ Select with `pytest -m cluster`; they also run in the normal suite.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
-from tests.cluster_support import ClusterSite, wait_for
-from tests.servers_common import shared_tmp
+from tests.cluster_support import ROOT, ClusterSite, wait_for
+from tests.servers_common import free_port, shared_tmp, stop_process, wait_port
 
 pytestmark = pytest.mark.cluster
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -158,3 +163,103 @@ def test_pause_survives_a_restart(pg_site, sqlite_odbc):
     finally:
         pg_site.manage("scheduler", "resume")
     assert result == {"paused": "paused: nothing started", "runs_while_paused": 0, "runs_after_resume": 1}
+
+
+def _seconds_into_the_minute(low: int, high: int) -> None:
+    """Wait until the clock is `low`–`high` seconds past a minute (at most a minute)."""
+    while not low <= time.time() % 60 < high:
+        time.sleep(0.2)
+
+
+def test_a_downtime_over_three_fire_times_records_three_missed_runs_and_each_policy_runs_its_share_once(pg_site, sqlite_odbc):
+    """Every-minute crons after a downtime over three fire times: 3 "missed" records each; none/latest/all run 0/1/3.
+
+    The cluster is started 36–40 s past a minute, so the last missed time is
+    over COURIER_MISSED_AFTER_SECONDS (35 s) old when its scheduler passes,
+    and the next one not yet due. Then it restarts twice; nothing runs twice.
+    """
+    _seconds_into_the_minute(36, 40)
+    times = pg_site.step("setup_missed", sqlite_odbc.odbc)["times"]
+    joined = ",".join(times)
+    pg_site.clusters.clear()
+    try:
+        pg_site.start_cluster("m1")
+        wait_for(lambda: pg_site.step("missed_state", joined)["all"]["catch_ups"], "the first catch-up run of policy all")
+        pg_site.stop_clusters()  # restart 1, in the middle of the catch-ups
+        pg_site.start_cluster("m2")
+        all_done = [[t, "succeeded"] for t in times]
+        wait_for(lambda: pg_site.step("missed_state", joined)["all"]["catch_ups"] == all_done, "the three catch-up runs of policy all", timeout=90)
+        pg_site.stop_clusters()  # restart 2: its first scheduler pass fires again whatever is due
+        pg_site.start_cluster("m3")
+        time.sleep(8)
+    finally:
+        pg_site.stop_clusters()
+    state = pg_site.step("missed_state", joined)
+    for policy in ("none", "latest", "all", "window"):
+        assert state[policy]["missed"] == times, policy
+        assert state[policy]["late_times_started"] == 0, policy  # never started as if on time
+    assert state["none"]["catch_ups"] == []
+    assert state["latest"]["catch_ups"] == [[times[-1], "succeeded"]]
+    assert state["all"]["catch_ups"] == [[t, "succeeded"] for t in times]
+    assert state["window"]["catch_ups"] == [[times[-1], "succeeded"]]  # a 1-minute window: only the last one
+    assert state["most_per_fire_time"] == 1
+
+
+def _worker_of(run: dict) -> int:
+    return int(run["worker"].rsplit(":", 1)[1])
+
+
+def test_a_file_made_on_one_machine_is_downloaded_through_the_web_and_resent_by_another(pg_site, sqlite_odbc):
+    """Web, and two clusters as machines of their own (each its own COURIER_WORK_DIR), sharing one storage folder.
+
+    The second machine runs the task; its upload fails (a file of that name
+    is in the way, and the task does not overwrite). The web process serves the stored file; the first machine,
+    which never saw the run, resends the stored file from the shared storage
+    as the retry (a redelivery).
+    """
+    outbox = pg_site.var / "outbox"
+    (outbox / "in").mkdir(parents=True)
+    (outbox / "in" / "two.csv").write_text("in the way\n")
+    setup = pg_site.step("setup_shared", sqlite_odbc.odbc, str(outbox))
+    port = free_port()
+    web_log = open(pg_site.var / "web.log", "wb")
+    web = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+                           cwd=ROOT, env={**pg_site.env, "COURIER_WORK_DIR": str(pg_site.var / "work-web")},
+                           stdout=web_log, stderr=subprocess.STDOUT)
+    pg_site.clusters.clear()
+    try:
+        pg_site.start_cluster("second", COURIER_WORK_DIR=str(pg_site.var / "work-second"))
+        state = wait_for(lambda: (s := pg_site.step("shared_state", str(setup["task"])))["runs"][-1]["status"] == "retry_scheduled" and s,
+                         "the run to fail its upload on the second machine")
+        pg_site.stop_clusters()
+        made, retry = state["runs"]
+        assert made["status"] == "failed" and "already exists" in made["error"]
+        assert _worker_of(made) in worker_pids(pg_site.clusters[0][1])
+        [stored] = made["files"]
+        assert (pg_site.var / "storage" / stored["path"]).is_file()
+        assert not list((pg_site.var / "work-second").glob("run-*"))  # its work folder is private and cleaned
+
+        wait_port(port, web, timeout=30)
+        site = requests.Session()
+        login = f"http://127.0.0.1:{port}/admin/login/"
+        site.get(login, timeout=10)
+        site.post(login, data={"username": "webadmin", "password": "webadmin-pass-1",
+                               "csrfmiddlewaretoken": site.cookies["csrftoken"], "next": "/admin/"}, timeout=10)
+        download = site.get(f"http://127.0.0.1:{port}/admin/courier/files/{stored['id']}/download/", timeout=10)
+        assert download.status_code == 200 and download.content == b"n\n1\n2\n"
+        assert hashlib.sha256(download.content).hexdigest() == stored["sha256"]
+
+        (outbox / "in" / "two.csv").unlink()
+        pg_site.clusters.clear()
+        pg_site.step("retry_now", str(setup["task"]))  # the retry's delay is over: its schedule is queued
+        pg_site.start_cluster("first", COURIER_WORK_DIR=str(pg_site.var / "work-first"))
+        state = wait_for(lambda: (s := pg_site.step("shared_state", str(setup["task"])))["runs"][-1]["status"] == "succeeded" and s,
+                         "the first machine to resend the stored file")
+    finally:
+        pg_site.stop_clusters()
+        stop_process(web, signal.SIGTERM, timeout=10)
+        web_log.close()
+    resent = state["runs"][-1]
+    assert resent["id"] == retry["id"] and _worker_of(resent) in worker_pids(pg_site.clusters[0][1])
+    assert resent["deliveries"] == [["sent", stored["name"]]]
+    assert (outbox / "in" / stored["name"]).read_bytes() == download.content

@@ -52,6 +52,7 @@ def spec_example(public_key: str) -> dict:
             "name": "Nightly", "description": "", "owner": "alice", "sequence": False, "timezone": "Europe/Amsterdam",
             "triggers": {"cron": "0 6 * * 1-5", "interval": {"every": 15, "unit": "minutes"},
                          "once": "2026-12-01T06:00:00", "start": None, "end": None},
+            "missed_runs": {"policy": "latest", "catch_up_minutes": 360},
             "parameters": [{"key": "@day", "value": "'parse(%Y-%m-%d-1)'", "sensitive": False}],
             "tasks": [{
                 "name": "orders", "enabled": True, "rank": 1, "timeout_minutes": 60,
@@ -71,6 +72,9 @@ def spec_example(public_key: str) -> dict:
                 "email": {"success": {"to": "a@acme.test; b@acme.test", "subject": "done %Y", "message": "",
                                       "attach": True, "embed": False, "skip_empty": False},
                           "failure": {"to": "ops@acme.test", "subject": "", "message": ""}},
+                # It runs after a task further down the file.
+                "expected_by": "07:30",
+                "dependencies": {"after": ["Nightly/pickup"], "window_minutes": None, "give_up_after_minutes": 120},
             }, {
                 "name": "pickup", "enabled": False, "rank": None, "timeout_minutes": 30,
                 "retries": {"max": 0, "delay_minutes": 5, "backoff": 2.0, "on_every_failure": True},
@@ -84,6 +88,8 @@ def spec_example(public_key: str) -> dict:
                 "destinations": [{"kind": "folder", "connection": "Acme/outbox", "folder": "", "if_exists": "overwrite",
                                   "skip_empty": False}],
                 "email": {"success": None, "failure": None},
+                "expected_by": None,
+                "dependencies": {"after": [], "window_minutes": 90, "give_up_after_minutes": 360},
             }],
         }],
     }
@@ -159,6 +165,11 @@ def test_one_bad_value_names_its_path_and_nothing_is_changed(example):
     (lambda d: d["organizations"][0]["connections"][0].update(kind="oracle"), 'organizations[0].connections[0].kind: unknown connection kind "oracle" (one of "database", "sftp", "ftp", "smb", "ssh", "gitlab", "web", "folder")'),
     (lambda d: d["gpg_keys"][0].update(public_key="-----BEGIN PGP PUBLIC KEY BLOCK-----\nnonsense\n-----END PGP PUBLIC KEY BLOCK-----"), "gpg_keys[0].public_key: The public key cannot be read by GnuPG (damaged or not a key)."),
     (lambda d: d.update(version=2), "version: must be 1"),
+    (lambda d: d["projects"][0]["missed_runs"].update(policy="sometimes"), 'projects[0].missed_runs.policy: unknown policy "sometimes" (one of "none", "latest", "all")'),
+    (lambda d: d["projects"][0]["tasks"][0].update(expected_by="7h"), 'projects[0].tasks[0].expected_by: "7h" is not a time of day such as 07:30'),
+    (lambda d: d["projects"][0]["tasks"][0]["dependencies"].update(after=["Nightly/nope"]), 'projects[0].tasks[0].dependencies.after[0]: no task "Nightly/nope"'),
+    (lambda d: d["projects"][0]["tasks"][1]["dependencies"].update(after=["Nightly/orders"]),
+     "projects[0].tasks[1].dependencies.after: these tasks would wait for each other for ever: Nightly/pickup → Nightly/orders → Nightly/pickup"),
 ])
 def test_bad_values_are_reported_with_their_json_path(example, change, expected):
     change(example)

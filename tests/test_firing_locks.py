@@ -54,6 +54,11 @@ def short_busy_wait(milliseconds: int = 100) -> None:
     connection.connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
 
 
+def refuse() -> None:
+    """Called by a trigger: the database's refusal of a row, as a full disk or a broken index would refuse it."""
+    raise OSError("no space left on device")
+
+
 @pytest.fixture
 def project(sqlite_odbc):
     made = factories.project("Hourly", cron="0 * * * *", timezone="UTC")
@@ -90,22 +95,23 @@ def test_a_firing_whose_runs_the_database_refuses_is_recorded_failed_reported_an
     project.tasks.filter(name="b").update(retry_max=0)
     at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     schedule = fired(project, at)
+    connection.ensure_connection()
+    connection.connection.create_function("refuse", 0, refuse)
     with connection.cursor() as cursor:
         # The database refuses a queued run (a full disk, a corrupt index …), yet records a failed one.
-        cursor.execute("CREATE TRIGGER refuse_runs BEFORE INSERT ON runs_run WHEN NEW.status = 'queued' "
-                       "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+        cursor.execute("CREATE TRIGGER refuse_runs BEFORE INSERT ON runs_run WHEN NEW.status = 'queued' BEGIN SELECT refuse(); END")
     try:
         outcome = jobs.fire_project(project.pk, "cron", at.isoformat())
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TRIGGER refuse_runs")
 
-    assert outcome.startswith("could not start the runs (IntegrityError: disk I/O error); 2 recorded as failed")
+    error = "OperationalError: user-defined function raised exception"
+    assert outcome.startswith(f"could not start the runs ({error}); 2 recorded as failed"), outcome
     first = {r.task.name: r for r in Run.objects.filter(task__project=project, attempt=1)}
     for run in first.values():
         assert (run.status, run.trigger, run.intended_at, run.error_stage) == (RunStatus.FAILED, Trigger.SCHEDULE, at, "claim")
-        assert run.error == (f"The schedule fired for {at:%Y-%m-%d %H:%M} UTC, but the run could not be started: "
-                             "IntegrityError: disk I/O error")
+        assert run.error == f"The schedule fired for {at:%Y-%m-%d %H:%M} UTC, but the run could not be started: {error}"
     # The retry policy applies: task a tries again later, task b (no retries) mails its failure.
     assert Run.objects.get(retry_of=first["a"]).status == RunStatus.RETRY_SCHEDULED
     assert not Run.objects.filter(retry_of=first["b"]).exists()

@@ -207,7 +207,7 @@ def test_a_run_with_an_unpinned_connection_fails_before_connecting(sqlite_odbc, 
 
     assert run.status == RunStatus.FAILED and run.permanent
     assert "Acme/vendor has no pinned host key" in run.error
-    assert "test the connection and pin" in run.error
+    assert "presses “Test connection” on the connection's admin page and then “Pin this key”" in run.error
     assert ssh_witness.accepted == 0 and ssh_witness.attempts == []
 
 

@@ -10,7 +10,7 @@ from runs.models import Delivery, DeliveryKind, DeliveryStatus, Run, RunStatus, 
 from runs.notify import send_failure_mail, split_recipients
 from runs.pipeline.log import RunLogger
 from tasks.models import Notification
-from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, orders_task, run_task
+from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, mail_through, orders_task, run_task
 from tests.servers_common import free_port
 
 pytestmark = pytest.mark.django_db
@@ -20,13 +20,7 @@ RECIPIENTS = "ops@example.test; boss@example.test,\n5551234567@vtext.com"
 
 @pytest.fixture
 def smtp(smtp_server, settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = smtp_server.host, smtp_server.port
-    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = smtp_server.username, smtp_server.password
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.DEFAULT_FROM_EMAIL = "courier@example.test"
-    settings.COURIER_BASE_URL = "https://courier.example.test/"
-    return smtp_server
+    return mail_through(smtp_server, settings)
 
 
 def by_recipient(server) -> dict[str, object]:

@@ -97,7 +97,8 @@ def test_runs_lists_newest_first_as_json(sqlite_odbc):
     assert [(row["task"], row["status"], row["trigger"], row["attempt"], row["rows"]) for row in rows] == [
         ("P/b", "succeeded", "manual", 1, 1), ("P/a", "succeeded", "manual", 1, 1),
     ]
-    assert set(rows[0]) == {"run", "task", "status", "trigger", "attempt", "due", "started", "finished", "rows", "error"}
+    assert set(rows[0]) == {"run", "task", "status", "trigger", "attempt", "intended", "due", "started", "finished", "rows", "error",
+                            "waiting_for"}
     assert [row["task"] for row in json.loads(run_command("runs", "P/a", "--json", "--limit", "5"))] == ["P/a"]
     assert len(json.loads(run_command("runs", "--json", "--limit", "1"))) == 1
     assert "P/b" in run_command("runs")

@@ -46,6 +46,7 @@ from tests.security_support import (
     Endpoint,
     admin_actions,
     admin_models,
+    admin_own_views,
     build_code_world,
     build_world,
     courier_endpoints,
@@ -83,7 +84,7 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "dashboard": (GET, perm("tasks.view_task")),
     "run_errored": (POST, perm("tasks.run_task")),
     "scheduler": (GET, superuser),
-    **{f"scheduler_action:{slug}": (POST, superuser) for slug in ("pause", "resume", "reschedule-all", "delete-orphans", "reset-stuck")},
+    **{f"scheduler_action:{slug}": (POST, superuser) for slug in ("pause", "resume", "resume-catch-up", "reschedule-all", "delete-orphans", "reset-stuck")},
     "run_log": (GET, perm("tasks.view_task")),
     "file_resend": (POST, perm("tasks.run_task")),
     "runfile_download": (GET, perm("runs.view_run")),
@@ -95,6 +96,7 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "task_delete": (FORM, perm("tasks.delete_task")),
     "task_action:run": (POST, perm("tasks.run_task")),
     "task_action:cancel-retry": (POST, perm("tasks.run_task")),
+    "task_action:stop-waiting": (POST, perm("tasks.run_task")),
     "task_action:reschedule": (POST, perm("tasks.change_task")),
     "task_action:enable": (POST, perm("tasks.change_task")),
     "task_action:disable": (POST, perm("tasks.change_task")),
@@ -132,6 +134,7 @@ ADMIN_RULES: dict[str, dict[str, Rule]] = {
     "projects.project": model_rules("projects.project"),
     "tasks.task": model_rules("tasks.task"),
     "runs.run": model_rules("runs.run", add=never),  # runs are made by running, never by hand
+    "runs.latealert": model_rules("runs.latealert", add=never),  # made by the watch, never by hand
     "connections.organization": SUPERUSERS_ONLY,
     "connections.connection": SUPERUSERS_ONLY,
     "connections.gpgkey": SUPERUSERS_ONLY,
@@ -142,9 +145,17 @@ ADMIN_RULES: dict[str, dict[str, Rule]] = {
     "admin.logentry": {**SUPERUSERS_ONLY, "add": never, "delete": never},  # the audit trail is read only
 }
 
+# The views a model admin adds to Django's own, each about one object: the buttons on a connection's page, a user's password.
+ADMIN_OWN_RULES: dict[str, tuple[str, Rule]] = {
+    "auth_user_password_change": (FORM, perm("auth.change_user")),
+    "connections_connection_pin_host_key": (POST, superuser),
+    "connections_connection_test": (POST, superuser),
+}
+
 # Tasks and projects have none: Courier's pages act on them (LEADS_TO_COURIER).
 ACTION_RULES: dict[tuple[str, str], Rule] = {
     ("runs.run", "delete_selected"): perm("runs.delete_run"),
+    ("runs.latealert", "delete_selected"): perm("runs.delete_latealert"),
     ("auth.user", "delete_selected"): perm("auth.delete_user"),
     ("auth.group", "delete_selected"): perm("auth.delete_group"),
     ("connections.connection", "test_connections"): superuser,
@@ -249,6 +260,7 @@ def test_every_url_and_action_has_its_rule():
     assert {e.id for e in courier_endpoints()} == set(COURIER_RULES), "write down the rights of new or removed Courier URLs"
     assert set(admin_models()) == set(ADMIN_RULES), "write down the rights of new or removed admin models"
     assert set(admin_actions()) == set(ACTION_RULES), "write down the rights of new or removed admin actions"
+    assert {name for _, name in admin_own_views()} == set(ADMIN_OWN_RULES), "write down the rights of new or removed admin views"
 
 
 # --------------------------------------------------------------------------
@@ -312,6 +324,36 @@ def test_every_admin_view(world, users):
         return expect(response, 200)
 
     check_matrix(users, ADMIN_CASES, check)
+
+
+def own_view_url(world, label: str, name: str) -> str:
+    return reverse(f"admin:{name}", args=[world.objects[label].pk])
+
+
+def test_every_admin_view_of_our_own(world, users):
+    """An action never runs on GET, a form shows to whom may use it; a POST is done for them, refused for the others."""
+    def check(client, user, who, case, before):
+        label, name = case
+        kind, rule = ADMIN_OWN_RULES[name]
+        url = own_view_url(world, label, name)
+        shown = client.get(url)
+        if who in LOGGED_OUT:
+            problem = logged_out(shown)
+        else:
+            problem = expect(shown, 405 if kind == POST else 200 if rule(user) else 403)
+        if problem:
+            return f"GET: {problem}"
+        response = client.post(url)
+        if who in LOGGED_OUT:
+            problem = logged_out(response)
+        elif rule(user):
+            # Done (302 back to the page) or a form shown again with its errors (200): never refused.
+            return None if response.status_code in (200, 302) else f"allowed, yet answered {response.status_code}"
+        else:
+            problem = expect(response, 403)
+        return problem or (None if fingerprint() == before else "a refused request changed something")
+
+    check_matrix(users, {name: (label, name) for label, name in admin_own_views()}, check)
 
 
 def test_the_admin_index_lists_superuser_only_models_to_superusers_only(world, users):
@@ -380,6 +422,8 @@ def test_every_admin_form_and_action_refuses_a_post_without_the_csrf_token(world
         app, model = label.split(".")
         data = {"action": action, "_selected_action": [world.objects[label].pk], "post": "yes"}
         answers[f"{label}:{action}"] = client.post(f"/admin/{app}/{model}/", data).status_code
+    for label, name in admin_own_views():
+        answers[name] = client.post(own_view_url(world, label, name), {"fingerprint": "x"}).status_code
     assert answers == dict.fromkeys(answers, 403)
     assert fingerprint() == before
 

@@ -132,8 +132,8 @@ def open_ssh(conn) -> paramiko.SSHClient:
     port = conn.effective_port
     if not conn.host_key:
         raise ClientError(
-            f"{label} has no pinned host key: test the connection and pin the server's key before it is used "
-            "(a superuser, on the connection's admin page). Nothing was sent to the server.",
+            f"{label} has no pinned host key: before it is used, a superuser presses “Test connection” on the "
+            "connection's admin page and then “Pin this key”. Nothing was sent to the server.",
             permanent=True,
         )
     client = paramiko.SSHClient()

@@ -10,6 +10,7 @@ from connections import kinds
 from connections.kinds import Reads
 from connections.models import Connection, GpgKey, Organization
 from projects.models import Project
+from tasks.configuration import integrity
 from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Task
 
 FORMAT_VERSION = 1
@@ -121,6 +122,7 @@ def task_data(task: Task, include_secrets: bool) -> dict:
             for d in task.destinations.all()
         ],
         "email": email_data(task),
+        **integrity.task_data(task),
     }
 
 
@@ -131,6 +133,7 @@ def project_data(project: Project, include_secrets: bool) -> dict:
         "sequence": project.sequence, "timezone": project.timezone,
         "triggers": {"cron": project.cron or None, "interval": interval, "once": _iso(project.once_at),
                      "start": _iso(project.start_at), "end": _iso(project.end_at)},
+        **integrity.project_data(project),
         "parameters": parameter_data(project.parameters.all(), include_secrets),
         "tasks": [task_data(t, include_secrets) for t in project.tasks.all()],
     }
@@ -142,7 +145,8 @@ def export_config(include_secrets: bool = False) -> dict:
         Prefetch("connections", queryset=Connection.objects.select_related("organization").order_by("name"))
     )
     tasks = Task.objects.select_related("source_connection__organization", "gpg_key").prefetch_related(
-        "parameters", "notifications", "destinations__connection__organization", "code_locations__connection__organization"
+        "parameters", "notifications", "destinations__connection__organization", "code_locations__connection__organization",
+        "wait_for__project",
     ).order_by("name")
     projects = Project.objects.select_related("owner").prefetch_related("parameters", Prefetch("tasks", queryset=tasks))
     return {

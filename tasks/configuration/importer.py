@@ -17,7 +17,7 @@ from connections import kinds
 from connections.clients.gpg import GpgError, inspect_key
 from connections.models import Connection, GpgKey, Organization
 from projects.models import IntervalUnit, Project, ProjectParameter
-from tasks.configuration import schema, sections
+from tasks.configuration import integrity, schema, sections
 from tasks.configuration.reader import ConfigError, Reader
 from tasks.configuration.saving import assign, save_valid
 from tasks.models import CodeRole, Task, TaskParameter
@@ -31,6 +31,7 @@ class Importer:
         self.r = reader
         self.connections: dict[str, Connection] = {}
         self.gpg_keys: dict[str, GpgKey] = {}
+        self.dependencies = integrity.Dependencies(reader)
 
     def run(self, data: dict) -> None:
         if self.r.obj(data, "$") is None:
@@ -46,6 +47,8 @@ class Importer:
         self.gpg_keys.update({k.name: k for k in GpgKey.objects.all()})
         for i, project in enumerate(self.r.items(data, "projects", "$")):
             self.project(project, f"projects[{i}]")
+        if not self.r.errors:
+            self.dependencies.resolve()  # a task may run after one further down the file
 
     def organization(self, data: dict, path: str) -> None:
         if self.r.obj(data, path) is None:
@@ -127,7 +130,7 @@ class Importer:
             zone = "UTC"
         project = Project.objects.filter(name=name).first() or Project(name=name)
         values = {"description": self.r.text(data, "description", path), "sequence": self.r.flag(data, "sequence", path),
-                  "timezone": zone, **self.triggers(data, path, zone)}
+                  "timezone": zone, **self.triggers(data, path, zone), **integrity.project_values(self.r, data, path)}
         if owner is not None:
             values["owner"] = owner
         changed = assign(project, values)
@@ -193,6 +196,7 @@ class Importer:
             "retry_delay_minutes": self.r.number(retries, "delay_minutes", f"{path}.retries", default=5),
             "retry_backoff": self.r.number(retries, "backoff", f"{path}.retries", default=1.0, minimum=1, real=True),
             "retry_on_every_failure": self.r.flag(retries, "on_every_failure", f"{path}.retries"),
+            **integrity.task_values(self.r, data, path),
         }
         section = sections.TaskSections(self.r, self.connections, self.gpg_keys)
         values.update(section.source(data, path))
@@ -206,6 +210,7 @@ class Importer:
             return
         self.parameters(task.parameters, TaskParameter, {"task": task}, data, path)
         section.save_children(task, data, path)
+        self.dependencies.read(task, data, path)
         self.refuse_doomed(task, path)
 
     def refuse_doomed(self, task: Task, path: str) -> None:

@@ -72,8 +72,9 @@ SOURCE = ByKind("kind", "source", {
 OUTPUT = obj("type", "name", "delimiter", "headers", "quoting", "escape_char", "encoding", "line_ending", "line_suffix",
              zip=obj("name"), gpg=obj("key", "armor"))
 TASK = obj(
-    "name", "enabled", "rank", "timeout_minutes",
+    "name", "enabled", "rank", "timeout_minutes", "expected_by",
     retries=obj("max", "delay_minutes", "backoff", "on_every_failure"),
+    dependencies=obj("window_minutes", "give_up_after_minutes", after=Items(None)),
     parameters=PARAMETERS, source=SOURCE, processing=obj("entry", "requirements", "network", code=CODE), output=OUTPUT,
     destinations=Items(obj("kind", "connection", "folder", "if_exists", "skip_empty")),
     email=obj(success=obj("to", "subject", "message", "attach", "embed", "skip_empty"), failure=obj("to", "subject", "message")),
@@ -81,6 +82,7 @@ TASK = obj(
 PROJECT = obj(
     "name", "description", "owner", "sequence", "timezone",
     triggers=obj("cron", "once", "start", "end", interval=obj("every", "unit")),
+    missed_runs=obj("policy", "catch_up_minutes"),
     parameters=PARAMETERS, tasks=Items(TASK),
 )
 CONNECTION = ByKind("kind", "connection", {

@@ -17,14 +17,26 @@ class Command(CourierCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["pause", "resume", "status"], help="pause, resume or status")
+        parser.add_argument(
+            "--catch-up", action="store_true",
+            help="with resume: the pause counts as downtime — its fire times are recorded as missed and run late as each project's policy says",
+        )
 
-    def handle(self, action: str, **options):
+    def handle(self, action: str, catch_up: bool = False, **options):
         if action == "pause":
             audit.record_command(services.pause_scheduler(), "Paused the scheduler")
             self.stdout.write("Scheduler paused: no schedule starts a task and no retry starts until `manage.py scheduler resume`.")
         elif action == "resume":
-            audit.record_command(services.resume_scheduler(), "Resumed the scheduler")
-            self.stdout.write("Scheduler resumed.")
+            paused_at = SiteState.get().paused_at
+            site = services.resume_scheduler(catch_up=catch_up)
+            if catch_up and paused_at:
+                missed = Run.objects.filter(status=RunStatus.MISSED, intended_at__gte=paused_at).count()
+                audit.record_command(site, "Resumed the scheduler and caught up on the pause")
+                self.stdout.write(f"Scheduler resumed; the pause counts as downtime: {missed} missed run(s) recorded since "
+                                  f"{timezone.localtime(paused_at):%Y-%m-%d %H:%M %Z}, run late as each project's policy says.")
+            else:
+                audit.record_command(site, "Resumed the scheduler")
+                self.stdout.write("Scheduler resumed.")
         else:
             self._status()
 
@@ -43,6 +55,8 @@ class Command(CourierCommand):
             self._project(project, now)
         pending = Run.objects.filter(status=RunStatus.RETRY_SCHEDULED).count()
         self.stdout.write(f"Pending retries: {pending}.")
+        waiting = Run.objects.filter(status=RunStatus.WAITING).count()
+        self.stdout.write(f"Runs waiting for other tasks: {waiting}.")
         orphans = len(services.orphaned_schedules())
         self.stdout.write(f"Orphaned schedule entries: {orphans}" + (" (see `manage.py orphans`)." if orphans else "."))
 
