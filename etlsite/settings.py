@@ -233,6 +233,12 @@ if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
         f"COURIER_HEARTBEAT_SECONDS ({COURIER_HEARTBEAT_SECONDS:g})."
     )
 
+# The hour (0-23, site time zone) from which the watch sends each owner the daily digest of
+# the day before (runs/digest.py); GPG key expiry warnings go out at any hour (runs/keywatch.py).
+COURIER_DIGEST_HOUR = env.int("COURIER_DIGEST_HOUR", default=7)
+if not 0 <= COURIER_DIGEST_HOUR <= 23:
+    raise ImproperlyConfigured(f"COURIER_DIGEST_HOUR must be an hour from 0 to 23, not {COURIER_DIGEST_HOUR}.")
+
 # A task's timeout is counted in minutes of this many seconds (60; tests shorten it).
 COURIER_TIMEOUT_MINUTE_SECONDS = env.float("COURIER_TIMEOUT_MINUTE_SECONDS", default=60.0)
 

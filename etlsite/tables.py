@@ -108,11 +108,12 @@ class RunTable(tables.Table):
     finished_at = tables.Column("Ended")
     duration = tables.Column("Duration", empty_values=())
     rows = tables.Column("Rows")
+    guard_report = tables.Column("Row guard", attrs={"td": {"class": "guard-cell"}})
     error = tables.Column("Error", attrs={"td": {"class": "error-cell"}})
 
     class Meta:
         model = Run
-        fields = ("id", "status", "trigger", "attempt", "due_at", "started_at", "finished_at", "duration", "rows", "error")
+        fields = ("id", "status", "trigger", "attempt", "due_at", "started_at", "finished_at", "duration", "rows", "guard_report", "error")
         attrs = TABLE_ATTRS
         orderable = False  # newest first, always: the index order, cheap at any size
         empty_text = "This task has not run yet."

@@ -9,7 +9,7 @@ from django.forms.models import inlineformset_factory
 from projects.forms import ParameterForm, ParameterLinesForm, save_parameter_lines
 from projects.models import Project, ProjectParameter
 
-GENERAL = ["name", "description", "owner", "sequence", "timezone"]
+GENERAL = ["name", "description", "owner", "sequence", "timezone", "owner_digest"]
 TRIGGERS = ["cron", "interval_every", "interval_unit", "once_at", "start_at", "end_at"]
 MISSED = ["missed_policy", "catch_up_minutes"]
 

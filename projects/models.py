@@ -55,6 +55,11 @@ class Project(models.Model):
         "time zone", max_length=64, default=default_time_zone, validators=[validate_time_zone],
         help_text="Cron triggers and date patterns in names are evaluated in this zone.",
     )
+    owner_digest = models.BooleanField(
+        "daily digest to the owner", default=False,
+        help_text="Each morning the owner gets one mail on yesterday's failures, held runs and late tasks "
+                  "of every project that has this on, and on GPG keys about to expire.",
+    )
 
     cron = models.CharField(
         "cron trigger", max_length=200, blank=True,

@@ -85,7 +85,7 @@ class RunFileInline(ReadOnlyInline):
 
 class DeliveryInline(ReadOnlyInline):
     model = Delivery
-    fields = ["kind", "file_name", "shown_target", "status", "at", "shown_error"]
+    fields = ["kind", "file_name", "shown_target", "status", "verified", "at", "shown_error"]
     readonly_fields = fields
 
     file_name = masked_column("file", lambda delivery: delivery.file.name if delivery.file_id else "-")
@@ -108,7 +108,8 @@ class RunAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["task_link", "status", "trigger", "attempt", "started_by", "retry_of", "sequence_from"]}),
         ("Times", {"fields": ["intended_at", "due_at", "queued_at", "started_at", "finished_at", "heartbeat_at", "worker"]}),
-        ("Outcome", {"fields": ["rows", "error_stage", "error", "permanent", "waiting_for", "catch_up_planned"]}),
+        ("Outcome", {"fields": ["rows", "error_stage", "error", "permanent", "waiting_for", "catch_up_planned", "guard_report",
+                                "decided_by", "decided_at", "failure_alerted"]}),
         ("Log", {"fields": ["log_summary"]}),
     ]
 

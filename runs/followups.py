@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from runs import catchup, lateness, notify, retries, sequence, waiting
+from runs import alerts, catchup, lateness, notify, retries, sequence, waiting
 from runs.models import Run, RunStatus
 from runs.pipeline.log import RunLogger
 
@@ -47,8 +47,10 @@ def after_run(run: Run, log: RunLogger) -> None:
 # whether it applies. The retry decision must come first: the sequence and the failure
 # mail act only when no retry follows, which they read as the run's next attempt
 # (runs/state.py `next_attempt`), and so do the runs waiting for this task and the next
-# missed fire time to run late. The recovered mail of a late task comes after the run's own mails.
+# missed fire time to run late. The recovered mail of a late task comes after the run's own mails;
+# the failure's recovered mail reads which runs' failure mails went out.
 STEPS = (
     retries.schedule_retry, sequence.continue_chain, waiting.after_run, catchup.after_run,
     notify.send_success_mail, notify.send_failure_mail, lateness.after_run,
+    alerts.send_recovered_mail, alerts.send_held_mail,
 )

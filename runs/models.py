@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from connections.models import GpgKey
 from tasks.models import Destination, Task
 
 
@@ -20,6 +21,8 @@ class RunStatus(models.TextChoices):
     MISSED = "missed", "Missed"
     # A scheduled run held until the tasks it waits for have succeeded.
     WAITING = "waiting", "Waiting"
+    # The row guard stopped the delivery: the files wait in storage until a person releases or discards them.
+    HELD = "held", "Held"
 
 
 class Trigger(models.TextChoices):
@@ -41,6 +44,7 @@ class Stage(models.TextChoices):
     PARAMETERS = "parameters", "Parameters"
     SOURCE = "source", "Source"
     PROCESSING = "processing", "Processing"
+    GUARD = "guard", "Row guard"
     OUTPUT = "output", "Output"
     DELIVERY = "delivery", "Delivery"
     NOTIFY = "notify", "Notify"
@@ -56,11 +60,16 @@ class Run(models.Model):
     # A run waiting for other tasks counts: it will start, and the next firing must not start beside it.
     ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
     # Not over yet: a retry still to come counts, so a failure with one of these after it is not final,
-    # and a sequence with one of these is still going.
-    UNFINISHED = (RunStatus.RETRY_SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
+    # and a sequence with one of these is still going. A held run waits for a person's decision.
+    UNFINISHED = (RunStatus.RETRY_SCHEDULED, RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.HELD)
     # Over without success and with no retry to come: a task waiting for this one will not run.
     ENDED_UNSUCCESSFULLY = (RunStatus.FAILED, RunStatus.CANCELLED)
     FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED, RunStatus.MISSED)
+    # No worker does anything more with these without a person: over, or held for a decision
+    # (what `run_task --wait` and the live log wait for).
+    AT_REST = (*FINISHED, RunStatus.HELD)
+    # Outcomes that count for a task's quiet alerts: a success ends a streak of failures.
+    OUTCOMES = (RunStatus.SUCCEEDED, RunStatus.FAILED)
     FIRE_TIME_TRIGGERS = FIRE_TIME_TRIGGERS
     # Runs of these triggers wait for the tasks their task waits for; a person's "run now" does not.
     DEPENDENT_TRIGGERS = (Trigger.SCHEDULE, Trigger.CATCH_UP)
@@ -100,6 +109,13 @@ class Run(models.Model):
         "to be run late", default=False,
         help_text="A missed fire time that the project's missed-run policy runs late (as a catch-up run).",
     )
+    guard_report = models.TextField("row guard", blank=True, help_text="The row guard's verdict and the numbers it compared.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="released or discarded by", help_text="Who released or discarded the run's held files.",
+    )
+    decided_at = models.DateTimeField("released or discarded", null=True, blank=True, help_text="When the held files were released or discarded.")
+    failure_alerted = models.BooleanField("failure mail sent", default=False, help_text="A failure mail went out for this run (a later success may send “recovered”).")
 
     class Meta:
         ordering = ["-id"]
@@ -211,6 +227,7 @@ class DeliveryStatus(models.TextChoices):
 class DeliveryKind(models.TextChoices):
     UPLOAD = "upload", "Upload"
     EMAIL = "email", "Email"
+    DONE_FILE = "done_file", "Done file"
 
 
 class Delivery(models.Model):
@@ -228,6 +245,10 @@ class Delivery(models.Model):
     status = models.CharField("status", max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     at = models.DateTimeField("time", null=True, blank=True, help_text="When it was sent, skipped or failed.")
     error = models.TextField("error", blank=True)
+    verified = models.BooleanField(
+        "verified", default=False,
+        help_text="The server's size of the file equalled Courier's before it was renamed to its final name.",
+    )
     resent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name="resent by", help_text="Set when a user resent a stored file by hand.",
@@ -265,3 +286,37 @@ class SiteState(models.Model):
     @classmethod
     def get(cls) -> SiteState:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+class KeyExpiryWarning(models.Model):
+    """One warning mail about a GPG key that will expire: at most one per key, expiry date and threshold."""
+
+    key = models.ForeignKey(GpgKey, on_delete=models.CASCADE, related_name="+", verbose_name="GPG key")
+    days = models.PositiveIntegerField("days ahead", help_text="The threshold that was reached (30 or 7 days before the expiry).")
+    expires_at = models.DateTimeField("expires", help_text="The key's expiry this warning was about (a renewed key is warned about afresh).")
+    sent_at = models.DateTimeField("sent", auto_now_add=True)
+    recipients = models.TextField("sent to", blank=True, help_text="The owners who were mailed, or why no mail went.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "days", "expires_at"], name="key_expiry_warning_once")]
+        verbose_name = "key expiry warning"
+
+    def __str__(self) -> str:
+        return f"{self.key} expires in {self.days} days"
+
+
+class DigestMail(models.Model):
+    """The daily digest sent to one owner for one day: kept so that a day is never sent twice."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name="owner")
+    day = models.DateField("day", help_text="The day the digest reports on (yesterday when it was sent).")
+    sent_at = models.DateTimeField("sent", auto_now_add=True)
+    status = models.CharField("status", max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.SENT)
+    error = models.TextField("error", blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "day"], name="digest_once_per_owner_and_day")]
+        verbose_name = "digest mail"
+
+    def __str__(self) -> str:
+        return f"Digest for {self.owner} on {self.day:%Y-%m-%d}"

@@ -15,7 +15,10 @@ Each mail sent is a Delivery of kind "email" with its status and error.
   files: they keep their names and bytes.
 - The failure mail is sent only when no retry follows (SPEC §3.9): the retry
   step (runs/retries.py) runs before it in `followups.STEPS`, and a
-  scheduled retry shows as the run's next attempt.
+  scheduled retry shows as the run's next attempt. It waits, too, until as
+  many runs in a row as the task says have failed for good (quiet alerts,
+  runs/streaks.py); a run whose failure mail went out is marked, so that the
+  next success can send "recovered" (runs/alerts.py).
 - Mails are rendered from templates/emails/<kind>-subject.html,
   -body-text.html and -body-html.html.
 """
@@ -49,6 +52,7 @@ from runs.pipeline.mailtable import read_table
 from runs.pipeline.redelivery import output_files
 from runs.retries import why_not
 from runs.state import next_attempt
+from runs.streaks import failure_streak
 from tasks.masking import task_masker
 from tasks.models import Notification, NotificationEvent
 
@@ -113,7 +117,7 @@ def _run_url(run: Run) -> str:
     return settings.COURIER_BASE_URL.rstrip("/") + reverse("admin:runs_run_change", args=[run.pk])
 
 
-def _params(run: Run, log: RunLogger) -> list[Param]:
+def mail_params(run: Run, log: RunLogger) -> list[Param]:
     """The run's parameters; the log's masker then hides every secret of the task (tasks/masking.py).
 
     A secret that cannot be read is an error, logged; the mail still goes
@@ -229,7 +233,7 @@ def _masked(message: EmailMultiAlternatives, masker: Masker) -> None:
         message.attach_alternative(masker.mask(content), mimetype)
 
 
-def _send(mc: MailContext, message: EmailMultiAlternatives, target: str) -> bool:
+def send_message(mc: MailContext, message: EmailMultiAlternatives, target: str) -> bool:
     _masked(message, mc.log.masker)
     record = _record(mc.run, target)
     try:
@@ -246,39 +250,47 @@ def _send(mc: MailContext, message: EmailMultiAlternatives, target: str) -> bool
     return record.status == DeliveryStatus.SENT
 
 
-def _text_message(mc: MailContext, kind: str, notification: Notification, phones: list[str], connection) -> None:
-    if notification.message.strip():
+def _text_message(mc: MailContext, kind: str, notification: Notification, phones: list[str], connection) -> bool:
+    if notification.message.strip() and notification.event == kind:
         body = mc.fill(notification.message)
     else:
         body = render_to_string(f"emails/{kind}-sms-text.html", mc.values).strip()
     message = EmailMultiAlternatives(subject="", body=body + "\n", to=phones, connection=connection)
-    _send(mc, message, f"{kind} text to {', '.join(phones)}")
+    return send_message(mc, message, f"{kind} text to {', '.join(phones)}")
 
 
-def notify(run: Run, log: RunLogger, kind: str, extra: dict | None = None) -> None:
-    notification = run.task.notifications.filter(event=kind).first()
+def notify(run: Run, log: RunLogger, kind: str, extra: dict | None = None, *, notification: Notification | None = None) -> bool:
+    """Send the `kind` mail (templates emails/<kind>-*) to the notification's recipients; True when any mail went.
+
+    `notification` lends another kind its recipients (the recovered mail goes
+    to the failure mail's); its own subject and message are used only for its own kind.
+    """
+    notification = notification or run.task.notifications.filter(event=kind).first()
     if notification is None:
-        return
+        return False
     recipients = split_recipients(notification.recipients)
     for bad in recipients.invalid:
         log.warning(STAGE, f"“{bad}” in the {kind} mail's recipients is not an email address; it is left out.")
     if not recipients.emails and not recipients.phones:
         log.warning(STAGE, f"The {kind} mail has no valid recipients; nothing is sent.")
-        return
-    mc = MailContext(run=run, log=log, params=_params(run, log))
-    mc.values = {**base_values(run), **(extra or {}), "message": mc.fill(notification.message)}
+        return False
+    mc = MailContext(run=run, log=log, params=mail_params(run, log))
+    own = notification.event == kind
+    mc.values = {**base_values(run), **(extra or {}), "message": mc.fill(notification.message) if own else ""}
     files = mc.values.get("files", [])
     if kind == NotificationEvent.SUCCESS and notification.skip_empty and _output_is_empty(run, files):
         log.info(STAGE, "The output is empty and the success mail is set not to be sent then.")
-        return
+        return False
     connection = get_connection(fail_silently=False)
+    sent = False
     if recipients.emails:
-        _full_mail(mc, kind, notification, recipients.emails, files, connection)
+        sent |= _full_mail(mc, kind, notification, recipients.emails, files, connection)
     if recipients.phones:
-        _text_message(mc, kind, notification, recipients.phones, connection)
+        sent |= _text_message(mc, kind, notification, recipients.phones, connection)
+    return sent
 
 
-def _full_mail(mc: MailContext, kind: str, notification: Notification, to: list[str], files: list[RunFile], connection) -> None:
+def _full_mail(mc: MailContext, kind: str, notification: Notification, to: list[str], files: list[RunFile], connection) -> bool:
     message = EmailMultiAlternatives(to=to, connection=connection)
     if kind == NotificationEvent.SUCCESS and notification.embed:
         _embed(mc.run, files, mc.values)
@@ -286,10 +298,11 @@ def _full_mail(mc: MailContext, kind: str, notification: Notification, to: list[
         _attach(message, files, notification.skip_empty, mc.values)
     subject, text, html = render(kind, mc.values)
     # A header may not hold a line break: a subject is one line, whatever was typed.
-    message.subject = " ".join(mc.fill(notification.subject).split()) if notification.subject.strip() else subject
+    custom = notification.subject.strip() and notification.event == kind
+    message.subject = " ".join(mc.fill(notification.subject).split()) if custom else subject
     message.body = text
     message.attach_alternative(html, "text/html")
-    _send(mc, message, f"{kind} mail to {', '.join(to)}")
+    return send_message(mc, message, f"{kind} mail to {', '.join(to)}")
 
 
 # --------------------------------------------------------------------------
@@ -315,4 +328,13 @@ def send_failure_mail(run: Run, log: RunLogger | None = None, *, even_if_retryin
     if plan["will_retry"] and not even_if_retrying:
         log.info(STAGE, f"No failure mail: attempt {plan['next']} follows at {plan['at']}.")
         return
-    notify(run, log, NotificationEvent.FAILURE, {"retry": plan, "log_tail": log_tail(run), "files": output_files(run)})
+    notification = run.task.notifications.filter(event=NotificationEvent.FAILURE).first()
+    if notification is None:
+        return
+    streak = failure_streak(run, notification.after_failures)
+    if streak < notification.after_failures and not even_if_retrying:
+        log.info(STAGE, f"No failure mail: {streak} run(s) in a row failed for good; the task mails after {notification.after_failures}.")
+        return
+    values = {"retry": plan, "log_tail": log_tail(run), "files": output_files(run), "streak": streak}
+    if notify(run, log, NotificationEvent.FAILURE, values, notification=notification):
+        Run.objects.filter(pk=run.pk).update(failure_alerted=True)

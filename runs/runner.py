@@ -16,6 +16,7 @@ timeout of N minutes in the <stage> stage".
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 from collections.abc import Callable
@@ -29,9 +30,9 @@ from connections.secrets import SecretError
 from projects.parameters import ParameterError
 from runs import followups
 from runs.models import Run, RunStatus, Stage
-from runs.pipeline import delivery, output, processing, redelivery, source
+from runs.pipeline import delivery, guard, output, processing, redelivery, release, source
 from runs.pipeline.context import RunContext, intended_time, load_parameters, make_workdir
-from runs.pipeline.errors import StageFailure
+from runs.pipeline.errors import RunHeld, StageFailure
 from runs.pipeline.log import RunLogger
 from runs.state import claim
 from runs.ticker import Heartbeat
@@ -40,10 +41,13 @@ from tasks.models import Task
 
 logger = logging.getLogger(__name__)
 
-# The stages after the parameters, in order (SPEC §4): modules with a STAGE and a run(ctx) that raises StageFailure.
-STAGES = (source, processing, output, delivery)
+# The stages after the parameters, in order (SPEC §4); each takes the context and raises StageFailure.
+# The row guard judges the rows before any file is made; a run it holds stops after its files are stored.
+STAGES = (source.run, processing.run, guard.check, output.run, guard.hold, delivery.run)
 # A retry after a delivery failure only sends the stored files that did not arrive.
-REDELIVERY_STAGES = (redelivery,)
+REDELIVERY_STAGES = (redelivery.run,)
+# A held run that a person released only delivers its stored files.
+RELEASE_STAGES = (release.run,)
 
 
 def run_deadline(run: Run) -> deadline.Deadline:
@@ -79,13 +83,24 @@ def _context(run: Run, log: RunLogger, limit: deadline.Deadline) -> RunContext:
 
 
 def _stages(ctx: RunContext) -> None:
-    for stage in REDELIVERY_STAGES if redelivery.applies(ctx.run) else STAGES:
+    if redelivery.applies(ctx.run):
+        stages = REDELIVERY_STAGES
+    elif release.applies(ctx.run):
+        stages = RELEASE_STAGES
+    else:
+        stages = STAGES
+    for stage in stages:
         if ctx.deadline.passed():
-            raise StageFailure(stage.STAGE, f"Stopped by {ctx.deadline.limit} before the {stage.STAGE} stage.")
+            raise StageFailure(_stage_of(stage), f"Stopped by {ctx.deadline.limit} before the {_stage_of(stage)} stage.")
         try:
-            stage.run(ctx)
+            stage(ctx)
         except StageFailure as failure:
             raise _named_timeout(failure, ctx.deadline) from None
+
+
+def _stage_of(step) -> str:
+    # Every stage's module names its stage (STAGE).
+    return inspect.getmodule(step).STAGE
 
 
 def _named_timeout(failure: StageFailure, limit: deadline.Deadline) -> StageFailure:
@@ -116,6 +131,8 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
             _stages(ctx)
     except StageFailure as failure:
         _fail(run, log, failure)
+    except RunHeld:
+        _hold(run, log, ctx)
     except Exception as exc:  # noqa: BLE001 - a bug must still end the run, never leave it "running"
         logger.exception("Run %s failed unexpectedly", run.pk)
         _fail(run, log, StageFailure(Stage.FINISH, f"Internal error: {type(exc).__name__}: {exc}"))
@@ -133,6 +150,13 @@ def _succeed(run: Run, log: RunLogger, ctx: RunContext) -> None:
     run.status, run.rows, run.finished_at = RunStatus.SUCCEEDED, ctx.rows, timezone.now()
     run.save(update_fields=["status", "rows", "finished_at"])
     log.info(Stage.FINISH, f"Succeeded in {(run.finished_at - run.started_at).total_seconds():.1f} s.")
+
+
+def _hold(run: Run, log: RunLogger, ctx: RunContext) -> None:
+    run.status, run.rows, run.finished_at = RunStatus.HELD, ctx.rows, timezone.now()
+    run.save(update_fields=["status", "rows", "finished_at"])
+    log.warning(Stage.FINISH, f"Held: {len(ctx.stored)} file(s) wait in Courier's file storage; nothing was delivered. "
+                              "Release or discard them on Task Details.")
 
 
 def _fail(run: Run, log: RunLogger, failure: StageFailure) -> None:

@@ -15,8 +15,9 @@ from django_q.models import Schedule
 from connections import audit
 from projects import scheduling
 from projects.models import Project
-from runs import catchup, firing, orphans, reaper, retries, state, waiting
+from runs import catchup, firing, followups, held, orphans, reaper, retries, sequence, state, waiting
 from runs.models import Run, RunStatus, SiteState, Trigger
+from runs.pipeline.log import RunLogger
 from tasks.models import Task
 
 
@@ -50,6 +51,29 @@ def enable_all(project: Project) -> int:
 
 def disable_all(project: Project) -> int:
     return set_all_enabled(project, False)
+
+
+# --- held runs (the row guard's "hold the delivery") ---------------------------------------------
+
+
+def release_held(run: Run, user=None, *, queue: bool = True) -> Run:
+    """Deliver a held run's stored files (once); refused while the run is not held or the task is busy."""
+    start = state.release_held(run, user, queue=queue)
+    if start.run is None:
+        raise ServiceError(f"Run {run.pk} of {run.task} is not held (any more); nothing was released.")
+    if start.refused:
+        raise ServiceError(f"{run.task} has an active run (run {start.busy_with.pk}); release run {run.pk} after it has ended.")
+    return start.run
+
+
+def discard_held(run: Run, user=None) -> Run:
+    """Cancel a held run and remove its stored files; refused when it is not held."""
+    if not held.discard(run, user):
+        raise ServiceError(f"Run {run.pk} of {run.task} is not held (any more); nothing was discarded.")
+    # Over without success now: a sequence stops here, and runs waiting for this task learn it.
+    sequence.skip_rest(run)
+    followups.after_run(run, RunLogger(run))
+    return run
 
 
 # --- retries and schedules ------------------------------------------------------------------------------

@@ -177,14 +177,14 @@ def _active(task: Task, busy: QuerySet | None, *, besides: Run | None = None) ->
     return runs.select_related("task__project").order_by("id").first()
 
 
-def _start_existing(task: Task, run: Run, held_as: str, busy: QuerySet | None, queue: bool) -> Start:
-    """Queue a run that was held (a scheduled retry, a run waiting for other tasks), unless the task is busy."""
+def _start_existing(task: Task, run: Run, held_as: str, busy: QuerySet | None, queue: bool, **fields) -> Start:
+    """Queue a run that was held (a scheduled retry, a run waiting for other tasks or for a person), unless the task is busy."""
     active = _active(task, busy, besides=run)
     if active is not None:
         return Start(run, busy_with=active)
-    # Conditional: a cancel, or a second firing of its schedule, may have got there first.
+    # Conditional: a cancel, a second firing of its schedule or a second click may have got there first.
     queued = Run.objects.filter(pk=run.pk, status=held_as).update(
-        status=RunStatus.QUEUED, schedule_id=None, due_at=timezone.now(), waiting_for="",
+        status=RunStatus.QUEUED, schedule_id=None, due_at=timezone.now(), waiting_for="", **fields,
     )
     if not queued:
         return Start(None)
@@ -192,6 +192,29 @@ def _start_existing(task: Task, run: Run, held_as: str, busy: QuerySet | None, q
     if queue:
         enqueue(run)
     return Start(run)
+
+
+def release_held(run: Run, user=None, *, queue: bool = True) -> Start:
+    """Queue a held run again to deliver its stored files (runs/pipeline/release.py), once.
+
+    Obeys the one-active-run rule: while another run of the task is active the
+    release is refused (`busy_with`). A conditional UPDATE from "held" makes a
+    second release (a double click, a second person) change nothing: Start(None).
+    """
+    with transaction.atomic():
+        Task.objects.select_for_update().filter(pk=run.task_id).first()
+        return _start_existing(run.task, run, RunStatus.HELD, None, queue, decided_by=user, decided_at=timezone.now(), finished_at=None)
+
+
+def discard_held(run: Run, reason: str, user=None) -> bool:
+    """Record a held run as cancelled (its files are to be removed); False when it was no longer held."""
+    now = timezone.now()
+    discarded = Run.objects.filter(pk=run.pk, status=RunStatus.HELD).update(
+        status=RunStatus.CANCELLED, decided_by=user, decided_at=now, finished_at=now, error=reason,
+    )
+    if discarded:
+        run.refresh_from_db()
+    return bool(discarded)
 
 
 def worker_name() -> str:

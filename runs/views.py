@@ -19,7 +19,7 @@ from etlsite.pages import action_history, record, render_page, require, require_
 from etlsite.times import zoned
 from projects.models import Project
 from projects.upcoming import day_plan, fire_times
-from runs import lateness, reaper, services, waiting
+from runs import held, keywatch, lateness, reaper, services, waiting
 from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
 from runs.queries import task_rows
 from runs.resend import ResendError, resend_file
@@ -50,7 +50,7 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
         "run": run.pk,
         "status": run.status,
         "status_label": run.get_status_display(),
-        "finished": run.status in Run.FINISHED,
+        "finished": run.status in Run.AT_REST,
         "rows": run.rows,
         "more": len(lines) == LOG_BATCH,
         # Times of day in the project's zone, as everywhere on Task Details.
@@ -124,6 +124,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         orphans=services.orphaned_schedules(), site=SiteState.get(),
         can_run=request.user.has_perm("tasks.run_task"),
         late=list(lateness.open_alerts()[:DASHBOARD_ROWS]), waiting=list(waiting.waiting_runs()[:DASHBOARD_ROWS]),
+        held=list(held.held_runs()[:DASHBOARD_ROWS]), expiring_keys=keywatch.expiring_keys(now),
     )
 
 

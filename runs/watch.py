@@ -3,7 +3,8 @@
 Each pass: late alerts (runs/lateness.py), waiting runs settled and those
 past their deadline failed ("dependencies not met by …"), and missed fire
 times still to be run late started when their task is idle
-(runs/catchup.py). Every step is on its own: one failing step (a database
+(runs/catchup.py); the GPG key expiry warnings (runs/keywatch.py) and,
+from its hour on, the owners' daily digests (runs/digest.py). Every step is on its own: one failing step (a database
 hiccup) does not stop the others. Several watchers at once (one per
 cluster) are harmless: each change is a conditional UPDATE or a unique row.
 """
@@ -16,7 +17,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from projects import scheduling
-from runs import catchup, dependencies, followups, lateness, waiting
+from runs import catchup, dependencies, digest, followups, keywatch, lateness, waiting
 from runs.models import Run, RunStatus, Stage
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ def watch(now: datetime | None = None) -> str:
         ("waiting runs settled", lambda: sum(waiting.settle_all().values())),
         ("waiting runs given up", lambda: len(give_up(now))),
         ("catch-up runs started", catchup.kick_all),
+        ("GPG key expiry warnings sent", lambda: len(keywatch.send_expiry_warnings(now))),
+        ("daily digests handled", lambda: len(digest.send_digests(now))),
     )
     for name, step in steps:
         try:

@@ -97,6 +97,22 @@ def rows(form: forms.BaseForm, names: list[str], show: dict[str, tuple[str, list
     return found
 
 
+def blank_means_default(form: forms.ModelForm, *names: str) -> None:
+    """Fields a page or client may leave out: left blank (or not sent), they take the model's default."""
+    for name in names:
+        field, default = form.fields[name], form._meta.model._meta.get_field(name).default
+        field.required = False
+        field.clean = _or_default(field.clean, default)
+
+
+def _or_default(clean, default):
+    def cleaned(value):
+        result = clean(value)
+        return default if result in (None, "") else result
+
+    return cleaned
+
+
 # --------------------------------------------------------------------------
 # The task
 # --------------------------------------------------------------------------
@@ -125,12 +141,13 @@ TASK_SHOW = {
 GENERAL = ["project", "name", "enabled", "rank", "timeout_minutes"]
 SCHEDULE = ["expected_by", "wait_for", "wait_window_minutes", "wait_deadline_minutes"]
 RETRIES = ["retry_max", "retry_delay_minutes", "retry_backoff", "retry_on_every_failure"]
-SOURCE = ["source_kind", "source_connection", "source_headers", "source_fail_on_empty", "source_path",
+SOURCE = ["source_kind", "source_connection", "source_headers", "source_path",
           "source_missing_ok", "source_delimiter", "source_stdout_as_file"]
 PROCESSING = ["use_script", "processing_entry", "processing_requirements", "script_network"]
 OUTPUT = ["output_type", "output_name", "output_delimiter", "output_headers", "output_quoting", "output_escape_char",
           "output_encoding", "output_line_ending", "output_line_suffix"]
 PACKAGING = ["zip_enabled", "zip_name", "gpg_key", "gpg_armor"]
+GUARD = ["source_fail_on_empty", "guard_min_rows", "guard_max_rows", "guard_median_runs", "guard_median_percent", "guard_action"]
 
 
 class NoWaitingLoop:
@@ -160,7 +177,7 @@ class TaskForm(codeguard.CodeLockMixin, NoWaitingLoop, ParameterLinesForm):
 
     class Meta:
         model = Task
-        fields = [f for f in GENERAL + SCHEDULE + RETRIES + SOURCE + PROCESSING + OUTPUT + PACKAGING if f != "use_script"]
+        fields = [f for f in GENERAL + SCHEDULE + RETRIES + SOURCE + PROCESSING + GUARD + OUTPUT + PACKAGING if f != "use_script"]
         widgets = {
             "processing_requirements": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
             "name": forms.TextInput(attrs={"class": "vTextField"}),
@@ -179,6 +196,7 @@ class TaskForm(codeguard.CodeLockMixin, NoWaitingLoop, ParameterLinesForm):
         self.fields["wait_for"].queryset = others.exclude(pk=self.instance.pk) if self.instance.pk else others
         has_script = any(c.role == CodeRole.PROCESSING for c in self.instance.code_locations.all()) if self.instance.pk else False
         self.initial.setdefault("use_script", has_script)
+        blank_means_default(self, "guard_median_runs", "guard_action")
 
     def clean(self):
         cleaned = super().clean()
@@ -192,7 +210,7 @@ class TaskForm(codeguard.CodeLockMixin, NoWaitingLoop, ParameterLinesForm):
     def sections(self) -> dict[str, list[Row]]:
         """The page's sections by name; the template lays them out in SPEC order."""
         parts = {"general": GENERAL, "schedule": SCHEDULE, "retries": RETRIES, "parameter_lines": ["parameter_lines"],
-                 "source": SOURCE, "processing": PROCESSING, "output": OUTPUT, "packaging": PACKAGING}
+                 "source": SOURCE, "processing": PROCESSING, "guard": GUARD, "output": OUTPUT, "packaging": PACKAGING}
         return {name: rows(self, names, TASK_SHOW) for name, names in parts.items()}
 
 
@@ -276,7 +294,7 @@ class DestinationForm(forms.ModelForm):
 
     class Meta:
         model = Destination
-        fields = ["kind", "connection", "folder", "if_exists", "skip_empty", "position"]
+        fields = ["kind", "connection", "folder", "if_exists", "skip_empty", "done_file", "done_manifest", "position"]
         widgets = {"position": forms.NumberInput(attrs={"class": "vIntegerField"})}
 
     def __init__(self, *args, **kwargs):
@@ -307,7 +325,7 @@ class NotificationForm(forms.ModelForm):
 
     class Meta:
         model = Notification
-        fields = ["recipients", "subject", "message", "attach", "embed", "skip_empty"]
+        fields = ["recipients", "subject", "message", "attach", "embed", "skip_empty", "after_failures", "recovered"]
         widgets = {
             "recipients": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
             "subject": forms.TextInput(attrs={"class": "vTextField"}),
@@ -319,9 +337,11 @@ class NotificationForm(forms.ModelForm):
         self.event = event
         self.initial.setdefault("send", bool(self.instance.pk))
         self.fields["recipients"].required = False  # only when sending; see clean_recipients
-        if event == NotificationEvent.FAILURE:
-            for name in ("attach", "embed", "skip_empty"):
-                del self.fields[name]
+        only_other = ("after_failures", "recovered") if event == NotificationEvent.SUCCESS else ("attach", "embed", "skip_empty")
+        for name in only_other:
+            del self.fields[name]
+        if "after_failures" in self.fields:
+            blank_means_default(self, "after_failures")
 
     def clean(self):
         cleaned = super().clean()
@@ -333,7 +353,7 @@ class NotificationForm(forms.ModelForm):
         return cleaned
 
     def rows(self) -> list[Row]:
-        names = [n for n in ["send", "recipients", "subject", "message", "attach", "embed", "skip_empty"] if n in self.fields]
+        names = [n for n in ["send", "recipients", "subject", "message", *self.Meta.fields[3:]] if n in self.fields]
         return rows(self, names, {n: ("send", ["on"]) for n in names if n != "send"})
 
 

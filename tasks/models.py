@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from connections import kinds
@@ -51,6 +52,12 @@ class LineEnding(models.TextChoices):
     CRLF = "crlf", "CRLF (Windows)"
 
 
+class GuardAction(models.TextChoices):
+    FAIL = "fail", "Fail the run"
+    HOLD = "hold", "Hold the delivery"
+    WARN = "warn", "Warn in the log"
+
+
 class Task(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks", verbose_name="project", help_text="Tasks run when their project fires.")
     name = models.CharField("name", max_length=200, validators=[validate_plain_name], help_text="Unique within the project.")
@@ -72,7 +79,10 @@ class Task(models.Model):
         verbose_name="source connection", help_text="The database, file server or SSH host to read from.",
     )
     source_headers = models.BooleanField("include column headers", default=True, help_text="Query sources: pass the column names on as the header row.")
-    source_fail_on_empty = models.BooleanField("fail when no rows", default=False, help_text="Query sources: a query that returns no rows fails the run.")
+    source_fail_on_empty = models.BooleanField(
+        "guard: no rows", default=False,
+        help_text="A result without data rows breaks the row guard: the run fails, or is held or warned about as the guard's action says.",
+    )
     source_path = models.CharField(
         "remote path", max_length=1000, blank=True,
         help_text="File sources: path with wildcards (* ? [seq] [!seq]), parameters and date patterns, e.g. in/orders_%Y%m%d*.csv.",
@@ -135,6 +145,21 @@ class Task(models.Model):
         "give up waiting after (minutes)", default=360,
         help_text="A run still waiting this long after its intended time fails (“dependencies not met by …”).",
     )
+    # Row-count guard (runs/pipeline/guard.py): checked once the result's rows are known, before any file is made.
+    guard_min_rows = models.PositiveIntegerField("guard: fewer rows than", null=True, blank=True, help_text="A result with fewer data rows breaks the guard. Blank: no lower limit.")
+    guard_max_rows = models.PositiveIntegerField("guard: more rows than", null=True, blank=True, help_text="A result with more data rows breaks the guard. Blank: no upper limit.")
+    guard_median_runs = models.PositiveIntegerField(
+        "guard: median of the last runs", default=0,
+        help_text="Compare the row count with the median of this many latest successful runs (0: no comparison).",
+    )
+    guard_median_percent = models.PositiveIntegerField(
+        "guard: allowed deviation (%)", null=True, blank=True,
+        help_text="A row count more than this many percent above or below that median breaks the guard.",
+    )
+    guard_action = models.CharField(
+        "guard: when broken", max_length=4, choices=GuardAction.choices, default=GuardAction.FAIL,
+        help_text="Fail the run; hold its files in storage until someone releases or discards them; or only warn in the log.",
+    )
 
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
@@ -171,8 +196,30 @@ class Task(models.Model):
             errors["retry_backoff"] = "The backoff multiplier must be 1 or more."
         if self.zip_enabled and not self.zip_name:
             errors["zip_name"] = "Give the zip archive a name."
+        errors.update(self._guard_problems())
         if errors:
             raise ValidationError(errors)
+
+
+    def _guard_problems(self) -> dict[str, str]:
+        return guard_problems(self.guard_min_rows, self.guard_max_rows, self.guard_median_runs, self.guard_median_percent)
+
+    @property
+    def has_row_guard(self) -> bool:
+        return (self.source_fail_on_empty or self.guard_min_rows is not None or self.guard_max_rows is not None
+                or bool(self.guard_median_runs))
+
+
+def guard_problems(min_rows: int | None, max_rows: int | None, median_runs: int, median_percent: int | None) -> dict[str, str]:
+    """What is wrong with a row guard's numbers, by Task field (the task form, the admin and import_config share it)."""
+    errors = {}
+    if min_rows is not None and max_rows is not None and min_rows > max_rows:
+        errors["guard_max_rows"] = "The upper row limit must not be below the lower one."
+    if median_runs and median_percent is None:
+        errors["guard_median_percent"] = "Say how many percent the row count may differ from the median."
+    if median_percent is not None and not median_runs:
+        errors["guard_median_runs"] = "Say how many successful runs the median is taken over."
+    return errors
 
 
 class TaskParameter(ParameterBase):
@@ -242,6 +289,15 @@ class Destination(models.Model):
     if_exists = models.CharField("if the file exists", max_length=10, choices=IfExists.choices, default=IfExists.FAIL, help_text="Fail (default), overwrite it, or skip this file.")
     skip_empty = models.BooleanField("do not send empty files", default=False, help_text="Query output without data rows, or a zero-byte file, is not sent.")
     position = models.PositiveIntegerField("position", default=0, help_text="Deliveries happen in this order.")
+    done_file = models.CharField(
+        "done file", max_length=500, blank=True,
+        help_text="Written after every file of the run has arrived here, e.g. {name}.done (one per file) or batch_%Y%m%d.ready; "
+                  "parameters and date patterns allowed. Blank: none.",
+    )
+    done_manifest = models.BooleanField(
+        "manifest in the done file", default=False,
+        help_text="The done file lists each delivered file as name,size,sha256 (one line each) instead of being empty.",
+    )
 
     class Meta:
         ordering = ["position", "id"]
@@ -254,6 +310,10 @@ class Destination(models.Model):
     def clean(self) -> None:
         if self.connection_id and self.connection.kind != self.kind:
             raise ValidationError({"connection": f"“{self.connection}” is a {self.connection.get_kind_display()} connection, not {self.get_kind_display()}."})
+        if "/" in self.done_file or "\\" in self.done_file:
+            raise ValidationError({"done_file": "The done file is written beside the files: its name may not contain a folder."})
+        if self.done_manifest and not self.done_file:
+            raise ValidationError({"done_manifest": "Name the done file that holds the manifest."})
 
 
 class NotificationEvent(models.TextChoices):
@@ -272,6 +332,14 @@ class Notification(models.Model):
     attach = models.BooleanField("attach files", default=False, help_text="Success mail: attach the output files.")
     embed = models.BooleanField("embed as table", default=False, help_text="Success mail: show the output as an HTML table (cut at a size cap).")
     skip_empty = models.BooleanField("not for empty output", default=False, help_text="Success mail: do not send when the output has no data.")
+    after_failures = models.PositiveIntegerField(
+        "after consecutive failures", default=1, validators=[MinValueValidator(1)],
+        help_text="Failure mail: sent only once this many runs in a row have failed for good (retries used up).",
+    )
+    recovered = models.BooleanField(
+        "recovered mail", default=False,
+        help_text="Failure mail: after a failure mail was sent, the next success sends a “recovered” mail to the same people.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["task", "event"], name="notification_one_per_event")]

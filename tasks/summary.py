@@ -34,7 +34,8 @@ def general(task: Task) -> Section:
         retries = f"Up to {task.retry_max} retries of {which}, the first after {task.retry_delay_minutes} min{backoff}."
     rank = "no run rank" if task.rank is None else f"run rank {task.rank}"
     return ("General", [
-        ("Project", f"{task.project.name} (owner {task.project.owner.username}), {rank}."),
+        ("Project", f"{task.project.name} (owner {task.project.owner.username}"
+                    f"{', who gets a daily digest' if task.project.owner_digest else ''}), {rank}."),
         ("State", _yes(task.enabled, "Enabled: runs when the project fires.", "Disabled: runs only when started by hand.")),
         ("Timeout", f"The whole run is stopped after {task.timeout_minutes} min."),
         ("Retries", retries),
@@ -61,8 +62,7 @@ def source(task: Task) -> Section:
         lines.append(("Connection", str(task.source_connection)))
     if reads == Reads.QUERY:
         lines.append(("Query", _code(code_location(task, CodeRole.SOURCE), "query")))
-        lines.append(("Rows", _yes(task.source_headers, "Column names become the header row", "No header row from the query")
-                      + _yes(task.source_fail_on_empty, "; no rows fails the run.", "; no rows is fine.")))
+        lines.append(("Rows", _yes(task.source_headers, "Column names become the header row.", "No header row from the query.")))
     elif reads == Reads.FILES:
         lines.append(("Files", f"Every file matching {task.source_path}"
                       + _yes(task.source_missing_ok, "; no match is fine.", "; no match fails the run.")))
@@ -83,6 +83,22 @@ def processing(task: Task) -> Section:
         lines.append(("Requirements", ", ".join(task.processing_requirements.split()) or "From the package or the script's imports."))
         lines.append(("Network", _yes(task.script_network, "The script may use the network.", "The script runs without network access.")))
     return ("Processing", lines)
+
+
+def row_guard(task: Task) -> Section:
+    checks = []
+    if task.source_fail_on_empty:
+        checks.append("no rows")
+    if task.guard_min_rows is not None:
+        checks.append(f"fewer than {task.guard_min_rows} rows")
+    if task.guard_max_rows is not None:
+        checks.append(f"more than {task.guard_max_rows} rows")
+    if task.guard_median_runs:
+        checks.append(f"more than {task.guard_median_percent} % above or below the median of the last {task.guard_median_runs} successful runs")
+    if not checks:
+        return ("Row guard", [("Checks", "None: any number of rows is delivered.")])
+    return ("Row guard", [("Broken by", "; ".join(checks).capitalize() + "."),
+                          ("Then", task.get_guard_action_display() + ".")])
 
 
 def output(task: Task) -> Section:
@@ -111,7 +127,10 @@ def destinations(task: Task) -> Section:
     for dest in task.destinations.all():
         empty = "; empty files are not sent" if dest.skip_empty else ""
         where = f"{dest.connection} → {dest.folder or 'its base folder'}"
-        lines.append((dest.get_kind_display(), f"{where}; if the file exists: {dest.get_if_exists_display().lower()}{empty}."))
+        done = ""
+        if dest.done_file:
+            done = f"; then the done file {dest.done_file}" + _yes(dest.done_manifest, " with a manifest (name,size,sha256)", " (empty)")
+        lines.append((dest.get_kind_display(), f"{where}; if the file exists: {dest.get_if_exists_display().lower()}{empty}{done}."))
     return ("Destinations", lines or [("None", "Files are kept in Courier's file storage only.")])
 
 
@@ -120,6 +139,11 @@ def _email(note: Notification) -> str:
     if note.event == NotificationEvent.SUCCESS:
         extras += [word for flag, word in ((note.attach, "files attached"), (note.embed, "output embedded as a table"),
                                            (note.skip_empty, "not sent for empty output")) if flag]
+    else:
+        if note.after_failures > 1:
+            extras.append(f"only after {note.after_failures} runs in a row failed for good")
+        if note.recovered:
+            extras.append("a “recovered” mail on the next success")
     subject = f"subject “{note.subject}”" if note.subject else "the default subject"
     return f"To {note.recipients.strip()}, {subject}" + (f"; {', '.join(extras)}." if extras else ".")
 
@@ -142,4 +166,5 @@ def parameters(task: Task) -> Section:
 
 def summary(task: Task) -> list[Section]:
     """Needs the task loaded as tasks/views.py `detail_queryset` loads it (no query per line)."""
-    return [general(task), source(task), processing(task), output(task), destinations(task), emails(task), parameters(task)]
+    return [general(task), source(task), processing(task), row_guard(task), output(task), destinations(task), emails(task),
+            parameters(task)]

@@ -21,7 +21,7 @@ from etlsite.pages import action_history, record, record_addition, record_deleti
 from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
-from runs import services
+from runs import held, services
 from runs.live import TaskState, task_state
 from runs.models import Run, RunFile, RunStatus, SiteState
 from runs.preview import preview
@@ -140,7 +140,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
         summary=summary(task), preview=preview(task), history=action_history(task), pinned_run=_logged_run(request, task),
-        **_live_parts(request, task, task_state(task)),
+        held_runs=held.held_runs(task).prefetch_related("files"), **_live_parts(request, task, task_state(task)),
     )
 
 
@@ -156,7 +156,7 @@ def task_live(request: HttpRequest, pk: int) -> HttpResponse:
     run = state.current
     response = JsonResponse({
         "current": run and {"id": run.pk, "status": run.status, "status_label": run.get_status_display(),
-                            "finished": run.status in Run.FINISHED, "log_url": reverse("courier:run_log", args=[run.pk])},
+                            "finished": run.status in Run.AT_REST, "log_url": reverse("courier:run_log", args=[run.pk])},
         **{key: render_to_string(f"courier/task_{key}.html", parts, request) for key in ("controls", "runs", "files")},
     })
     response["ETag"] = etag
@@ -193,6 +193,25 @@ def _cancel_retry(request: HttpRequest, task: Task) -> str:
     return f"Cancelled the retry (run {run.pk})."
 
 
+def _held_run(request: HttpRequest, task: Task) -> Run:
+    require(request, "tasks.run_task")
+    wanted = request.POST.get("run", "")
+    run = task.runs.filter(pk=int(wanted)).first() if wanted.isdigit() else None
+    if run is None:
+        raise services.ServiceError(f"“{wanted}” is not a run of {task}.")
+    return run
+
+
+def _release(request: HttpRequest, task: Task) -> str:
+    run = services.release_held(_held_run(request, task), user=request.user)
+    return f"Released the held files of run {run.pk}: they are queued for delivery."
+
+
+def _discard(request: HttpRequest, task: Task) -> str:
+    run = services.discard_held(_held_run(request, task), user=request.user)
+    return f"Discarded the held files of run {run.pk}: nothing was delivered."
+
+
 def _stop_waiting(request: HttpRequest, task: Task) -> str:
     require(request, "tasks.run_task")
     run = services.cancel_waiting(task, user=request.user)
@@ -212,6 +231,8 @@ ACTIONS = {
     "run": _run,
     "reschedule": _reschedule,
     "cancel-retry": _cancel_retry,
+    "release": _release,
+    "discard": _discard,
     "stop-waiting": _stop_waiting,
     "enable": _set_enabled(True),
     "disable": _set_enabled(False),

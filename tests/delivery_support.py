@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,3 +106,26 @@ def tmpfs(options: str) -> Iterator[Path]:
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
         mount_point.rmdir()
+
+
+class Polling(threading.Thread):
+    """A thread that calls `look()` every half millisecond until it returns True or the `with` block ends."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.done = threading.Event()
+
+    def look(self) -> bool:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self.done.is_set() and not self.look():
+            time.sleep(0.0005)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.done.set()
+        self.join(timeout=5)

@@ -71,3 +71,15 @@ def put(folder: Path, relative: str, data: bytes) -> Path:
     path.write_bytes(data)
     path.chmod(0o666)
     return path
+
+
+DESTINATION_KINDS = [*FILE_KINDS, "folder"]
+
+
+def destination_connection(request: pytest.FixtureRequest, kind: str, tmp_path: Path, name: str | None = None):
+    """(connection, folder on disk that is its base folder) for every destination kind, a local folder included."""
+    if kind == "folder":
+        base = tmp_path / "share"
+        base.mkdir(exist_ok=True)
+        return factories.connection("folder", name=name or "local", folder=str(base)), base
+    return file_connection(request, kind, tmp_path, name=name)

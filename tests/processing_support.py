@@ -242,6 +242,12 @@ class _GitHandler(BaseHTTPRequestHandler):
 class _GitHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64  # git may open its connections in a burst; a busy test machine must not refuse one
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        # A connection reset while it waits in the backlog leaves select() saying "readable" and a
+        # blocking accept() waiting for ever: shutdown() then hangs. With a timeout accept() gives up.
+        self.socket.settimeout(1)
     target: GitServer
 
 

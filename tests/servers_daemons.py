@@ -28,7 +28,7 @@ from tests.servers_common import (
     wait_port,
 )
 
-__all__ = ["SshServer", "SmbServer", "sshd", "smb_server"]
+__all__ = ["SshServer", "SmbServer", "run_sshd", "sshd", "smb_server"]
 
 SSHD = "/usr/sbin/sshd"
 SMBD = "/usr/sbin/smbd"
@@ -103,7 +103,7 @@ def _fingerprint(pub: Path) -> str:
     return out.split()[1]
 
 
-def _sshd_config(workdir: Path, port: int) -> Path:
+def _sshd_config(workdir: Path, port: int, subsystem: str = "internal-sftp") -> Path:
     cfg = workdir / "sshd_config"
     cfg.write_text(
         f"Port {port}\n"
@@ -121,7 +121,7 @@ def _sshd_config(workdir: Path, port: int) -> Path:
         f"AllowUsers {TEST_USER}\n"
         "UseDNS no\n"
         "PrintMotd no\n"
-        "Subsystem sftp internal-sftp\n"
+        f"Subsystem sftp {subsystem}\n"
     )
     return cfg
 
@@ -139,11 +139,16 @@ def _make_ssh_keys(workdir: Path, passphrase: str) -> None:
 
 @pytest.fixture(scope="session")
 def sshd() -> Iterator[SshServer]:
+    yield from run_sshd()
+
+
+def run_sshd(subsystem: str = "internal-sftp", name: str = "sshd-") -> Iterator[SshServer]:
+    """Start an sshd (its SFTP subsystem given as sshd_config writes it), yield it, stop it."""
     need_root()
     need_binary(SSHD, "openssh-server")
     need_binary("/usr/bin/ssh-keygen", "openssh-client")
     user = ensure_test_user()
-    workdir = shared_tmp("sshd-")
+    workdir = shared_tmp(name)
     home = Path(user.pw_dir)
     root = home / f"sftp-{secrets.token_hex(4)}"
     root.mkdir(mode=0o755)
@@ -156,7 +161,7 @@ def sshd() -> Iterator[SshServer]:
     log = workdir / "sshd.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(_sshd_config(workdir, port))],
+            [SSHD, "-D", "-e", "-f", str(_sshd_config(workdir, port, subsystem))],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )
     try:

@@ -112,7 +112,7 @@ RUN_CASES = [
     Fails("non-UTF-8 source re-written as UTF-8", lambda s: s.ftp_file("latin.csv", CP1252, source_delimiter=",", output_type="csv"),
           "source", "latin.csv is not utf-8 text (line 2: invalid continuation byte)."),
     Fails("empty result where rows are required", lambda s: s.query("select * from orders where id < 0", source_fail_on_empty=True),
-          "source", "The query returned no rows, and the task is set to fail when that happens.", permanent=False),
+          "guard", "Row guard: 0 rows; no rows is not allowed. Broken: the result has no rows. Action: the run fails.", permanent=False),
     Fails("no file matches", lambda s: s.ftp_file("a.csv", b"x", source_path="in/missing_*.csv"), "source",
           "No file matched in/missing_*.csv on Acme/ftp.", permanent=False),
     Fails("script exits with 1", lambda s: s.script("import sys\nprint('half done')\nsys.exit(1)\n"), "processing",

@@ -165,3 +165,24 @@ def test_whatever_export_config_writes_passes_the_key_check(django_user_model):
 
     assert problems(document) == []
     assert {c["kind"] for c in document["organizations"][0]["connections"]} == set(conns)
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: task(d)["row_guard"].update(action="stop"),
+     'projects[0].tasks[0].row_guard.action: unknown action "stop" (one of "fail", "hold", "warn")'),
+    (lambda d: task(d)["row_guard"].update(min_rows=10, max_rows=5),
+     "projects[0].tasks[0].row_guard.max_rows: The upper row limit must not be below the lower one."),
+    (lambda d: task(d)["row_guard"].update(median_percent=None),
+     "projects[0].tasks[0].row_guard.median_percent: Say how many percent the row count may differ from the median."),
+    (lambda d: task(d)["row_guard"].update(min_rows=-1), "projects[0].tasks[0].row_guard.min_rows: must be at least 0"),
+    (lambda d: task(d)["row_guard"].update(min_row=1), "projects[0].tasks[0].row_guard.min_row: unknown key"),
+    (lambda d: task(d)["destinations"][0]["done_file"].update(name="ready/%Y%m%d.ok"),
+     "projects[0].tasks[0].destinations[0].done_file: The done file is written beside the files: its name may not contain a folder."),
+    (lambda d: task(d)["destinations"][0]["done_file"].pop("name"), "projects[0].tasks[0].destinations[0].done_file.name: is required"),
+    (lambda d: task(d)["email"]["failure"].update(after_failures=0), "projects[0].tasks[0].email.failure.after_failures: must be at least 1"),
+    (lambda d: task(d)["email"]["success"].update(recovered=True), "projects[0].tasks[0].email.success.recovered: unknown key"),
+    (lambda d: d["projects"][0].update(digest="yes"), "projects[0].digest: must be true or false, not a string"),
+])
+def test_a_bad_guard_done_file_or_alert_setting_is_refused_with_its_path(example, change, expected):
+    change(example)
+    assert expected in refused(example)

@@ -96,6 +96,8 @@ COURIER_RULES: dict[str, tuple[str, Rule]] = {
     "task_delete": (FORM, perm("tasks.delete_task")),
     "task_action:run": (POST, perm("tasks.run_task")),
     "task_action:cancel-retry": (POST, perm("tasks.run_task")),
+    "task_action:release": (POST, perm("tasks.run_task")),
+    "task_action:discard": (POST, perm("tasks.run_task")),
     "task_action:stop-waiting": (POST, perm("tasks.run_task")),
     "task_action:reschedule": (POST, perm("tasks.change_task")),
     "task_action:enable": (POST, perm("tasks.change_task")),

@@ -38,6 +38,9 @@ class IfExists(str, Enum):
 class UploadResult:
     remote_path: str
     skipped: bool = False
+    # The server's size of the uploaded file equalled the local size before the rename
+    # (False when the server cannot tell a file's size, such as an FTP server without SIZE).
+    verified: bool = False
 
 
 @dataclass(frozen=True, order=True)
@@ -200,27 +203,30 @@ def temporary_name(name: str) -> str:
 
 
 class FileServerClient(Client):
-    """What the file-server clients (SFTP, FTP, SMB) share: an upload the vendor never sees half done.
+    """What the file-server clients (SFTP, FTP, SMB, local folder) share: an upload the vendor never sees half done.
 
-    The file is written under a hidden temporary name in the target folder and
-    renamed into place; the temporary file is removed on any failure. A client
-    provides `path()`, `exists()`, `_put()`, `_rename()`, `_remove()`,
-    `_error()` and the exception types its transfers raise.
+    The file is written under a hidden temporary name in the target folder,
+    its size on the server is compared with the local size, and only then is
+    it renamed into place; the temporary file is removed on any failure.
+    Nothing is checked after the rename: many partner servers move a file
+    away the moment it has its final name, and that is a delivery, not an
+    error. A client provides `path()`, `exists()`, `_put()`, `_size()`,
+    `_rename()`, `_remove()`, `_error()` and the exception types its
+    transfers raise.
     """
 
     TRANSFER_ERRORS: tuple[type[BaseException], ...] = (OSError,)
 
     def upload(self, local, folder: str, name: str, if_exists: IfExists = IfExists.FAIL) -> UploadResult:
-        target_dir = self.path(folder)
-        final = join_remote(target_dir, name)
+        final, temp = self.upload_paths(folder, name)
         if self.exists(final):
             if if_exists == IfExists.SKIP:
                 return UploadResult(final, skipped=True)
             if if_exists == IfExists.FAIL:
                 raise ClientError(f"{final} already exists on {self.label}; the task is set to fail rather than overwrite.", permanent=True)
-        temp = join_remote(target_dir, temporary_name(name))
         try:
             self._put(local, temp)
+            verified = self._verify(temp, final, Path(local).stat().st_size)
             self._rename(temp, final, overwrite=if_exists == IfExists.OVERWRITE)
         except ClientError:
             self._remove_quietly(temp)
@@ -231,7 +237,28 @@ class FileServerClient(Client):
         except BaseException:
             self._remove_quietly(temp)
             raise
-        return UploadResult(final)
+        return UploadResult(final, verified=verified)
+
+    def upload_paths(self, folder: str, name: str) -> tuple[str, str]:
+        """The final path of `name` in `folder`, and the temporary path beside it."""
+        target_dir = self.path(folder)
+        return join_remote(target_dir, name), join_remote(target_dir, temporary_name(name))
+
+    def _size(self, path: str) -> int | None:
+        """The size of the file at `path` on the server, or None when the server cannot say."""
+        raise NotImplementedError
+
+    def _verify(self, temp: str, final: str, size: int) -> bool:
+        """Whether the server holds exactly `size` bytes under the temporary name; a short or long file is an error."""
+        held = self._size(temp)
+        if held is None:
+            return False
+        if held != size:
+            raise ClientError(
+                f"{final} was not delivered to {self.label}: the server holds {held} of its {size} bytes "
+                "(checked before the rename, so the final name was never used).",
+            )
+        return True
 
     def _remove_quietly(self, path: str) -> None:
         # Cleanup after a failure must not hide that failure.

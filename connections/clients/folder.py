@@ -1,7 +1,8 @@
 """Local folder: a folder on the worker (a mounted share, or for demos).
 
-Tasks may only write below the connection's base folder; uploads are written
-under a hidden temporary name and then moved into place in one step.
+Tasks may only write below the connection's base folder; uploads go through
+the file servers' one atomic upload (base.FileServerClient): a hidden
+temporary name, its size checked, then moved into place in one step.
 
 Delivered files and the folders made for them belong to whoever reads that
 folder, not to Courier: they get the modes of COURIER_FOLDER_UMASK (the
@@ -12,14 +13,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import suppress
 from pathlib import Path
 
 from django.conf import settings
 
-from connections.clients.base import Client, ClientError, Entry, IfExists, RemoteNotFound, UploadResult, temporary_name
+from connections.clients.base import ClientError, Entry, FileServerClient, RemoteNotFound, temporary_name
 
 
-class FolderClient(Client):
+class FolderClient(FileServerClient):
     def __init__(self, conn) -> None:
         super().__init__(conn)
         self.base = Path(conn.folder).resolve()
@@ -53,30 +55,43 @@ class FolderClient(Client):
         except OSError as exc:
             raise ClientError(f"Cannot read {self.path(remote)} ({self.conn}): {exc.strerror}.", permanent=True) from None
 
-    def upload(self, local: Path, folder: str, name: str, if_exists: IfExists = IfExists.FAIL) -> UploadResult:
+    def upload_paths(self, folder: str, name: str) -> tuple[str, str]:
         target_dir = self.path(folder)
         final = self.path(folder, name)
         if final.parent != target_dir:
             raise ClientError(f"The file name “{name}” may not contain a folder.", permanent=True)
-        if final.exists() and if_exists == IfExists.SKIP:
-            return UploadResult(str(final), skipped=True)
-        temp = target_dir / temporary_name(name)
+        return str(final), str(target_dir / temporary_name(name))
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def _put(self, local: Path, remote: str) -> None:
+        _make_folders(Path(remote).parent)
+        shutil.copyfile(local, remote)
+        _shared(Path(remote), 0o666)
+
+    def _size(self, path: str) -> int | None:
+        return os.stat(path).st_size
+
+    def _rename(self, temp: str, final: str, *, overwrite: bool) -> None:
+        if overwrite:
+            os.replace(temp, final)
+            return
         try:
-            _make_folders(target_dir)
-            shutil.copyfile(local, temp)
-            _shared(temp, 0o666)
-            if if_exists == IfExists.OVERWRITE:
-                os.replace(temp, final)
-            else:
-                # link() fails when the name exists, so two writers cannot both win.
-                os.link(temp, final)
+            # link() fails when the name exists, so two writers cannot both win.
+            os.link(temp, final)
         except FileExistsError:
             raise ClientError(f"{final} already exists ({self.conn}); the task is set to fail rather than overwrite.", permanent=True) from None
-        except OSError as exc:
-            raise ClientError(f"Cannot write {final} ({self.conn}): {exc.strerror}.", permanent=True) from None
-        finally:
-            temp.unlink(missing_ok=True)
-        return UploadResult(str(final))
+        # The file is in place; a temporary name left over would be harmless.
+        with suppress(OSError):
+            os.unlink(temp)
+
+    def _remove(self, path: str) -> None:
+        os.unlink(path)
+
+    def _error(self, verb: str, path: str, exc: BaseException) -> ClientError:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return ClientError(f"Cannot {verb} {path} ({self.conn}): {reason}.", permanent=True)
 
 
 def _shared(path: Path, full_mode: int) -> None:

@@ -121,6 +121,7 @@ class FtpClient(deadline.WatchedSession, FileServerClient):
         return [Entry(n, self._size(posixpath.join(path, n)) is None) for n in names if n not in (".", "..")]
 
     def _size(self, path: str) -> int | None:
+        # SIZE counts bytes only in binary mode: _put, download and the NLST listing switch to it first.
         try:
             return self.ftp.size(path)
         except ftplib.error_perm:
@@ -147,9 +148,6 @@ class FtpClient(deadline.WatchedSession, FileServerClient):
         self.ftp.voidcmd("TYPE I")
         with open(local, "rb") as src:
             self.ftp.storbinary(f"STOR {remote}", src, blocksize=BLOCK)
-        size, written = local.stat().st_size, self._size(remote)
-        if written is not None and written != size:
-            raise ClientError(f"Upload of {remote} to {self.label} ended at {written} of {size} bytes.")
 
     def _rename(self, temp: str, final: str, *, overwrite: bool) -> None:
         # FTP has no "rename unless the target exists": look once more right

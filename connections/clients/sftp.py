@@ -142,15 +142,14 @@ class SftpClient(deadline.WatchedSession, FileServerClient):
             raise self._error("check", path, exc) from None
 
     def _put(self, local: Path, remote: str) -> None:
-        size = local.stat().st_size
         with open(local, "rb") as src, self.sftp.open(remote, "wb", bufsize=WRITE_BUFFER) as dst:
             dst.set_pipelined(True)
             dst.MAX_REQUEST_SIZE = write_request_size(self.sftp.get_channel(), dst.handle, self.write_limit)
             while chunk := src.read(WRITE_BUFFER):
                 dst.write(chunk)
-        written = self.sftp.stat(remote).st_size
-        if written != size:
-            raise ClientError(f"Upload of {remote} to {self.label} ended at {written} of {size} bytes.")
+
+    def _size(self, path: str) -> int | None:
+        return self.sftp.stat(path).st_size
 
     def _rename(self, temp: str, final: str, *, overwrite: bool) -> None:
         if overwrite:

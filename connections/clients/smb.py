@@ -153,9 +153,9 @@ class SmbClient(deadline.WatchedSession, FileServerClient):
         with open(local, "rb") as src, smbclient.open_file(self.unc(remote), mode="wb", **self.options) as dst:
             while chunk := src.read(BLOCK):
                 dst.write(chunk)
-        size, written = local.stat().st_size, smbclient.stat(self.unc(remote), **self.options).st_size
-        if written != size:
-            raise ClientError(f"Upload of {remote} to {self.label} ended at {written} of {size} bytes.")
+
+    def _size(self, path: str) -> int | None:
+        return smbclient.stat(self.unc(path), **self.options).st_size
 
     def _rename(self, temp: str, final: str, *, overwrite: bool) -> None:
         """One server-side rename; without `replace` an existing target is refused (no race with "fail").

@@ -40,6 +40,13 @@ class RunContext:
     delivery_errors: list[Exception] = field(default_factory=list)
     # The run's one deadline (the task's timeout), which every stage obeys; None outside a run.
     deadline: Deadline | None = None
+    # What the row guard (guard.py) found; `hold` says the files wait in storage for a person.
+    guard_report: str = ""
+    hold: bool = False
+
+    def local_paths(self) -> dict[int, Path]:
+        """The local copy of each stored file, by its RunFile id."""
+        return {record.pk: local.path for record, local in zip(self.stored, self.files, strict=True)}
 
 
 def intended_time(run: Run, task: Task) -> datetime:

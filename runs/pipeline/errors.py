@@ -9,3 +9,11 @@ class StageFailure(Exception):
         self.stage = stage
         self.message = message
         self.permanent = permanent
+
+
+class RunHeld(Exception):
+    """The row guard stopped the delivery: the stored files wait for a person to release or discard them."""
+
+    def __init__(self, report: str) -> None:
+        super().__init__(report)
+        self.report = report

@@ -78,6 +78,7 @@ def run(ctx: RunContext) -> None:
     log.info(STAGE, f"Run {source.pk} made and stored the files; this attempt sends what it did not deliver, without running the source again.")
     if not todo:
         log.info(STAGE, "Nothing is left to deliver.")
+        delivery.deliver(ctx, [], {}, source)
         return
     folder = ctx.workdir / "stored"
     folder.mkdir(exist_ok=True)
@@ -87,4 +88,4 @@ def run(ctx: RunContext) -> None:
             local[record.pk] = fetch_stored(record, folder)
     log.info(STAGE, f"{len(todo)} deliver{'y' if len(todo) == 1 else 'ies'} to repeat: "
              + "; ".join(f"{record.name} → {delivery.describe(dest)}" for record, dest in todo) + ".")
-    delivery.deliver(ctx, delivery.create_uploads(ctx.run, todo), local)
+    delivery.deliver(ctx, delivery.create_uploads(ctx.run, todo), local, source)

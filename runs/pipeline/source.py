@@ -84,8 +84,6 @@ def run_database(ctx: RunContext) -> None:
     rows = writer_box[0].rows
     ctx.rows = rows
     ctx.log.info(STAGE, f"The query returned {rows} row{'s' if rows != 1 else ''}.")
-    if rows == 0 and ctx.task.source_fail_on_empty:
-        raise StageFailure(STAGE, "The query returned no rows, and the task is set to fail when that happens.", permanent=False)
     ctx.files.append(LocalFile(path=path, name=name, rows=rows))
 
 

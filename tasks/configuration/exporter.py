@@ -11,7 +11,7 @@ from connections.kinds import Reads
 from connections.models import Connection, GpgKey, Organization
 from projects.models import Project
 from tasks.configuration import integrity
-from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Task
+from tasks.models import CodeLocation, CodeLocationKind, CodeRole, Destination, GuardAction, Task
 
 FORMAT_VERSION = 1
 
@@ -98,8 +98,25 @@ def email_data(task: Task) -> dict:
             "to": success.recipients, "subject": success.subject, "message": success.message,
             "attach": success.attach, "embed": success.embed, "skip_empty": success.skip_empty,
         },
-        "failure": None if failure is None else {"to": failure.recipients, "subject": failure.subject, "message": failure.message},
+        "failure": None if failure is None else {
+            "to": failure.recipients, "subject": failure.subject, "message": failure.message,
+            "after_failures": failure.after_failures, "recovered": failure.recovered,
+        },
     }
+
+
+def row_guard_data(task: Task) -> dict | None:
+    """The row guard's limits and action; null when it has none and the action is the default (fail)."""
+    data = {"min_rows": task.guard_min_rows, "max_rows": task.guard_max_rows, "median_runs": task.guard_median_runs,
+            "median_percent": task.guard_median_percent, "action": task.guard_action}
+    if data == {"min_rows": None, "max_rows": None, "median_runs": 0, "median_percent": None, "action": GuardAction.FAIL}:
+        return None
+    return data
+
+
+def destination_data(d: Destination) -> dict:
+    return {"kind": d.kind, "connection": str(d.connection), "folder": d.folder, "if_exists": d.if_exists,
+            "skip_empty": d.skip_empty, "done_file": {"name": d.done_file, "manifest": d.done_manifest} if d.done_file else None}
 
 
 def task_data(task: Task, include_secrets: bool) -> dict:
@@ -116,11 +133,8 @@ def task_data(task: Task, include_secrets: bool) -> dict:
             "requirements": task.processing_requirements, "network": task.script_network,
         },
         "output": output_data(task),
-        "destinations": [
-            {"kind": d.kind, "connection": str(d.connection), "folder": d.folder,
-             "if_exists": d.if_exists, "skip_empty": d.skip_empty}
-            for d in task.destinations.all()
-        ],
+        "row_guard": row_guard_data(task),
+        "destinations": [destination_data(d) for d in task.destinations.all()],
         "email": email_data(task),
         **integrity.task_data(task),
     }
@@ -130,7 +144,7 @@ def project_data(project: Project, include_secrets: bool) -> dict:
     interval = {"every": project.interval_every, "unit": project.interval_unit} if project.interval_every else None
     return {
         "name": project.name, "description": project.description, "owner": project.owner.get_username(),
-        "sequence": project.sequence, "timezone": project.timezone,
+        "sequence": project.sequence, "timezone": project.timezone, "digest": project.owner_digest,
         "triggers": {"cron": project.cron or None, "interval": interval, "once": _iso(project.once_at),
                      "start": _iso(project.start_at), "end": _iso(project.end_at)},
         **integrity.project_data(project),

@@ -130,7 +130,8 @@ class Importer:
             zone = "UTC"
         project = Project.objects.filter(name=name).first() or Project(name=name)
         values = {"description": self.r.text(data, "description", path), "sequence": self.r.flag(data, "sequence", path),
-                  "timezone": zone, **self.triggers(data, path, zone), **integrity.project_values(self.r, data, path)}
+                  "timezone": zone, "owner_digest": self.r.flag(data, "digest", path), **self.triggers(data, path, zone),
+                  **integrity.project_values(self.r, data, path)}
         if owner is not None:
             values["owner"] = owner
         changed = assign(project, values)
@@ -202,6 +203,7 @@ class Importer:
         values.update(section.source(data, path))
         values.update(section.processing_fields(data, path))
         values.update(section.output(data, path))
+        values.update(section.row_guard(data, path))
         changed = assign(task, values)
         if self.r.errors:
             return

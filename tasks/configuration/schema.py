@@ -76,11 +76,13 @@ TASK = obj(
     retries=obj("max", "delay_minutes", "backoff", "on_every_failure"),
     dependencies=obj("window_minutes", "give_up_after_minutes", after=Items(None)),
     parameters=PARAMETERS, source=SOURCE, processing=obj("entry", "requirements", "network", code=CODE), output=OUTPUT,
-    destinations=Items(obj("kind", "connection", "folder", "if_exists", "skip_empty")),
-    email=obj(success=obj("to", "subject", "message", "attach", "embed", "skip_empty"), failure=obj("to", "subject", "message")),
+    row_guard=obj("min_rows", "max_rows", "median_runs", "median_percent", "action"),
+    destinations=Items(obj("kind", "connection", "folder", "if_exists", "skip_empty", done_file=obj("name", "manifest"))),
+    email=obj(success=obj("to", "subject", "message", "attach", "embed", "skip_empty"),
+              failure=obj("to", "subject", "message", "after_failures", "recovered")),
 )
 PROJECT = obj(
-    "name", "description", "owner", "sequence", "timezone",
+    "name", "description", "owner", "sequence", "timezone", "digest",
     triggers=obj("cron", "once", "start", "end", interval=obj("every", "unit")),
     missed_runs=obj("policy", "catch_up_minutes"),
     parameters=PARAMETERS, tasks=Items(TASK),

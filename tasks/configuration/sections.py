@@ -15,6 +15,7 @@ from tasks.models import (
     Destination,
     DestinationKind,
     Encoding,
+    GuardAction,
     IfExists,
     LineEnding,
     Notification,
@@ -22,7 +23,12 @@ from tasks.models import (
     Quoting,
     SourceKind,
     Task,
+    guard_problems,
 )
+
+# The row guard's numbers: Task field → (JSON key, default), in guard_problems' order.
+GUARD_KEYS = {"guard_min_rows": ("min_rows", None), "guard_max_rows": ("max_rows", None),
+              "guard_median_runs": ("median_runs", 0), "guard_median_percent": ("median_percent", None)}
 
 
 class TaskSections:
@@ -124,6 +130,16 @@ class TaskSections:
             values["gpg_armor"] = self.r.flag(gpg, "armor", f"{path}.gpg")
         return values
 
+    def row_guard(self, data: dict, path: str) -> dict:
+        path = f"{path}.row_guard"
+        guard = self.r.obj(data.get("row_guard"), path, nullable=True) or {}
+        values = {field: self.r.number(guard, key, path, default=default, nullable=default is None)
+                  for field, (key, default) in GUARD_KEYS.items()}
+        for field, problem in guard_problems(*values.values()).items():
+            self.r.error(f"{path}.{GUARD_KEYS[field][0]}", problem)
+        values["guard_action"] = self.r.choice(guard, "action", path, GuardAction.values, default="fail", what="action") or "fail"
+        return values
+
     def save_children(self, task: Task, data: dict, path: str) -> None:
         for role, values in self.codes.items():
             existing = task.code_locations.filter(role=role).first()
@@ -146,9 +162,12 @@ class TaskSections:
                 continue
             kind = self.r.choice(item, "kind", item_path, DestinationKind.values, what="destination kind")
             conn = self.connection(item, item_path, kind=kind)
+            done = self.r.obj(item.get("done_file"), f"{item_path}.done_file", nullable=True)
             values = {"kind": kind, "connection": conn, "folder": self.r.text(item, "folder", item_path),
                       "if_exists": self.r.choice(item, "if_exists", item_path, IfExists.values, default="fail", what="if_exists value"),
-                      "skip_empty": self.r.flag(item, "skip_empty", item_path), "position": i}
+                      "skip_empty": self.r.flag(item, "skip_empty", item_path), "position": i,
+                      "done_file": self.r.text(done, "name", f"{item_path}.done_file", required=True) if done is not None else "",
+                      "done_manifest": self.r.flag(done, "manifest", f"{item_path}.done_file") if done is not None else False}
             if self.r.errors:
                 continue
             dest = existing[i] if i < len(existing) else Destination(task=task)
@@ -172,5 +191,8 @@ class TaskSections:
             if event == "success":
                 values.update(attach=self.r.flag(item, "attach", item_path), embed=self.r.flag(item, "embed", item_path),
                               skip_empty=self.r.flag(item, "skip_empty", item_path))
+            else:
+                values.update(after_failures=self.r.number(item, "after_failures", item_path, default=1, minimum=1),
+                              recovered=self.r.flag(item, "recovered", item_path))
             notification = existing or Notification(task=task, event=event)
             save_valid(self.r, notification, item_path, changed=assign(notification, values), exclude=["task"], keys=schema.NOTIFICATION_FIELD_KEYS)

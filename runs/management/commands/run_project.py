@@ -55,7 +55,7 @@ class Command(CourierCommand):
         return finished
 
     def _await(self, run_id: int) -> None:
-        while Run.objects.filter(pk=run_id).exclude(status__in=Run.FINISHED).exists():
+        while Run.objects.filter(pk=run_id).exclude(status__in=Run.AT_REST).exists():
             time.sleep(POLL_SECONDS)
 
     @staticmethod

@@ -43,7 +43,7 @@ class Command(BaseCommand):
         run.refresh_from_db()
         self._report(run, json, f"Run {run.pk} of {task} {run.status}.")
         if run.status != RunStatus.SUCCEEDED:
-            raise CommandError(f"Run {run.pk} {run.status}: {run.error or 'see the log'}", returncode=1)
+            raise CommandError(f"Run {run.pk} {run.status}: {run.error or run.guard_report or 'see the log'}", returncode=1)
 
     def _report(self, run, as_json: bool, text: str) -> None:
         if as_json:
