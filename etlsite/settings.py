@@ -112,9 +112,17 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'courier.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The web server and the worker share one SQLite file: wait for locks
-    # instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
+    # The web server, the cluster's processes and the commands share one SQLite
+    # file. WAL lets readers go on while one writes; every transaction takes the
+    # write lock when it begins (IMMEDIATE), so it waits its turn for up to the
+    # busy timeout instead of failing with "database is locked" when a read turns
+    # into a write; and that turn makes a transaction's check-then-insert atomic,
+    # which select_for_update cannot do on SQLite.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -212,8 +220,10 @@ COURIER_ROWCOUNT_SECONDS = env.float("COURIER_ROWCOUNT_SECONDS", default=2.0)
 # A running run writes its heartbeat this often, from a side thread (runs/ticker.py); the
 # reaper fails a running run whose heartbeat is older than COURIER_REAP_AFTER_SECONDS
 # ("worker lost") and gives it the follow-ups of any failure (runs/reaper.py, SPEC §11).
+# The reaper, a thread of every worker, looks every third of that (at most 30 s): with
+# these defaults a lost run is failed, and its retry planned, within 100 s.
 COURIER_HEARTBEAT_SECONDS = env.float("COURIER_HEARTBEAT_SECONDS", default=15.0)
-COURIER_REAP_AFTER_SECONDS = env.float("COURIER_REAP_AFTER_SECONDS", default=150.0)
+COURIER_REAP_AFTER_SECONDS = env.float("COURIER_REAP_AFTER_SECONDS", default=75.0)
 if COURIER_HEARTBEAT_SECONDS <= 0:
     raise ImproperlyConfigured(f"COURIER_HEARTBEAT_SECONDS must be more than 0, not {COURIER_HEARTBEAT_SECONDS:g}.")
 if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
@@ -228,6 +238,9 @@ if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
 COURIER_DIGEST_HOUR = env.int("COURIER_DIGEST_HOUR", default=7)
 if not 0 <= COURIER_DIGEST_HOUR <= 23:
     raise ImproperlyConfigured(f"COURIER_DIGEST_HOUR must be an hour from 0 to 23, not {COURIER_DIGEST_HOUR}.")
+
+# A task's timeout is counted in minutes of this many seconds (60; tests shorten it).
+COURIER_TIMEOUT_MINUTE_SECONDS = env.float("COURIER_TIMEOUT_MINUTE_SECONDS", default=60.0)
 
 # The longest a run may take; django-q2's own limits are derived from it so
 # that the broker never redelivers a run that is still working (SPEC §11).

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 import pyodbc
 
+from connections.clients import deadline
 from connections.clients.base import Client, ClientError, RowSink
 
 # SQLSTATE classes where trying again cannot help: syntax and access rules,
@@ -20,7 +22,12 @@ PERMANENT_MESSAGES = (
     "syntax error", "incomplete input", "no such table", "no such column",
 )
 
-MARIADB_MULTI_STATEMENTS = 67108864  # 1 << 26
+# MariaDB Connector/ODBC's OPTION flags: several statements per batch, no local
+# copy of the result, forward-only cursors.
+MARIADB_MULTI_STATEMENTS = 1 << 26
+MARIADB_NO_CACHE = 1 << 20
+MARIADB_FORWARD_CURSOR = 1 << 21
+MARIADB_OPTION = MARIADB_MULTI_STATEMENTS | MARIADB_NO_CACHE | MARIADB_FORWARD_CURSOR
 
 # SQLSTATEs and server messages that mean "stopped by the query timeout":
 # ODBC's own (HYT00/HYT01), PostgreSQL's statement_timeout (57014) and
@@ -46,12 +53,18 @@ def streaming_odbc(odbc: str, dialect: str, batch: int, login_timeout: int = 0) 
     """Add the driver options Courier relies on; the connection string's own setting always wins.
 
     Mainly streaming: psqlodbc holds every row unless told to use a cursor
-    (measured: 430 MB for 1M rows by default, ~30 MB with UseDeclareFetch).
-    For MariaDB also its own login timeout and several statements per batch.
+    (measured: 430 MB for 1M rows by default, ~30 MB with UseDeclareFetch),
+    and so does sqliteodbc unless it steps (StepAPI). For MariaDB also its own
+    login timeout and several statements per batch. The table of every
+    driver's options is in docs/databases.md.
     """
     extra = ""
     if dialect == "postgresql" and not _has_option(odbc, "UseDeclareFetch"):
         extra = f"UseDeclareFetch=1;Fetch={batch};"
+    elif dialect == "sqlite" and not _has_option(odbc, "StepAPI"):
+        # sqliteodbc reads the whole result into memory before the first fetch
+        # unless it steps through it row by row (bench/memory.py, docs/benchmarks.md).
+        extra = "StepAPI=1;"
     elif dialect == "mysql":
         # The driver ignores ODBC's login timeout (a silent server hung it for
         # good, measured with 3.1.15); its own CONN_TIMEOUT is honoured.
@@ -62,9 +75,11 @@ def streaming_odbc(odbc: str, dialect: str, batch: int, login_timeout: int = 0) 
         # A batch may hold several statements (an INSERT before the SELECT);
         # MariaDB's driver runs only one unless the client allows more
         # (CLIENT_MULTI_STATEMENTS; its MULTI_STATEMENTS=1 keyword had no
-        # effect in 3.1.15). A connection string with its own OPTION keeps it.
+        # effect in 3.1.15). The no-cache flag streams the rows in the drivers
+        # that can (not 3.1.15, Debian 12's: it keeps every row whatever the
+        # options, docs/databases.md). A connection string with its own OPTION keeps it.
         if not _has_option(odbc, "OPTION"):
-            extra += f"OPTION={MARIADB_MULTI_STATEMENTS};"
+            extra += f"OPTION={MARIADB_OPTION};"
     if not extra:
         return odbc
     return f"{odbc.rstrip().rstrip(';')};{extra}"
@@ -105,10 +120,14 @@ def timeout_error(exc: pyodbc.Error, label: str, doing: str, limit: str) -> Clie
 @contextmanager
 def connect(conn, *, batch: int = 5000):
     label = str(conn)
-    odbc = streaming_odbc(conn.odbc, conn.dialect, batch, conn.login_timeout)
+    # The login waits no longer than the run has left (drivers take whole seconds).
+    login = deadline.limit(conn.login_timeout or None)
+    login = math.ceil(login) if login else 0
+    odbc = streaming_odbc(conn.odbc, conn.dialect, batch, login)
     try:
-        cnxn = pyodbc.connect(odbc, timeout=conn.login_timeout or 0, autocommit=True)
+        cnxn = pyodbc.connect(odbc, timeout=login, autocommit=True)
     except pyodbc.Error as exc:
+        deadline.check(f"Connecting to {label}")
         if conn.login_timeout and _is_login_timeout(exc):
             raise timeout_error(exc, label, "Connecting", f"login timeout of {conn.login_timeout} s") from None
         raise map_error(exc, label, "Connecting") from None
@@ -234,15 +253,27 @@ class DatabaseClient(Client):
         exported = False
         with connect(self.conn, batch=batch) as cnxn:
             cursor = cnxn.cursor()
-            for number, sql in enumerate(batches, 1):
-                doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
-                bound = values[number - 1] if values else ()
-                try:
-                    cursor.execute(sql, *bound) if bound else cursor.execute(sql)
-                    exported = _export_results(cursor, sink, batch, exported)
-                except pyodbc.Error as exc:
-                    raise _query_error(exc, self.conn, doing) from None
+            # The run's deadline cancels the query wherever it blocks: executing or fetching.
+            with deadline.Watchdog(cursor.cancel, f"The query on {self.conn}", own=_watched_query_timeout(self.conn)):
+                for number, sql in enumerate(batches, 1):
+                    doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
+                    bound = values[number - 1] if values else ()
+                    try:
+                        cursor.execute(sql, *bound) if bound else cursor.execute(sql)
+                        exported = _export_results(cursor, sink, batch, exported)
+                    except pyodbc.Error as exc:
+                        raise _query_error(exc, self.conn, doing) from None
         return exported
+
+
+# Drivers that accept ODBC's query timeout and then ignore it: Courier's watchdog enforces it.
+WATCHED_QUERY_TIMEOUT = ("sqlite",)
+
+
+def _watched_query_timeout(conn) -> deadline.Deadline | None:
+    if conn.dialect not in WATCHED_QUERY_TIMEOUT or not conn.query_timeout:
+        return None
+    return deadline.Deadline.after(conn.query_timeout, f"the query timeout of {conn.query_timeout} s set on the connection")
 
 
 def _export_results(cursor, sink: RowSink, batch: int, exported: bool) -> bool:
@@ -258,3 +289,4 @@ def _export_results(cursor, sink: RowSink, batch: int, exported: bool) -> bool:
 def _fetch_batches(cursor, batch: int) -> Iterator[list[tuple]]:
     while rows := cursor.fetchmany(batch):
         yield rows
+        deadline.check("Fetching the query's rows")
