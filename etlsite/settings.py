@@ -233,6 +233,14 @@ if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
         f"COURIER_HEARTBEAT_SECONDS ({COURIER_HEARTBEAT_SECONDS:g})."
     )
 
+# A queued run no worker took within COURIER_QUEUE_LOST_AFTER_SECONDS (its queue message
+# lost: a Redis restart, a broker flush) is queued again once by the reaper; still not
+# taken after as long again, it fails "lost in the queue" and its retry policy applies.
+COURIER_QUEUE_LOST_AFTER_SECONDS = env.float("COURIER_QUEUE_LOST_AFTER_SECONDS", default=600.0)
+if COURIER_QUEUE_LOST_AFTER_SECONDS < 60:
+    # A run behind busy workers must have time to be taken before it counts as lost.
+    raise ImproperlyConfigured(f"COURIER_QUEUE_LOST_AFTER_SECONDS must be at least 60, not {COURIER_QUEUE_LOST_AFTER_SECONDS:g}.")
+
 # The hour (0-23, site time zone) from which the watch sends each owner the daily digest of
 # the day before (runs/digest.py); GPG key expiry warnings go out at any hour (runs/keywatch.py).
 COURIER_DIGEST_HOUR = env.int("COURIER_DIGEST_HOUR", default=7)
