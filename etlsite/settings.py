@@ -259,6 +259,15 @@ if COURIER_MISSED_AFTER_SECONDS < 35:
     raise ImproperlyConfigured("COURIER_MISSED_AFTER_SECONDS must be at least 35: the scheduler looks only every 30 seconds.")
 COURIER_MAX_RUN_MINUTES = env.int("COURIER_MAX_RUN_MINUTES", default=360)
 _q_timeout = COURIER_MAX_RUN_MINUTES * 60 + 120
+# Script environments (COURIER_VENV_DIR) no run used for this many days are removed by
+# `manage.py prune_history` (runs/venvs.py). A run marks its environment used when it starts,
+# so the bound must be longer than any run: then an environment in use is never that old.
+COURIER_VENV_KEEP_DAYS = env.int("COURIER_VENV_KEEP_DAYS", default=30)
+if COURIER_VENV_KEEP_DAYS * 24 * 60 <= COURIER_MAX_RUN_MINUTES:
+    raise ImproperlyConfigured(
+        f"COURIER_VENV_KEEP_DAYS ({COURIER_VENV_KEEP_DAYS}) must be longer than the longest run, "
+        f"COURIER_MAX_RUN_MINUTES ({COURIER_MAX_RUN_MINUTES} min)."
+    )
 Q_CLUSTER = {
     "name": "courier",
     "workers": env.int("COURIER_WORKERS", default=2),
