@@ -233,6 +233,14 @@ if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
         f"COURIER_HEARTBEAT_SECONDS ({COURIER_HEARTBEAT_SECONDS:g})."
     )
 
+# A queued run no worker took within COURIER_QUEUE_LOST_AFTER_SECONDS (its queue message
+# lost: a Redis restart, a broker flush) is queued again once by the reaper; still not
+# taken after as long again, it fails "lost in the queue" and its retry policy applies.
+COURIER_QUEUE_LOST_AFTER_SECONDS = env.float("COURIER_QUEUE_LOST_AFTER_SECONDS", default=600.0)
+if COURIER_QUEUE_LOST_AFTER_SECONDS < 60:
+    # A run behind busy workers must have time to be taken before it counts as lost.
+    raise ImproperlyConfigured(f"COURIER_QUEUE_LOST_AFTER_SECONDS must be at least 60, not {COURIER_QUEUE_LOST_AFTER_SECONDS:g}.")
+
 # The hour (0-23, site time zone) from which the watch sends each owner the daily digest of
 # the day before (runs/digest.py); GPG key expiry warnings go out at any hour (runs/keywatch.py).
 COURIER_DIGEST_HOUR = env.int("COURIER_DIGEST_HOUR", default=7)
@@ -251,6 +259,15 @@ if COURIER_MISSED_AFTER_SECONDS < 35:
     raise ImproperlyConfigured("COURIER_MISSED_AFTER_SECONDS must be at least 35: the scheduler looks only every 30 seconds.")
 COURIER_MAX_RUN_MINUTES = env.int("COURIER_MAX_RUN_MINUTES", default=360)
 _q_timeout = COURIER_MAX_RUN_MINUTES * 60 + 120
+# Script environments (COURIER_VENV_DIR) no run used for this many days are removed by
+# `manage.py prune_history` (runs/venvs.py). A run marks its environment used when it starts,
+# so the bound must be longer than any run: then an environment in use is never that old.
+COURIER_VENV_KEEP_DAYS = env.int("COURIER_VENV_KEEP_DAYS", default=30)
+if COURIER_VENV_KEEP_DAYS * 24 * 60 <= COURIER_MAX_RUN_MINUTES:
+    raise ImproperlyConfigured(
+        f"COURIER_VENV_KEEP_DAYS ({COURIER_VENV_KEEP_DAYS}) must be longer than the longest run, "
+        f"COURIER_MAX_RUN_MINUTES ({COURIER_MAX_RUN_MINUTES} min)."
+    )
 Q_CLUSTER = {
     "name": "courier",
     "workers": env.int("COURIER_WORKERS", default=2),

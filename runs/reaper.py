@@ -16,7 +16,9 @@ so it runs while the worker's own thread is busy with a run for hours, on
 each machine, with no process or schedule to add. Several reapers at once
 are harmless: a run is marked lost by a conditional UPDATE, once.
 
-Each pass (`patrol`) also fires again any schedule firing that was never
+Each pass (`patrol`) also queues again, once, a queued run no worker took
+within COURIER_QUEUE_LOST_AFTER_SECONDS (its message lost), then fails it
+"lost in the queue" (`recover_queued`); fires again any schedule firing that was never
 handled (runs/firing.py `recover_lost`), runs the watch (late alerts,
 waiting runs past their deadline, missed fire times to run late:
 runs/watch.py), and on this machine ends the
@@ -38,7 +40,7 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
-from runs import firing, followups, procs, watch
+from runs import firing, followups, procs, state, watch
 from runs.models import Run, RunStatus, Stage
 from runs.ticker import Ticker
 
@@ -79,6 +81,36 @@ def reap(now: datetime | None = None, stale_after: timedelta | None = None) -> l
         reaped.append(run)
         logger.warning("Run %s of %s: %s", run.pk, run.task, message)
     return reaped
+
+
+def queue_lost_after() -> timedelta:
+    return timedelta(seconds=settings.COURIER_QUEUE_LOST_AFTER_SECONDS)
+
+
+def recover_queued(now: datetime | None = None) -> tuple[list[Run], list[Run]]:
+    """Queued runs no worker took within COURIER_QUEUE_LOST_AFTER_SECONDS: queued again once, then failed; returns both lists.
+
+    A queued run has no worker on it by definition; one queued that long had
+    its message lost (a Redis restart, a broker flush). The second time it
+    fails "lost in the queue", and its retry policy, sequence and failure mail follow.
+    """
+    now = now or timezone.now()
+    bound = queue_lost_after()
+    requeued, failed = [], []
+    for run in Run.objects.filter(status=RunStatus.QUEUED, due_at__lt=now - bound).select_related("task__project"):
+        if run.requeued_at is None:
+            if state.requeue(run, now=now):
+                requeued.append(run)
+                logger.warning("Run %s of %s: no worker took it in %s; queued again.", run.pk, run.task, bound)
+            continue
+        minutes = f"{bound.total_seconds() / 60:g}"
+        message = (f"Lost in the queue: no worker took the run within {minutes} min, "
+                   f"nor within {minutes} min of its being queued again.")
+        still = {"status": RunStatus.QUEUED, "requeued_at": run.requeued_at}
+        if followups.fail(run, still, now=now, message=message, stage=Stage.CLAIM, permanent=False):
+            failed.append(run)
+            logger.warning("Run %s of %s: %s", run.pk, run.task, message)
+    return requeued, failed
 
 
 def sweep_work_folders() -> list[Path]:
@@ -127,7 +159,7 @@ def patrol() -> None:
     """One pass: lost runs reaped, lost firings fired again, what they left behind removed, the watch; each step on its own."""
     # This thread lives as long as its worker: a connection a database restart broke is replaced, not kept.
     close_old_connections()
-    for step in (reap, firing.recover_lost, kill_stray_processes, sweep_work_folders, watch.watch):
+    for step in (reap, recover_queued, firing.recover_lost, kill_stray_processes, sweep_work_folders, watch.watch):
         try:
             step()
         except Exception:  # noqa: BLE001 - one failing step (a database hiccup) must not stop the others

@@ -237,6 +237,24 @@ def claim(run_id: int) -> Run | None:
     return Run.objects.select_related("task__project", "task__source_connection__organization").get(pk=run_id)
 
 
+def requeue(run: Run, *, now: datetime) -> bool:
+    """Hand a queued run no worker took to the queue again (its message was lost), once; False if it moved meanwhile.
+
+    A second message for a run whose first one was only late is harmless: the
+    claim is a conditional UPDATE, so whichever arrives second does nothing.
+    """
+    requeued = Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED, requeued_at__isnull=True, due_at=run.due_at).update(
+        requeued_at=now, due_at=now,
+    )
+    if not requeued:
+        return False
+    run.refresh_from_db()
+    RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.WARNING,
+                          message="No worker took the run: its queue message was lost, so it is queued again.")
+    enqueue(run)
+    return True
+
+
 def next_attempt(run: Run) -> Run | None:
     """The attempt that follows this failed run and is not over yet, or None (then the failure is final)."""
     return run.retries.filter(status__in=Run.UNFINISHED).order_by("-id").first()

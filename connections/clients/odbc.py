@@ -132,6 +132,7 @@ def connect(conn, *, batch: int = 5000):
             raise timeout_error(exc, label, "Connecting", f"login timeout of {conn.login_timeout} s") from None
         raise map_error(exc, label, "Connecting") from None
     try:
+        set_encodings(cnxn, conn.dialect)
         _check_dialect(cnxn, conn)
         if conn.query_timeout:
             _apply_query_timeout(cnxn, conn)
@@ -147,6 +148,51 @@ def _close(cnxn) -> None:
         with suppress(pyodbc.Error):
             cnxn.rollback()
     cnxn.close()
+
+
+# How text crosses each driver (issue 16; the table in docs/databases.md).
+# The Unicode drivers of PostgreSQL and MariaDB take the SQL and parameters
+# as UTF-16 and give text back in it, surrogate pairs included. sqliteodbc
+# does not: its UTF-16 entry points split a character outside the BMP
+# ("Zoë 😀" reached SQLite as "Zoë \rM ="), so it gets the SQL and
+# parameters as UTF-8 through its narrow entry points, which SQLite keeps as
+# they are. Its values come back right either way.
+UTF16_TEXT = ("utf-16le", pyodbc.SQL_WCHAR)
+UTF8_TEXT = ("utf-8", pyodbc.SQL_CHAR)
+SENT_TEXT = {"sqlite": UTF8_TEXT}
+
+
+def set_encodings(cnxn, dialect: str) -> None:
+    encoding, ctype = SENT_TEXT.get(dialect, UTF16_TEXT)
+    cnxn.setencoding(encoding=encoding, ctype=ctype)
+    cnxn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
+    cnxn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-16le")
+    cnxn.setdecoding(pyodbc.SQL_WMETADATA, encoding="utf-16le")
+
+
+def column_names(cursor, dialect: str) -> list[str]:
+    names = [col[0] for col in cursor.description]
+    return [_sqlite_column_name(name) for name in names] if dialect == "sqlite" else names
+
+
+def _sqlite_column_name(name: str) -> str:
+    """A column name as SQLite holds it, undoing the two faults of sqliteodbc's SQLDescribeColW.
+
+    It counts the name's length in UTF-8 bytes, not characters, so a
+    non-ASCII name comes with what follows its end in the buffer (its NUL,
+    then the rest of an earlier, longer name); and when the name holds a
+    character outside the BMP it gives each UTF-8 byte as a character of its
+    own ("😀" as "ð\x9f\x98\x80"). Only a name that reads back as such a
+    character is re-read: a real name like "Ã©" is left as it is.
+    """
+    name = name.split("\x00", 1)[0]  # a C string: SQLite's names hold no NUL
+    if name.isascii() or max(map(ord, name)) > 0xFF:
+        return name
+    try:
+        decoded = name.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return name
+    return decoded if max(map(ord, decoded)) > 0xFFFF else name
 
 
 # SQL_DBMS_NAME (lower case) → the dialect that database needs. SQL bounds
@@ -260,7 +306,7 @@ class DatabaseClient(Client):
                     bound = values[number - 1] if values else ()
                     try:
                         cursor.execute(sql, *bound) if bound else cursor.execute(sql)
-                        exported = _export_results(cursor, sink, batch, exported)
+                        exported = _export_results(cursor, sink, batch, exported, self.conn.dialect)
                     except pyodbc.Error as exc:
                         raise _query_error(exc, self.conn, doing) from None
         return exported
@@ -276,10 +322,10 @@ def _watched_query_timeout(conn) -> deadline.Deadline | None:
     return deadline.Deadline.after(conn.query_timeout, f"the query timeout of {conn.query_timeout} s set on the connection")
 
 
-def _export_results(cursor, sink: RowSink, batch: int, exported: bool) -> bool:
+def _export_results(cursor, sink: RowSink, batch: int, exported: bool, dialect: str) -> bool:
     while True:
         if cursor.description and not exported:
-            columns = [col[0] for col in cursor.description]
+            columns = column_names(cursor, dialect)
             sink(columns, _fetch_batches(cursor, batch))
             exported = True
         if not cursor.nextset():
