@@ -1,4 +1,4 @@
-"""Extract speed and memory: Courier's source+CSV stage vs a bare pyodbc loop vs psql \\copy.
+"""Extract speed and memory: Courier's source+CSV stage (COPY fast path and ODBC) vs a bare pyodbc loop vs psql \\copy.
 
     .venv/bin/python bench/extract.py [--rows 1000000] [--big-rows 5000000] [--repeat 3] [--drop]
 
@@ -12,15 +12,17 @@ Each variant runs in its own process, so its peak RSS is its own:
 - bare: pyodbc `fetchmany` with the same streaming options Courier adds,
   straight into `csv.writer(...).writerows` (the floor for Python + ODBC);
 - courier: a real Courier run of a query task (bench/settings.py: SQLite for
-  Django's own tables in a temporary folder). Its source+CSV stage is timed on its own (that is what
+  Django's own tables in a temporary folder), through the PostgreSQL COPY fast
+  path (runs/pipeline/pgcopy.py). Its source+CSV stage is timed on its own (that is what
   the bare loop does too); the whole run adds hashing and storing the file;
+- courier_odbc: the same with the connection's fast path switched off (ODBC);
 - psql: `\\copy (query) TO file CSV` (native, no ODBC, no Python);
 - django: Django set up with the task created but no run — the baseline RSS
   that Courier's run starts from, so that "flat in row count" is visible.
 
 The variants take turns, `--repeat` times; the best time of each is kept (the
 machine is shared: the best run is the least disturbed one). The bare and
-Courier files must be byte for byte the same. Prints `RESULT name=value` lines.
+files of both Courier paths must be byte for byte the same. Prints `RESULT name=value` lines.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def variant_bare(rows: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def _courier_task(rows: int):
+def _courier_task(rows: int, copy_export: bool = True):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     import django
 
@@ -111,7 +113,7 @@ def _courier_task(rows: int):
     call_command("migrate", verbosity=0)
     from tests import factories
 
-    source = factories.connection("database", dialect="postgresql", odbc=BENCH_ODBC, query_timeout=0)
+    source = factories.connection("database", dialect="postgresql", odbc=BENCH_ODBC, query_timeout=0, copy_export=copy_export)
     return factories.query_task(factories.project(), source, QUERY.format(rows=rows), output_name="bench.csv")
 
 
@@ -122,8 +124,13 @@ def variant_django(rows: int, out: Path) -> float:
     return 0.0
 
 
-def variant_courier(rows: int, out: Path) -> float:
-    task = _courier_task(rows)
+def variant_courier_odbc(rows: int, out: Path) -> float:
+    return variant_courier(rows, out, copy_export=False)
+
+
+def variant_courier(rows: int, out: Path, copy_export: bool = True) -> float:
+    task = _courier_task(rows, copy_export)
+    from runs import runner
     from runs.pipeline import source
     from runs.runner import execute
     from runs.state import create_run
@@ -136,13 +143,18 @@ def variant_courier(rows: int, out: Path) -> float:
         real_source(ctx)
         stage["source"] = time.perf_counter() - started
 
-    source.run = timed_source  # the runner calls source.run(ctx): time exactly the source+CSV stage
+    # The runner calls its STAGES in order, the source stage first: time exactly the source+CSV stage.
+    assert runner.STAGES[0] is real_source
+    runner.STAGES = (timed_source, *runner.STAGES[1:])
     run_id = create_run(task, "manual").pk
     started = time.perf_counter()
     run = execute(run_id)
     whole = time.perf_counter() - started
     if run.status != "succeeded":
         raise SystemExit(f"Courier run failed: {run.error}")
+    through_copy = run.log_lines.filter(message__startswith="Reading through PostgreSQL's COPY").exists()
+    if through_copy != copy_export:
+        raise SystemExit(f"The run {'did not take' if copy_export else 'took'} the COPY path: the comparison is void.")
     record = run.files.get()
     Path(record.stored.path).rename(out)
     print(f"WHOLE_RUN {whole:.3f}")
@@ -156,7 +168,9 @@ def variant_psql(rows: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
-VARIANTS = {"bare": variant_bare, "courier": variant_courier, "psql": variant_psql, "django": variant_django}
+VARIANTS = {"bare": variant_bare, "courier": variant_courier, "courier_odbc": variant_courier_odbc, "psql": variant_psql,
+            "django": variant_django}
+TIMED = ("bare", "courier", "courier_odbc", "psql")
 
 
 def _remove_test_var_dir() -> None:
@@ -212,31 +226,33 @@ def report(args) -> None:
     prepare_table(max(args.rows, args.big_rows))
     best: dict[str, dict] = {}
     for _attempt in range(args.repeat):
-        for variant in ("bare", "courier", "psql"):
+        for variant in TIMED:
             result = measure(variant, args.rows)
             extra = f", whole run {args.rows / result['whole']:,.0f} rows/s" if result["whole"] else ""
-            print(f"{variant:8} {args.rows:,} rows: {args.rows / result['seconds']:,.0f} rows/s{extra}, "
+            print(f"{variant:12} {args.rows:,} rows: {args.rows / result['seconds']:,.0f} rows/s{extra}, "
                   f"peak RSS {result['rss']:.0f} MB (load {result['load']:.2f})", flush=True)
             if variant not in best or result["seconds"] < best[variant]["seconds"]:
                 best[variant] = result
-    same = best["bare"]["sha256"] == best["courier"]["sha256"]
-    print(f"bare and Courier files identical: {same}; psql's file identical: {best['psql']['sha256'] == best['bare']['sha256']}")
+    hashes = {variant: best[variant]["sha256"] for variant in TIMED}
+    same = hashes["bare"] == hashes["courier_odbc"] == hashes["courier"]
+    print(f"bare, Courier through ODBC and Courier through COPY identical: {same}; psql's file identical: {hashes['psql'] == hashes['bare']}")
     if not same:
-        raise SystemExit("Courier's CSV differs from the bare csv-module CSV: the comparison is void.")
+        raise SystemExit("The files differ: the comparison is void.")
     baseline = measure("django", args.rows)
     print(f"django baseline (set up, migrated, task made, no run): peak RSS {baseline['rss']:.0f} MB")
     speed = {variant: args.rows / result["seconds"] for variant, result in best.items()}
-    for variant in ("bare", "courier", "psql"):
+    for variant in TIMED:
         print(f"RESULT {variant}_rows_per_s={speed[variant]:.0f}")
     print(f"RESULT courier_whole_run_rows_per_s={args.rows / best['courier']['whole']:.0f}")
     print(f"RESULT courier_vs_bare={speed['courier'] / speed['bare']:.2f}")
+    print(f"RESULT courier_odbc_vs_bare={speed['courier_odbc'] / speed['bare']:.2f}")
     print(f"RESULT courier_vs_psql={speed['courier'] / speed['psql']:.2f}")
     print(f"RESULT django_baseline_rss_mb={baseline['rss']:.0f}")
-    print(f"RESULT courier_peak_rss_mb_{args.rows}={best['courier']['rss']:.0f}")
-    print(f"RESULT bare_peak_rss_mb_{args.rows}={best['bare']['rss']:.0f}")
+    for variant in ("courier", "courier_odbc", "bare"):
+        print(f"RESULT {variant}_peak_rss_mb_{args.rows}={best[variant]['rss']:.0f}")
     if args.big_rows:
         big = measure("courier", args.big_rows)
-        print(f"courier  {args.big_rows:,} rows: {args.big_rows / big['seconds']:,.0f} rows/s, peak RSS {big['rss']:.0f} MB "
+        print(f"courier      {args.big_rows:,} rows: {args.big_rows / big['seconds']:,.0f} rows/s, peak RSS {big['rss']:.0f} MB "
               f"(load {big['load']:.2f})")
         print(f"RESULT courier_peak_rss_mb_{args.big_rows}={big['rss']:.0f}")
         print(f"RESULT courier_rows_per_s_{args.big_rows}={args.big_rows / big['seconds']:.0f}")

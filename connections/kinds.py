@@ -103,7 +103,7 @@ _SSH_LOGIN = ("host", "port", "username", "password", "private_key", "key_passph
 KINDS: dict[str, Kind] = {kind.key: kind for kind in (
     Kind(
         "database", "Database (ODBC)", "connections.clients.odbc.DatabaseClient",
-        fields=("dialect", "odbc", "query_timeout", "login_timeout", "read_only"),
+        fields=("dialect", "odbc", "query_timeout", "login_timeout", "read_only", "copy_export"),
         required=("odbc",), secrets=("odbc",),
         source=SourceUse("Database query", Reads.QUERY),
     ),

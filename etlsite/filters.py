@@ -14,6 +14,9 @@ import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
+from django.forms.utils import flatatt
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from projects.models import Project
 from runs.models import RunStatus
@@ -42,10 +45,29 @@ def search_box(placeholder: str, *fields: str) -> django_filters.CharFilter:
     )
 
 
+class LongSelect(forms.Select):
+    """A select of many options (every project, every owner) written out in Python.
+
+    The same markup as Django's select; its template renders each option on
+    its own, about 0.1 ms apiece: 50 ms of All Tasks at 500 projects (issue 20).
+    """
+
+    def render(self, name, value, attrs=None, renderer=None):
+        widget = self.get_context(name, value, attrs)["widget"]
+        options = format_html_join(
+            "\n", '<option value="{}"{}>{}</option>',
+            ((option["value"], mark_safe(" selected") if option["selected"] else "", option["label"])
+             for _, group, _ in widget["optgroups"] for option in group),
+        )
+        return format_html('<select name="{}"{}>\n{}\n</select>', widget["name"], flatatt(widget["attrs"]), options)
+
+
 class TaskFilter(django_filters.FilterSet):
     q = search_box("task or project name", "name", "project__name")
-    project = django_filters.ModelChoiceFilter(label="Project", queryset=Project.objects.only("id", "name"), empty_label="All projects")
-    owner = django_filters.ModelChoiceFilter(label="Owner", field_name="project__owner", queryset=owners(), empty_label="All owners")
+    project = django_filters.ModelChoiceFilter(label="Project", queryset=Project.objects.only("id", "name"), empty_label="All projects",
+                                               widget=LongSelect)
+    owner = django_filters.ModelChoiceFilter(label="Owner", field_name="project__owner", queryset=owners(), empty_label="All owners",
+                                             widget=LongSelect)
     status = django_filters.ChoiceFilter(label="Last run", choices=STATUS_CHOICES, method="by_status", empty_label="Any status")
     source = django_filters.ChoiceFilter(label="Source", field_name="source_kind", choices=SourceKind.choices, empty_label="Any source")
     enabled = django_filters.ChoiceFilter(label="Enabled", choices=ENABLED_CHOICES, method="by_enabled", empty_label="Enabled or not")
@@ -66,7 +88,7 @@ class TaskFilter(django_filters.FilterSet):
 
 class ProjectFilter(django_filters.FilterSet):
     q = search_box("project name or description", "name", "description")
-    owner = django_filters.ModelChoiceFilter(label="Owner", queryset=owners(), empty_label="All owners")
+    owner = django_filters.ModelChoiceFilter(label="Owner", queryset=owners(), empty_label="All owners", widget=LongSelect)
 
     class Meta:
         model = Project

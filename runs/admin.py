@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from connections.admin import SuperuserOnly
+from runs import state
 from runs.models import Delivery, LateAlert, Run, RunFile, RunLog
 from tasks.masking import shown_masker
 
@@ -135,6 +136,15 @@ class RunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def delete_queryset(self, request, queryset):
+        tasks = set(queryset.values_list("task_id", flat=True))
+        super().delete_queryset(request, queryset)
+        state.refresh_latest(tasks)  # a task whose newest run went shows the one before it
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        state.refresh_latest([obj.task_id])
 
 
 @admin.register(LateAlert)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from runs import alerts, catchup, lateness, notify, retries, sequence, waiting
+from runs import alerts, catchup, lateness, notify, retries, sequence, state, waiting
 from runs.models import Run, RunStatus
 from runs.pipeline.log import RunLogger
 
@@ -23,12 +23,8 @@ def fail(run: Run, still: dict, *, now: datetime, message: str, stage: str, perm
     Only if it is still as `still` says (a conditional UPDATE): a late
     heartbeat, a finish or another process that got there first wins.
     """
-    changed = Run.objects.filter(pk=run.pk, **still).update(
-        status=RunStatus.FAILED, finished_at=now, error=message, error_stage=stage, permanent=permanent,
-    )
-    if not changed:
+    if not state.move(run, RunStatus.FAILED, only_if=still, finished_at=now, error=message, error_stage=stage, permanent=permanent):
         return False
-    run.refresh_from_db()
     log = RunLogger(run)
     log.error(stage, message)
     after_run(run, log)

@@ -21,6 +21,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.db import transaction
 from django.utils import timezone
 
+from runs import state
 from runs.models import Run, RunFile
 
 BATCH = 200
@@ -81,7 +82,9 @@ def _prune_batch(run_ids: list[int], report: PruneReport, dry_run: bool) -> None
     if dry_run:
         return
     with transaction.atomic():
+        tasks = set(Run.objects.filter(id__in=run_ids).values_list("task_id", flat=True))
         Run.objects.filter(id__in=run_ids).delete()
+        state.refresh_latest(tasks)  # with keep=0 a task's newest run may be among them
     for name, _ in files:
         _delete_stored(name, report)
 

@@ -19,7 +19,8 @@ def execute_run(run_id: int) -> str:
 def fire_project(project_id: int, trigger_kind: str, intended: str | None = None, fired: str | None = None) -> str:
     """A project's trigger fired (schedule "courier:project:<id>:<kind>"); `intended` is its fire time, `fired` when it fired."""
     fired_at = firing.parse_intended(fired) if fired else None
-    return firing.fire(int(project_id), str(trigger_kind), firing.parse_intended(intended), fired_at)
+    # The job runs the firing's first run itself (runs/firing.py `_run_first_here`): on time at every scheduler phase.
+    return firing.fire(int(project_id), str(trigger_kind), firing.parse_intended(intended), fired_at, run_here=True)
 
 
 def start_retry(run_id: int) -> str:

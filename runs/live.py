@@ -7,19 +7,22 @@ run was still going never hides that run, nor, later, how it ended.
 
 `TaskState.version` changes whenever anything the page shows of the runs
 changes: a new run, or a run's status (a run's files are listed when it
-ends). The live endpoint sends the page again only then. Two small queries
-on the (task, -id) index; none on the file history, which could only be
-filtered through a join.
+ends). The live endpoint sends the page again only then. One small query
+on the (task, -id) and status indexes; none on the file history, which could
+only be filtered through a join.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from runs.models import Run, RunStatus
 from tasks.models import Task
 
 RECENT = 5  # the latest runs among which the one that ended last is found
+FIELDS = ("id", "task_id", "status", "started_at", "finished_at")
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,17 @@ def _followed(unfinished: list[Run], recent: list[Run]) -> Run | None:
     return max(ended, key=lambda run: (run.finished_at, run.pk))
 
 
-def task_state(task: Task) -> TaskState:
-    fields = ("id", "task_id", "status", "finished_at")
-    unfinished = list(task.runs.filter(status__in=Run.UNFINISHED).only(*fields).order_by("id"))
-    recent = list(task.runs.only(*fields).order_by("-id")[:RECENT])
+def state_runs(task: Task, newest: int = RECENT) -> list[Run]:
+    """The task's runs not over yet and its `newest` latest runs, in one query on the (task, -id) and status indexes."""
+    latest = task.runs.order_by("-id").values("pk")[:newest]
+    return list(task.runs.filter(Q(status__in=Run.UNFINISHED) | Q(pk__in=latest)).only(*FIELDS).order_by("id"))
+
+
+def task_state(task: Task, runs: list[Run] | None = None) -> TaskState:
+    """The state the page follows, from `state_runs` (read here when not given)."""
+    runs = state_runs(task) if runs is None else runs
+    unfinished = [run for run in runs if run.status in Run.UNFINISHED]
+    recent = sorted(runs, key=lambda run: -run.pk)[:RECENT]
     return TaskState(
         current=_followed(unfinished, recent),
         unfinished=tuple((run.pk, run.status) for run in unfinished),

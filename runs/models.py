@@ -147,6 +147,28 @@ class Run(models.Model):
         return None
 
 
+class LatestRun(models.Model):
+    """The latest run of a task (the one with the highest id) and its status, one row per task that has run.
+
+    The task lists, the Dashboard and the status filter read this row instead
+    of searching each task's runs for the newest one. runs/state.py, where
+    every run is made and every status change happens, keeps it in step; a
+    row of its own, not fields on Task, so that saving a task (its form, the
+    admin, an import, a copy) can never write back a stale status.
+    """
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, primary_key=True, related_name="latest_run", verbose_name="task")
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="+", verbose_name="run", help_text="The task's newest run.")
+    status = models.CharField("status", max_length=20, choices=RunStatus.choices, db_index=True, help_text="That run's status, kept in step with it.")
+    at = models.DateTimeField("time", help_text="When that run started, or is due while it has not started.")
+
+    class Meta:
+        verbose_name = "latest run"
+
+    def __str__(self) -> str:
+        return f"Latest run of task {self.task_id}: {self.run_id} ({self.status})"
+
+
 class LateAlert(models.Model):
     """A task that had not succeeded by its expected time on a day its project fires: one per task and day."""
 

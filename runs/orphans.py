@@ -9,6 +9,7 @@ workers, runs/reaper.py.)
 
 from __future__ import annotations
 
+from django.db.models import OuterRef, Subquery
 from django_q.models import Schedule
 
 from projects.models import Project
@@ -20,19 +21,20 @@ from runs.retries import RETRY_PREFIX
 def find() -> list[Schedule]:
     """Courier's schedule rows that match no active trigger or pending retry; a second row of one name too."""
     projects = {project.pk: project for project in Project.objects.all()}
-    pending = dict(Run.objects.filter(status=RunStatus.RETRY_SCHEDULED, schedule_id__isnull=False).values_list("schedule_id", "pk"))
+    # The pending retry that owns each row, asked with the rows (one query, not two).
+    waiting = Run.objects.filter(status=RunStatus.RETRY_SCHEDULED, schedule_id=OuterRef("pk")).values("pk")[:1]
     seen: set[str] = set()
     found = []
-    for schedule in Schedule.objects.filter(name__startswith=PREFIX).order_by("pk"):
-        if schedule.name in seen or not _matches(schedule, projects, pending):
+    for schedule in Schedule.objects.filter(name__startswith=PREFIX).annotate(retry_run=Subquery(waiting)).order_by("pk"):
+        if schedule.name in seen or not _matches(schedule, projects):
             found.append(schedule)
         seen.add(schedule.name)
     return found
 
 
-def _matches(schedule: Schedule, projects: dict[int, Project], pending: dict[int, int]) -> bool:
+def _matches(schedule: Schedule, projects: dict[int, Project]) -> bool:
     if schedule.name.startswith(RETRY_PREFIX):
-        return f"{RETRY_PREFIX}{pending.get(schedule.pk)}" == schedule.name
+        return f"{RETRY_PREFIX}{schedule.retry_run}" == schedule.name
     parsed = parse_name(schedule.name)
     if parsed is None or schedule.func != FIRE_FUNC:
         return False

@@ -130,7 +130,7 @@ def start_retry(run_id: int, now: datetime | None = None) -> str:
             return "queued"
         due = now + max(retry_delay(run.task, 1), MIN_POSTPONE)
         schedule = create_schedule(run, due)
-        Run.objects.filter(pk=run.pk).update(due_at=due, schedule_id=schedule.pk)
+        state.postpone(run, due, schedule_id=schedule.pk)
     log.warning(Stage.CLAIM, f"Run {start.busy_with.pk} of this task is still active; the retry waits until {_when(run, due)}.")
     return "postponed"
 
@@ -140,14 +140,12 @@ def cancel_scheduled(runs: QuerySet, reason: str) -> list[Run]:
     cancelled = []
     for run in runs.filter(status=RunStatus.RETRY_SCHEDULED).select_related("task__project").order_by("id"):
         with transaction.atomic():
-            changed = Run.objects.filter(pk=run.pk, status=RunStatus.RETRY_SCHEDULED).update(
-                status=RunStatus.CANCELLED, finished_at=timezone.now(), error=reason,
-            )
+            changed = state.move(run, RunStatus.CANCELLED, only_if={"status": RunStatus.RETRY_SCHEDULED},
+                                 finished_at=timezone.now(), error=reason)
             if changed:
                 delete_schedule(run)
         if not changed:
             continue
-        run.refresh_from_db()
         RunLog.objects.create(run=run, stage=Stage.FINISH, level=LogLevel.WARNING, message=reason)
         sequence.skip_rest(run)
         cancelled.append(run)

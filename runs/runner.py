@@ -34,7 +34,7 @@ from runs.pipeline import delivery, guard, output, processing, redelivery, relea
 from runs.pipeline.context import RunContext, intended_time, load_parameters, make_workdir
 from runs.pipeline.errors import RunHeld, StageFailure
 from runs.pipeline.log import RunLogger
-from runs.state import claim
+from runs.state import claim, finish
 from runs.ticker import Heartbeat
 from tasks.masking import task_masker
 from tasks.models import Task
@@ -147,14 +147,12 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
 
 
 def _succeed(run: Run, log: RunLogger, ctx: RunContext) -> None:
-    run.status, run.rows, run.finished_at = RunStatus.SUCCEEDED, ctx.rows, timezone.now()
-    run.save(update_fields=["status", "rows", "finished_at"])
+    finish(run, RunStatus.SUCCEEDED, rows=ctx.rows)
     log.info(Stage.FINISH, f"Succeeded in {(run.finished_at - run.started_at).total_seconds():.1f} s.")
 
 
 def _hold(run: Run, log: RunLogger, ctx: RunContext) -> None:
-    run.status, run.rows, run.finished_at = RunStatus.HELD, ctx.rows, timezone.now()
-    run.save(update_fields=["status", "rows", "finished_at"])
+    finish(run, RunStatus.HELD, rows=ctx.rows)
     log.warning(Stage.FINISH, f"Held: {len(ctx.stored)} file(s) wait in Courier's file storage; nothing was delivered. "
                               "Release or discard them on Task Details.")
 
@@ -162,8 +160,6 @@ def _hold(run: Run, log: RunLogger, ctx: RunContext) -> None:
 def _fail(run: Run, log: RunLogger, failure: StageFailure) -> None:
     message = log.mask(failure.message)
     log.error(failure.stage, message)
-    run.status, run.finished_at = RunStatus.FAILED, timezone.now()
-    run.error, run.error_stage, run.permanent = message, failure.stage, failure.permanent
-    run.save(update_fields=["status", "finished_at", "error", "error_stage", "permanent"])
+    finish(run, RunStatus.FAILED, error=message, error_stage=failure.stage, permanent=failure.permanent)
     kind = "permanent" if failure.permanent else "transient"
     log.info(Stage.FINISH, f"Failed at the {failure.stage} stage ({kind} failure).")

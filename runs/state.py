@@ -14,6 +14,11 @@ fire time is recorded at most once per task and trigger: the database holds
 that rule (Run's constraint "run_once_per_fire_time"), and a second row for
 it is dropped here, never raised.
 
+Every change of a run's status happens here, too: each one also writes the
+task's `LatestRun` row when the run is the task's newest, so that the lists
+read a task's status from one row instead of searching its runs
+(tests/test_latest_run.py holds every other module to that).
+
 This is the bottom of the run engine: it imports models only. The runner,
 the follow-ups (retries, sequences, mails) and the front door
 (runs/services.py) call down into it.
@@ -24,16 +29,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from runs import dependencies
-from runs.models import LogLevel, Run, RunLog, RunStatus, Stage, Trigger
+from runs.models import LatestRun, LogLevel, Run, RunLog, RunStatus, Stage, Trigger
 from tasks.models import Task
 
 logger = logging.getLogger(__name__)
@@ -45,10 +51,12 @@ def create_run(task: Task, trigger: str, *, user=None, intended_at: datetime | N
                status: str = RunStatus.QUEUED, due_at: datetime | None = None, **extra) -> Run:
     """A new run row (queued and due now unless told otherwise); nothing is sent to a worker."""
     now = timezone.now()
-    return Run.objects.create(
+    run = Run.objects.create(
         task=task, trigger=trigger, started_by=user, intended_at=intended_at or now, due_at=due_at or now,
         status=status, **extra,
     )
+    keep_latest(run)
+    return run
 
 
 def enqueue(run: Run) -> None:
@@ -189,6 +197,7 @@ def _start_existing(task: Task, run: Run, held_as: str, busy: QuerySet | None, q
     if not queued:
         return Start(None)
     run.refresh_from_db()
+    keep_latest(run)
     if queue:
         enqueue(run)
     return Start(run)
@@ -209,12 +218,7 @@ def release_held(run: Run, user=None, *, queue: bool = True) -> Start:
 def discard_held(run: Run, reason: str, user=None) -> bool:
     """Record a held run as cancelled (its files are to be removed); False when it was no longer held."""
     now = timezone.now()
-    discarded = Run.objects.filter(pk=run.pk, status=RunStatus.HELD).update(
-        status=RunStatus.CANCELLED, decided_by=user, decided_at=now, finished_at=now, error=reason,
-    )
-    if discarded:
-        run.refresh_from_db()
-    return bool(discarded)
+    return move(run, RunStatus.CANCELLED, only_if={"status": RunStatus.HELD}, decided_by=user, decided_at=now, finished_at=now, error=reason)
 
 
 def worker_name() -> str:
@@ -234,7 +238,39 @@ def claim(run_id: int) -> Run | None:
     if not taken:
         logger.info("Run %s was not claimed: already taken, finished or cancelled.", run_id)
         return None
-    return Run.objects.select_related("task__project", "task__source_connection__organization").get(pk=run_id)
+    run = Run.objects.select_related("task__project", "task__source_connection__organization").get(pk=run_id)
+    keep_latest(run)
+    return run
+
+
+def finish(run: Run, status: str, **fields) -> None:
+    """Record the end of the run this process claimed: its status and the fields given (rows, error, …)."""
+    fields["finished_at"] = fields.get("finished_at") or timezone.now()
+    run.status = status
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save(update_fields=["status", *fields])
+    keep_latest(run)
+
+
+def move(run: Run, status: str, *, only_if: dict | None = None, **fields) -> bool:
+    """Change the run's status (and fields) if the row is still as `only_if` says; False when someone got there first.
+
+    A conditional UPDATE, like `claim`: the reaper and a cancel may race a
+    finishing worker. The run is re-read when it changed.
+    """
+    changed = Run.objects.filter(pk=run.pk, **(only_if or {})).update(status=status, **fields)
+    if changed:
+        run.refresh_from_db()
+        keep_latest(run)
+    return bool(changed)
+
+
+def postpone(run: Run, due_at: datetime, **fields) -> None:
+    """A waiting run is due later (a retry whose task was busy): its time on the lists moves with it."""
+    Run.objects.filter(pk=run.pk).update(due_at=due_at, **fields)
+    run.due_at = due_at
+    keep_latest(run)
 
 
 def requeue(run: Run, *, now: datetime) -> bool:
@@ -259,3 +295,45 @@ def next_attempt(run: Run) -> Run | None:
     """The attempt that follows this failed run and is not over yet, or None (then the failure is final)."""
     return run.retries.filter(status__in=Run.UNFINISHED).order_by("-id").first()
 
+
+
+# --------------------------------------------------------------------------
+# The latest run of each task (runs.models.LatestRun)
+# --------------------------------------------------------------------------
+
+
+def _latest_values(run: Run) -> dict:
+    return {"run_id": run.pk, "status": run.status, "at": run.started_at or run.due_at}
+
+
+def keep_latest(run: Run) -> None:
+    """Write `run` into its task's LatestRun row, unless the task has a newer run.
+
+    One UPDATE in the common case. Run ids only grow, so "newer" is a higher
+    id; the condition, not a lock, keeps a late change of an older run (a
+    retry cancelled after a manual run began) from overwriting a newer one.
+    """
+    values = _latest_values(run)
+    if LatestRun.objects.filter(task_id=run.task_id, run_id__lte=run.pk).update(**values):
+        return
+    row, made = LatestRun.objects.get_or_create(task_id=run.task_id, defaults=values)
+    if not made and row.run_id < run.pk:  # a concurrent first run of the task wrote its row in between
+        LatestRun.objects.filter(task_id=run.task_id, run_id__lt=run.pk).update(**values)
+
+
+def refresh_latest(task_ids: Iterable[int] | None = None) -> int:
+    """Rebuild the LatestRun rows of these tasks (None: of every task) from their runs; returns the rows written.
+
+    For when runs went away (pruning, a superuser's delete) or were written
+    in bulk; everyday changes go through `keep_latest`.
+    """
+    tasks = Task.objects.all() if task_ids is None else Task.objects.filter(pk__in=list(task_ids))
+    newest = Run.objects.filter(task=OuterRef("pk")).order_by("-id").values("id")[:1]
+    latest = {task_id: run_id for task_id, run_id in tasks.annotate(newest=Subquery(newest)).values_list("pk", "newest")}
+    runs = Run.objects.filter(pk__in=[run_id for run_id in latest.values() if run_id]).only("id", "task_id", "status", "started_at", "due_at")
+    rows = [LatestRun(task_id=run.task_id, **_latest_values(run)) for run in runs]
+    stale = LatestRun.objects.all() if task_ids is None else LatestRun.objects.filter(task_id__in=list(latest))
+    with transaction.atomic():
+        stale.delete()
+        LatestRun.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)

@@ -27,9 +27,8 @@ def settle(run: Run) -> str:
     verdict = dependencies.verdict(run.task, run.intended_at)
     if verdict.failed is not None:
         reason = dependencies.failed_reason(verdict.failed)
-        skipped = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(
-            status=RunStatus.SKIPPED, finished_at=timezone.now(), error=reason, waiting_for="",
-        )
+        skipped = state.move(run, RunStatus.SKIPPED, only_if={"status": RunStatus.WAITING},
+                             finished_at=timezone.now(), error=reason, waiting_for="")
         if skipped:
             RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.WARNING, message=f"Skipped: {reason}")
         return RunStatus.SKIPPED
@@ -47,7 +46,7 @@ def cancel(task, reason: str) -> list[Run]:
     """Cancel the task's waiting runs (a person decided not to wait); returns them."""
     cancelled = []
     for run in waiting_runs().filter(task=task):
-        if Run.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(status=RunStatus.CANCELLED, finished_at=timezone.now(), error=reason):
+        if state.move(run, RunStatus.CANCELLED, only_if={"status": RunStatus.WAITING}, finished_at=timezone.now(), error=reason):
             RunLog.objects.create(run=run, stage=Stage.FINISH, level=LogLevel.WARNING, message=reason)
             cancelled.append(run)
     return cancelled

@@ -2,17 +2,20 @@
 # Install the Debian packages Courier needs, when run as root and they are missing.
 #   scripts/system-packages.sh run   - what `make run` needs (ODBC drivers, gpg, bubblewrap for the script sandbox)
 #   scripts/system-packages.sh test  - plus the real servers the tests start (sshd, Samba, browser)
+#   scripts/system-packages.sh bench - plus the native clients bench/transfers.py compares with (smbclient, curl)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 RUN_PACKAGES="unixodbc odbc-postgresql odbc-mariadb libsqliteodbc tdsodbc gnupg bubblewrap"
 TEST_PACKAGES="$RUN_PACKAGES openssh-server samba openssl git chromium"
+BENCH_PACKAGES="$TEST_PACKAGES smbclient curl"
 
 wanted=${1:-run}
 case "$wanted" in
   run) packages=$RUN_PACKAGES ;;
   test) packages=$TEST_PACKAGES ;;
-  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+  bench) packages=$BENCH_PACKAGES ;;
+  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
 missing=""

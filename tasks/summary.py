@@ -46,7 +46,8 @@ def general(task: Task) -> Section:
 
 
 def _dependencies(task: Task) -> str:
-    after = [str(other) for other in task.wait_for.all()]
+    # tasks/views.py asks in the task's own query whether there are any (most tasks have none).
+    after = [str(other) for other in task.wait_for.select_related("project")] if getattr(task, "runs_after_others", True) else []
     if not after:
         return "No other task: a scheduled run starts at once."
     span = (f"intended within {task.wait_window_minutes} min of its own" if task.wait_window_minutes is not None

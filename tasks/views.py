@@ -8,7 +8,7 @@ wrapper) and is written to the admin log.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
@@ -22,7 +22,7 @@ from etlsite.tables import FileTable, RunTable, TaskTable
 from projects.models import Project
 from projects.upcoming import next_run_lookup
 from runs import held, services
-from runs.live import TaskState, task_state
+from runs.live import TaskState, state_runs, task_state
 from runs.models import Run, RunFile, RunStatus, SiteState
 from runs.preview import preview
 from runs.queries import task_rows
@@ -35,14 +35,22 @@ from tasks.summary import summary
 
 LIST_PAGE_SIZE = 25
 HISTORY_PAGE_SIZE = 15
+# The duration chart shows the runs that ended among the task's newest runs (read with its live state, one query).
+CHART_RUNS = 50
 
 
 def detail_queryset() -> QuerySet[Task]:
-    """A task with everything its summary and preview read, in a fixed number of queries."""
+    """A task with everything its summary and preview read, in a fixed number of queries.
+
+    Whether it runs after other tasks, and whether a run of it is held, are asked in the task's own
+    query: most tasks have neither, and then no list of them is read (tasks/summary.py, Task Details).
+    """
+    runs_after = Task.wait_for.through.objects.filter(from_task=OuterRef("pk"))
+    held = Run.objects.filter(task=OuterRef("pk"), status=RunStatus.HELD)
     return Task.objects.select_related("project__owner", "source_connection__organization", "gpg_key").prefetch_related(
         "parameters", "project__parameters", "code_locations__connection__organization",
         "destinations__connection__organization", "notifications",
-    )
+    ).annotate(runs_after_others=Exists(runs_after), has_held_runs=Exists(held))
 
 
 # --------------------------------------------------------------------------
@@ -123,10 +131,12 @@ def _logged_run(request: HttpRequest, task: Task) -> Run | None:
     return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
 
 
-def _live_parts(request: HttpRequest, task: Task, state: TaskState) -> dict:
-    """What Task Details shows of the runs; the page and its live updates render it alike."""
-    finished = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).order_by("-id")
-    durations = list(finished.values("id", "status", "started_at", "finished_at")[:50])
+def _live_parts(request: HttpRequest, task: Task, runs: list[Run]) -> dict:
+    """What Task Details shows of the runs (`runs` from runs.live.state_runs); the page and its live updates render it alike."""
+    state = task_state(task, runs)
+    newest = sorted(runs, key=lambda run: -run.pk)[:CHART_RUNS]
+    durations = [{"id": run.pk, "status": run.status, "started_at": run.started_at, "finished_at": run.finished_at}
+                 for run in newest if run.started_at and run.finished_at]
     run_table, file_table = _history_tables(request, task)
     return {"task": task, "controls": _controls(request, state), "current_run": state.current, "live_version": state.version,
             "run_table": run_table, "file_table": file_table, "chart": charts.duration_chart(durations, task.project.timezone)}
@@ -140,7 +150,8 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
         summary=summary(task), preview=preview(task), history=action_history(task), pinned_run=_logged_run(request, task),
-        held_runs=held.held_runs(task).prefetch_related("files"), **_live_parts(request, task, task_state(task)),
+        held_runs=held.held_runs(task).prefetch_related("files") if task.has_held_runs else [],
+        **_live_parts(request, task, state_runs(task, CHART_RUNS)),
     )
 
 
@@ -148,11 +159,14 @@ def task_live(request: HttpRequest, pk: int) -> HttpResponse:
     """Task Details' live state as JSON (static/courier/live_log.js): the run it follows, the controls, the
     run and file history as HTML. The ETag is the state's version: unchanged, the answer is an empty 304."""
     require(request, "tasks.view_task")
-    state = task_state(get_object_or_404(Task.objects.only("id"), pk=pk))
+    followed = get_object_or_404(Task.objects.only("id"), pk=pk)
+    runs = state_runs(followed, CHART_RUNS)  # read once: for the ETag's state and for the parts
+    state = task_state(followed, runs)
     etag = f'"{state.version}"'
     if request.headers.get("If-None-Match") == etag:
         return HttpResponseNotModified(headers={"ETag": etag})
-    parts = _live_parts(request, get_object_or_404(detail_queryset(), pk=pk), state)
+    task = get_object_or_404(detail_queryset(), pk=pk)
+    parts = _live_parts(request, task, runs)
     run = state.current
     response = JsonResponse({
         "current": run and {"id": run.pk, "status": run.status, "status_label": run.get_status_display(),

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from connections.models import Connection
 from projects.models import Project
+from runs import state
 from runs.models import Run, RunFile, RunLog, RunStatus, Trigger
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
@@ -75,4 +76,5 @@ def build_world(tasks: int, runs_per_task: int, *, projects: int = 6, owner_coun
     RunLog.objects.bulk_create([RunLog(run=run, stage="finish", message=f"line of run {run.pk}") for run in runs], batch_size=2000)
     RunFile.objects.bulk_create([RunFile(run=run, name=f"out-{run.pk}.csv", size=10, rows=1, md5="0" * 32, sha256="0" * 64,
                                          stored=f"runs/{run.task_id}/{run.pk}/out.csv") for run in runs], batch_size=2000)
+    state.refresh_latest(task.pk for task in task_rows)  # written in bulk, past runs/state.py
     return task_rows

@@ -30,7 +30,7 @@ def spec_example(public_key: str) -> dict:
             "connections": [
                 {"kind": "database", "name": "warehouse", "dialect": "postgresql",
                  "odbc": "Driver={PostgreSQL Unicode};Server=db;Port=5432;Database=dw;Uid=u;Pwd=p;",
-                 "query_timeout": 3600, "login_timeout": 30, "read_only": False},
+                 "query_timeout": 3600, "login_timeout": 30, "read_only": False, "copy_export": True},
                 {"kind": "sftp", "name": "drop", "host": "sftp.acme.test", "port": 22, "folder": "/incoming",
                  "username": "u", "password": "p", "private_key": "", "key_passphrase": "",
                  "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"},

@@ -18,7 +18,7 @@ from django.core import mail
 from django.db import connection
 from django_q.models import Schedule
 
-from runs import jobs
+from runs import firing, jobs
 from runs.models import Run, RunStatus, Trigger
 from tasks.models import Notification
 from tests import factories
@@ -80,7 +80,8 @@ def test_a_firing_that_meets_a_held_write_lock_waits_its_turn_and_starts_every_r
     schedule = fired(project, at)
     short_busy_wait()
     with write_lock_held_by_another_connection(1.5):
-        outcome = jobs.fire_project(project.pk, "cron", at.isoformat())
+        # The firing itself (the job would then run the first run in its own worker: runs/firing.py _run_first_here).
+        outcome = firing.fire(project.pk, "cron", at)
 
     assert outcome == "2 run(s) for Hourly"
     runs = Run.objects.filter(task__project=project).order_by("task__name")

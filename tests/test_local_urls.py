@@ -14,7 +14,8 @@ import requests
 from django.urls import reverse
 
 from connections.clients import ClientError, http
-from connections.clients.addresses import GuardedAdapter, local_kind
+from connections.clients.addresses import local_kind
+from connections.clients.peer_guard import GuardedAdapter
 from runs.models import RunStatus
 from tasks.code import CodeError, load_text
 from tasks.models import CodeLocation, CodeRole, Task

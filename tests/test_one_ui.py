@@ -19,7 +19,8 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
-from runs.models import Run, RunStatus, Trigger
+from runs import state
+from runs.models import RunStatus, Trigger
 from tasks.models import Task
 from tests import factories
 
@@ -32,8 +33,8 @@ def task(staff_runner, tmp_path):
     source = factories.connection("database", name="warehouse", dialect="sqlite", odbc=f"Driver={{SQLite3}};Database={tmp_path}/x;")
     made = factories.query_task(project, source, "select 1 as one", name="orders")
     now = timezone.now()
-    Run.objects.create(task=made, status=RunStatus.FAILED, trigger=Trigger.MANUAL, intended_at=now, due_at=now,
-                       started_at=now, finished_at=now + timedelta(seconds=1), error="boom")
+    state.create_run(made, Trigger.MANUAL, status=RunStatus.FAILED, intended_at=now, due_at=now,
+                     started_at=now, finished_at=now + timedelta(seconds=1), error="boom")
     LogEntry.objects.log_actions(staff_runner.pk, [made, project], CHANGE, change_message="Changed for the test.")
     return made
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Schedule
 
+from runs import state
 from runs.models import Run, RunStatus, SiteState, Trigger
 from tests import factories
 from tests.pages_support import database_connection
@@ -20,8 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def finished(task, status) -> Run:
     now = timezone.now()
-    return Run.objects.create(task=task, trigger=Trigger.SCHEDULE, status=status, intended_at=now, due_at=now,
-                              started_at=now, finished_at=now)
+    return state.create_run(task, Trigger.SCHEDULE, status=status, intended_at=now, due_at=now, started_at=now, finished_at=now)
 
 
 @pytest.fixture

@@ -196,7 +196,7 @@ def test_run_all_and_run_all_errored_say_which_starts_were_skipped(client, staff
     Run.objects.filter(pk=active.pk).update(status=RunStatus.FAILED, finished_at=timezone.now())
     Run.objects.filter(pk=skipped.pk).delete()
     for errored in (task, other):
-        Run.objects.filter(pk=create_run(errored, Trigger.SCHEDULE).pk).update(status=RunStatus.FAILED, finished_at=timezone.now())
+        create_run(errored, Trigger.SCHEDULE, status=RunStatus.FAILED, finished_at=timezone.now())
     html = client.post(reverse("courier:run_errored"), follow=True).content.decode()
     assert "Started 1 errored task(s)." in html
     skipped = other.runs.get(status=RunStatus.SKIPPED)

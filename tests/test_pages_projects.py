@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from projects.models import Project
+from runs import state
 from runs.models import Run, RunStatus, Trigger
 from tasks.models import Task
 from tests import factories
@@ -39,8 +40,7 @@ def post(client, project, action):
 
 
 def test_details_show_the_schedule_in_words_the_next_fire_times_and_the_tasks(client, staff_viewer, project):
-    Run.objects.create(task=project.tasks.get(name="a"), trigger=Trigger.SCHEDULE, status=RunStatus.FAILED,
-                       intended_at=timezone.now(), due_at=timezone.now())
+    state.create_run(project.tasks.get(name="a"), Trigger.SCHEDULE, status=RunStatus.FAILED)
     client.force_login(staff_viewer)
     html = page(client, project)
     assert "At 06:00, Monday through Friday (Europe/Amsterdam)" in html

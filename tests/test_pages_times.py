@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from projects import upcoming
-from runs import services
+from runs import services, state
 from runs import views as run_views
 from runs.models import Run, RunStatus, Trigger
 from tests import factories
@@ -31,8 +31,8 @@ def tokyo_task(staff_runner):
 
 
 def finished_run(task, started: datetime) -> Run:
-    return Run.objects.create(task=task, trigger=Trigger.SCHEDULE, status=RunStatus.SUCCEEDED, intended_at=started,
-                              due_at=started, started_at=started, finished_at=started.replace(minute=started.minute + 1))
+    return state.create_run(task, Trigger.SCHEDULE, status=RunStatus.SUCCEEDED, intended_at=started,
+                            due_at=started, started_at=started, finished_at=started.replace(minute=started.minute + 1))
 
 
 def page(client, url: str) -> str:

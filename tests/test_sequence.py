@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runs import jobs, retries, services
+from runs import firing, retries, services
 from runs.models import Run, RunStatus, Trigger
 from tests import factories
 from tests.runhelpers import add_item, broken_task, drain, flaky_task, ok_task, source
@@ -16,7 +16,9 @@ AT = datetime(2030, 1, 2, 6, 0, tzinfo=timezone.utc)
 
 
 def fire(project) -> str:
-    return jobs.fire_project(project.pk, "cron", AT.isoformat())
+    # The firing alone: every run goes through the queue, which drain() empties in order (the firing
+    # job also runs the first run itself: tests/test_firing_runs_here.py).
+    return firing.fire(project.pk, "cron", AT)
 
 
 def chain(runs: list[Run]) -> list[tuple[str, str]]:
@@ -82,7 +84,7 @@ def test_a_successful_retry_continues_the_chain(sqlite_odbc, conn):
 
 
 def fire_again(project) -> Run:
-    jobs.fire_project(project.pk, "cron", datetime(2030, 1, 3, 6, 0, tzinfo=timezone.utc).isoformat())
+    firing.fire(project.pk, "cron", datetime(2030, 1, 3, 6, 0, tzinfo=timezone.utc))
     return Run.objects.filter(trigger=Trigger.SCHEDULE).order_by("-id").first()
 
 

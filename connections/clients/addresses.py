@@ -11,8 +11,9 @@ and unspecified (0.0.0.0/8, ::) addresses are refused three times over:
   worker can);
 - before each request and each redirect, for every address the host name
   resolves to;
-- on the socket actually connected (`GuardedAdapter`), so a name that
-  resolves differently the second time cannot slip through.
+- on the socket actually connected (`GuardedAdapter` in
+  connections/clients/peer_guard.py), so a name that resolves differently the
+  second time cannot slip through.
 
 Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7) stay allowed:
 internal GitLab servers live there.
@@ -25,9 +26,6 @@ import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from connections.clients.base import ClientError
 from connections.urls import DEFAULT_PORTS, shown
@@ -60,7 +58,7 @@ def refusal(host: str, address: str, kind: str) -> str:
     )
 
 
-def _allowed() -> bool:
+def allowed() -> bool:
     return settings.COURIER_ALLOW_LOCAL_URLS
 
 
@@ -70,7 +68,7 @@ def written_local(url: str) -> str:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return ""
-    if _allowed() or not host:
+    if allowed() or not host:
         return ""
     if host == "localhost" or host.endswith(".localhost"):
         return refusal(host, host, "a loopback")
@@ -80,7 +78,7 @@ def written_local(url: str) -> str:
 
 def refuse_local(url: str) -> None:
     """Raise a permanent ClientError if the URL's host resolves to a local address."""
-    if _allowed():
+    if allowed():
         return
     try:
         parts = urlsplit(url)
@@ -97,42 +95,3 @@ def refuse_local(url: str) -> None:
         kind = local_kind(sockaddr[0])
         if kind:
             raise ClientError(f"Refused {shown(url)}: {refusal(host, sockaddr[0], kind)}", permanent=True)
-
-
-class _PeerCheck:
-    """Checks the address a new socket is connected to before anything is sent on it."""
-
-    def _new_conn(self):
-        sock = super()._new_conn()
-        if not _allowed():
-            peer = sock.getpeername()[0]
-            kind = local_kind(peer)
-            if kind:
-                sock.close()
-                # Not an OSError: urllib3 must not retry it or wrap it in a connection error.
-                raise ClientError(refusal(self.host, peer, kind), permanent=True)
-        return sock
-
-
-class _GuardedHTTPConnection(_PeerCheck, HTTPConnection):
-    pass
-
-
-class _GuardedHTTPSConnection(_PeerCheck, HTTPSConnection):
-    pass
-
-
-class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose direct connections refuse local peers (through a proxy, only the resolved check applies)."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}

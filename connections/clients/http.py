@@ -17,8 +17,9 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import requests
 import urllib3
 
-from connections.clients.addresses import GuardedAdapter, refuse_local
+from connections.clients.addresses import refuse_local
 from connections.clients.base import Client, ClientError
+from connections.clients.peer_guard import GuardedAdapter
 from connections.urls import is_within, shown
 
 TIMEOUT = (10, 60)  # connect, and each read

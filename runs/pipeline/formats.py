@@ -46,6 +46,7 @@ from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from types import SimpleNamespace
+from typing import BinaryIO
 
 from runs.models import Stage
 from runs.pipeline.errors import StageFailure
@@ -308,6 +309,14 @@ class DelimitedWriter:
                     where = _where(self.columns, None if header else self.rows + offset + 1, index)
                     return StageFailure(STAGE, f"The value in {where} cannot be written: it {exc}.", permanent=True)
         return StageFailure(STAGE, f"A line cannot be written in {self._encoding}.", permanent=True)
+
+    def encoded(self) -> BinaryIO:
+        """The file below the text layer, for lines already encoded as this writer writes them (runs/pipeline/pgcopy.py).
+
+        The caller counts the rows it writes in `rows`.
+        """
+        self._file.flush()
+        return self._file.buffer
 
     def close(self) -> None:
         self._file.close()

@@ -8,6 +8,7 @@ from django.conf import settings
 
 from connections.clients import ClientError
 from connections.kinds import Reads, client_for
+from connections.models import Dialect
 from runs.models import Stage
 from runs.pipeline.context import LocalFile, RunContext
 from runs.pipeline.errors import StageFailure
@@ -59,8 +60,29 @@ def run_database(ctx: RunContext) -> None:
     ctx.log.info(STAGE, f"Running the query on {conn} ({len(batches)} batch{'es' if len(batches) > 1 else ''}).")
     if bound := bindings(batches, ctx.params):
         ctx.log.info(STAGE, f"Bound as text: {bound_summary(bound)}.")
-    writer_box = []
     counter = LiveRowCount(ctx, settings.COURIER_ROWCOUNT_SECONDS)
+    with counter:
+        rows = _export_copy(ctx, batches, path, counter)
+        if rows is None:
+            rows = _export_odbc(ctx, batches, path, counter)
+    ctx.rows = rows
+    ctx.log.info(STAGE, f"The query returned {rows} row{'s' if rows != 1 else ''}.")
+    ctx.files.append(LocalFile(path=path, name=name, rows=rows))
+
+
+def _export_copy(ctx: RunContext, batches: list[Batch], path, counter: LiveRowCount) -> int | None:
+    """The PostgreSQL COPY fast path (runs/pipeline/pgcopy.py), or None where it does not apply."""
+    if ctx.task.source_connection.dialect != Dialect.POSTGRESQL:
+        return None
+    # Late import: the fast path loads psycopg and libpq (0.15 s), which no other source needs:
+    # every worker and `run_task --wait` would pay it at start-up (issue 20).
+    from runs.pipeline import pgcopy
+
+    return pgcopy.export(ctx, batches, path, counter, batch=settings.COURIER_FETCH_BATCH)
+
+
+def _export_odbc(ctx: RunContext, batches: list[Batch], path, counter: LiveRowCount) -> int:
+    writer_box = []
 
     def sink(columns, row_batches):
         writer = open_writer(ctx.task, path, columns)
@@ -71,9 +93,8 @@ def run_database(ctx: RunContext) -> None:
             counter.update(writer.rows)
 
     try:
-        with counter:
-            found = client_for(conn).run_query([b.sql for b in batches], sink, batch=settings.COURIER_FETCH_BATCH,
-                                               values=[b.values for b in batches])
+        found = client_for(ctx.task.source_connection).run_query([b.sql for b in batches], sink, batch=settings.COURIER_FETCH_BATCH,
+                                                                 values=[b.values for b in batches])
     except ClientError as exc:
         raise StageFailure(STAGE, str(exc), permanent=exc.permanent) from None
     finally:
@@ -81,10 +102,7 @@ def run_database(ctx: RunContext) -> None:
             writer.close()
     if not found:
         raise StageFailure(STAGE, "The query returned no result set (only row counts); nothing to export.", permanent=True)
-    rows = writer_box[0].rows
-    ctx.rows = rows
-    ctx.log.info(STAGE, f"The query returned {rows} row{'s' if rows != 1 else ''}.")
-    ctx.files.append(LocalFile(path=path, name=name, rows=rows))
+    return writer_box[0].rows
 
 
 class LiveRowCount:
