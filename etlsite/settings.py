@@ -112,9 +112,17 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'courier.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The web server and the worker share one SQLite file: wait for locks
-    # instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
+    # The web server, the cluster's processes and the commands share one SQLite
+    # file. WAL lets readers go on while one writes; every transaction takes the
+    # write lock when it begins (IMMEDIATE), so it waits its turn for up to the
+    # busy timeout instead of failing with "database is locked" when a read turns
+    # into a write; and that turn makes a transaction's check-then-insert atomic,
+    # which select_for_update cannot do on SQLite.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -212,8 +220,10 @@ COURIER_ROWCOUNT_SECONDS = env.float("COURIER_ROWCOUNT_SECONDS", default=2.0)
 # A running run writes its heartbeat this often, from a side thread (runs/ticker.py); the
 # reaper fails a running run whose heartbeat is older than COURIER_REAP_AFTER_SECONDS
 # ("worker lost") and gives it the follow-ups of any failure (runs/reaper.py, SPEC §11).
+# The reaper, a thread of every worker, looks every third of that (at most 30 s): with
+# these defaults a lost run is failed, and its retry planned, within 100 s.
 COURIER_HEARTBEAT_SECONDS = env.float("COURIER_HEARTBEAT_SECONDS", default=15.0)
-COURIER_REAP_AFTER_SECONDS = env.float("COURIER_REAP_AFTER_SECONDS", default=150.0)
+COURIER_REAP_AFTER_SECONDS = env.float("COURIER_REAP_AFTER_SECONDS", default=75.0)
 if COURIER_HEARTBEAT_SECONDS <= 0:
     raise ImproperlyConfigured(f"COURIER_HEARTBEAT_SECONDS must be more than 0, not {COURIER_HEARTBEAT_SECONDS:g}.")
 if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
@@ -223,11 +233,22 @@ if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
         f"COURIER_HEARTBEAT_SECONDS ({COURIER_HEARTBEAT_SECONDS:g})."
     )
 
+# A queued run no worker took within COURIER_QUEUE_LOST_AFTER_SECONDS (its queue message
+# lost: a Redis restart, a broker flush) is queued again once by the reaper; still not
+# taken after as long again, it fails "lost in the queue" and its retry policy applies.
+COURIER_QUEUE_LOST_AFTER_SECONDS = env.float("COURIER_QUEUE_LOST_AFTER_SECONDS", default=600.0)
+if COURIER_QUEUE_LOST_AFTER_SECONDS < 60:
+    # A run behind busy workers must have time to be taken before it counts as lost.
+    raise ImproperlyConfigured(f"COURIER_QUEUE_LOST_AFTER_SECONDS must be at least 60, not {COURIER_QUEUE_LOST_AFTER_SECONDS:g}.")
+
 # The hour (0-23, site time zone) from which the watch sends each owner the daily digest of
 # the day before (runs/digest.py); GPG key expiry warnings go out at any hour (runs/keywatch.py).
 COURIER_DIGEST_HOUR = env.int("COURIER_DIGEST_HOUR", default=7)
 if not 0 <= COURIER_DIGEST_HOUR <= 23:
     raise ImproperlyConfigured(f"COURIER_DIGEST_HOUR must be an hour from 0 to 23, not {COURIER_DIGEST_HOUR}.")
+
+# A task's timeout is counted in minutes of this many seconds (60; tests shorten it).
+COURIER_TIMEOUT_MINUTE_SECONDS = env.float("COURIER_TIMEOUT_MINUTE_SECONDS", default=60.0)
 
 # The longest a run may take; django-q2's own limits are derived from it so
 # that the broker never redelivers a run that is still working (SPEC §11).
@@ -238,6 +259,15 @@ if COURIER_MISSED_AFTER_SECONDS < 35:
     raise ImproperlyConfigured("COURIER_MISSED_AFTER_SECONDS must be at least 35: the scheduler looks only every 30 seconds.")
 COURIER_MAX_RUN_MINUTES = env.int("COURIER_MAX_RUN_MINUTES", default=360)
 _q_timeout = COURIER_MAX_RUN_MINUTES * 60 + 120
+# Script environments (COURIER_VENV_DIR) no run used for this many days are removed by
+# `manage.py prune_history` (runs/venvs.py). A run marks its environment used when it starts,
+# so the bound must be longer than any run: then an environment in use is never that old.
+COURIER_VENV_KEEP_DAYS = env.int("COURIER_VENV_KEEP_DAYS", default=30)
+if COURIER_VENV_KEEP_DAYS * 24 * 60 <= COURIER_MAX_RUN_MINUTES:
+    raise ImproperlyConfigured(
+        f"COURIER_VENV_KEEP_DAYS ({COURIER_VENV_KEEP_DAYS}) must be longer than the longest run, "
+        f"COURIER_MAX_RUN_MINUTES ({COURIER_MAX_RUN_MINUTES} min)."
+    )
 Q_CLUSTER = {
     "name": "courier",
     "workers": env.int("COURIER_WORKERS", default=2),

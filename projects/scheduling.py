@@ -11,7 +11,8 @@ When a schedule fires, django-q2 sets `repeats=0` and keeps the row (it only
 deletes one-offs with negative repeats); `fire_project` then re-arms it with
 the next fire time (`after_firing`). Under PostgreSQL the scheduler holds the
 row lock until its pass commits, so the re-arm always lands after it. The
-reaper re-arms any schedule whose re-arm was lost (`repair`).
+reaper fires again any schedule whose firing was never handled
+(`lost_firings`; runs/firing.py `recover_lost`).
 
 Args are plain ints and strings only: django-q2 parses them with
 `ast.literal_eval`, and one unparsable row stops every schedule.
@@ -37,9 +38,9 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "courier:"
 PROJECT_PREFIX = "courier:project:"
-REAPER_NAME = "courier:reaper"
+# The reaper once was a queued job on this schedule; it now runs beside the workers (runs/reaper.py).
+LEGACY_REAPER_NAME = "courier:reaper"
 FIRE_FUNC = "runs.jobs.fire_project"
-REAPER_FUNC = "runs.jobs.reap"
 KINDS = ("cron", "interval", "once")
 # django-q2's scheduler wakes about every 30 s (SPEC §11).
 SCHEDULER_PASS = timedelta(seconds=30)
@@ -206,7 +207,7 @@ def sync_all() -> int:
     armed = 0
     for project in Project.objects.all():
         armed += sum(1 for schedule in sync_project(project).values() if schedule is not None)
-    ensure_reaper()
+    remove_legacy_reaper()
     return armed
 
 
@@ -238,30 +239,15 @@ def after_firing(project_id: int, kind: str, intended: datetime, now: datetime |
     return project
 
 
-def repair(now: datetime | None = None) -> int:
-    """Re-arm cron and interval schedules whose fire_project message was lost; returns how many."""
-    now = now or timezone.now()
-    stale = Schedule.objects.filter(name__startswith=PROJECT_PREFIX, repeats=0, next_run__lt=now - REARM_GRACE)
-    repaired = 0
-    for schedule in stale:
-        parsed = parse_name(schedule.name)
-        if parsed and parsed[1] != "once":
-            after_firing(parsed[0], parsed[1], schedule.next_run, now)
-            repaired += 1
-            logger.warning("Re-armed schedule %s, which fired at %s and was never re-armed.", schedule.name, schedule.next_run)
-    return repaired
+def lost_firings(now: datetime) -> list[Schedule]:
+    """Project schedules that fired longer than REARM_GRACE ago and were never handled by fire_project."""
+    fired = Schedule.objects.filter(name__startswith=PROJECT_PREFIX, repeats=0, next_run__lt=now - REARM_GRACE)
+    return [schedule for schedule in fired.order_by("next_run") if parse_name(schedule.name)]
 
 
-def ensure_reaper() -> Schedule:
-    """The reaper's own schedule: every minute, runs.jobs.reap."""
-    rows = list(Schedule.objects.filter(name=REAPER_NAME).order_by("pk"))
-    schedule = rows[0] if rows else Schedule(name=REAPER_NAME, next_run=timezone.now())
-    schedule.func, schedule.args, schedule.kwargs, schedule.hook = REAPER_FUNC, None, None, None
-    schedule.schedule_type, schedule.minutes, schedule.repeats = Schedule.MINUTES, 1, -1
-    schedule.cluster = None
-    schedule.save()
-    Schedule.objects.filter(pk__in=[row.pk for row in rows[1:]]).delete()
-    return schedule
+def remove_legacy_reaper() -> int:
+    """Delete the reaper's old every-minute schedule: queued behind busy workers, it could not reap in time."""
+    return Schedule.objects.filter(name=LEGACY_REAPER_NAME).delete()[0]
 
 
 # --- signals: every save of a project, from any page or command, keeps its schedules in step ---
@@ -294,8 +280,8 @@ def project_deleted(sender, instance: Project, **kwargs) -> None:
 
 @receiver(post_migrate)
 def reaper_after_migrate(sender, app_config=None, using: str = "default", **kwargs) -> None:
-    """Every `migrate` makes sure the reaper's schedule exists (also `reschedule --all` and `scheduler resume`)."""
+    """Every `migrate` removes the reaper's old schedule (also `reschedule --all` and `scheduler resume`)."""
     if app_config is None or app_config.label != "projects":
         return
     if Schedule._meta.db_table in connections[using].introspection.table_names():
-        ensure_reaper()
+        remove_legacy_reaper()

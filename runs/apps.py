@@ -5,9 +5,12 @@ class RunsConfig(AppConfig):
     name = "runs"
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn, pre_enqueue
+
         # Late import: ready() is where Django wants signal receivers connected, once every model is loaded.
-        from runs.firing import stamp_fire_time  # noqa: I001
-        from django_q.signals import pre_enqueue
+        from runs import firing, reaper
 
         # In every process that queues work, the scheduler's included: firings carry when they fired.
-        pre_enqueue.connect(stamp_fire_time, dispatch_uid="courier-stamp-fire-time")
+        pre_enqueue.connect(firing.stamp_fire_time, dispatch_uid="courier-stamp-fire-time")
+        # Every worker process of a cluster reaps and watches in a side thread, never from the queue (runs/reaper.py).
+        post_spawn.connect(reaper.start_in_worker, dispatch_uid="courier-reaper")

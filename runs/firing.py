@@ -6,6 +6,13 @@ firing's runs. A second delivery of the same firing finds runs with the same
 intended time and does nothing (SPEC §11: the broker may deliver a message
 twice).
 
+No fire time is lost: a re-arm or a start that meets a database lock is
+tried again (runs/transient.py); a start that still fails records a failed
+run per task with the fire time and the error, so the retry policy and the
+failure mail take over; and a firing that never got this far (its message
+lost, or the database refused it for minutes) is fired again by the reaper
+(`recover_lost`), late rather than never.
+
 A firing also says when the scheduler really fired it (`fired`, stamped on
 the message as it is queued, `stamp_fire_time`): fire times that passed while
 the scheduler was down are recorded as missed and run late as the project's
@@ -18,12 +25,14 @@ import logging
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
+from django.db import transaction
 from django.utils import timezone
 
 from projects import scheduling
 from projects.models import Project
-from runs import catchup, sequence, state
+from runs import catchup, followups, sequence, state, transient
 from runs.models import Run, RunStatus, SiteState, Trigger
+from runs.pipeline.log import RunLogger
 from runs.runner import execute
 
 logger = logging.getLogger(__name__)
@@ -67,7 +76,8 @@ def fire(project_id: int, kind: str, intended: datetime, fired_at: datetime | No
 
     `run_here` (the firing job): see `_run_first_here`.
     """
-    project = scheduling.after_firing(project_id, kind, intended)
+    project = transient.when_locked(lambda: scheduling.after_firing(project_id, kind, intended),
+                                    f"Re-arming the {kind} trigger of project {project_id}")
     if project is None:
         return f"project {project_id} no longer exists; its schedules are removed"
     if SiteState.get().paused:
@@ -77,7 +87,14 @@ def fire(project_id: int, kind: str, intended: datetime, fired_at: datetime | No
         return "outside the project's active window: nothing started"
     fired_at = fired_at or intended
     missed, now_due = catchup.split(project, kind, intended, fired_at)
-    runs = start_project(project, Trigger.SCHEDULE, intended_at=now_due, dedupe=True) if now_due else []
+    try:
+        runs = transient.when_locked(
+            lambda: start_project(project, Trigger.SCHEDULE, intended_at=now_due, dedupe=True) if now_due else [],
+            f"Starting the {kind} firing of {project} for {intended.isoformat()}")
+    except Exception as exc:  # noqa: BLE001 - whatever stopped the start, the fire time must be recorded
+        logger.exception("The %s firing of %s for %s could not start its runs", kind, project, intended)
+        unstarted = record_unstarted(project, now_due, exc)
+        return f"could not start the runs ({type(exc).__name__}: {exc}); {len(unstarted)} recorded as failed"
     if missed:
         # The catch-up window is measured from when the scheduler came back.
         catchup.record(project, missed, now=fired_at, started_on_time=now_due is not None,
@@ -107,3 +124,37 @@ def _run_first_here(runs: list[Run]) -> str:
 def _minutes(delta) -> str:
     minutes = delta.total_seconds() / 60
     return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def record_unstarted(project: Project, intended: datetime, error: Exception) -> list[Run]:
+    """A failed run for each task the firing should have started and did not, then their follow-ups (retry, mail)."""
+    at = timezone.localtime(intended, scheduling.zone_of(project))
+    reason = f"The schedule fired for {at:%Y-%m-%d %H:%M %Z}, but the run could not be started: {type(error).__name__}: {error}"
+
+    @transaction.atomic
+    def record() -> list[Run]:
+        due = sequence.ordered_tasks(project)[:1] if project.sequence else project.tasks.filter(enabled=True).order_by("name")
+        recorded = [state.record_unstarted(task, Trigger.SCHEDULE, reason, intended_at=intended) for task in due]
+        return [run for run in recorded if run is not None]
+
+    missed = transient.when_locked(record, f"Recording the unstarted firing of {project}")
+    for run in missed:
+        followups.after_run(run, RunLogger(run))
+    return missed
+
+
+def recover_lost(now: datetime | None = None) -> int:
+    """Fire again every schedule that fired but was never handled; returns how many.
+
+    Its fire_project message was lost (a broker flush) or the database refused
+    it for minutes: the schedule row still says "fired, not re-armed". Firing
+    it now starts the runs for that fire time, late rather than never, and
+    re-arms it; a firing that did start its runs starts nothing twice.
+    """
+    recovered = 0
+    for schedule in scheduling.lost_firings(now or timezone.now()):
+        project_id, kind = scheduling.parse_name(schedule.name)
+        logger.warning("Schedule %s fired for %s and was never handled: firing it now.", schedule.name, schedule.next_run)
+        fire(project_id, kind, schedule.next_run)
+        recovered += 1
+    return recovered

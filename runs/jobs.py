@@ -7,8 +7,7 @@ django-q2 finds its functions by name ("runs.jobs.execute_run", …).
 
 from __future__ import annotations
 
-from projects import scheduling
-from runs import firing, reaper, retries, watch
+from runs import firing, retries
 from runs.runner import execute
 
 
@@ -28,10 +27,3 @@ def start_retry(run_id: int) -> str:
     """A retry's one-off schedule fired (schedule "courier:retry:<run id>")."""
     return retries.start_retry(int(run_id))
 
-
-def reap() -> str:
-    """Every minute (schedule "courier:reaper"): fail runs whose worker is gone, re-arm lost schedules, watch the schedule's integrity."""
-    reaped = reaper.reap()
-    repaired = scheduling.repair()
-    watched = watch.watch()
-    return f"{len(reaped)} run(s) reaped, {repaired} schedule(s) re-armed; {watched}"

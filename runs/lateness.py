@@ -1,7 +1,7 @@
 """Late alerts: a task that had not succeeded by its expected time, on a day its project's triggers fire.
 
 A task may say "should have succeeded by HH:MM" (`Task.expected_by`, in its
-project's time zone). The watch's pass (runs/watch.py, about every minute)
+project's time zone). The watch's pass (runs/watch.py, at most 30 s apart)
 looks at each such task: once the time has passed today, on a day the
 project's triggers fire, with no run intended today that succeeded, it
 records a `LateAlert` for the task and day and sends one late mail, to the

@@ -87,6 +87,10 @@ class Run(models.Model):
     finished_at = models.DateTimeField("finished", null=True, blank=True)
     heartbeat_at = models.DateTimeField("last sign of life", null=True, blank=True, help_text="Updated while the run works; a stale value means its worker is gone.")
     worker = models.CharField("worker", max_length=200, blank=True, help_text="Host and process that claimed the run.")
+    requeued_at = models.DateTimeField(
+        "queued again", null=True, blank=True,
+        help_text="When the reaper queued the run again because no worker had taken it (its queue message lost); once only.",
+    )
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name="started by", help_text="The user who started or retried the run by hand.",

@@ -1,9 +1,10 @@
 """Orphaned schedule rows: Courier's django-q2 rows ("courier:*") that nothing needs any more.
 
 A row is needed while it matches an active trigger of its project
-(projects/scheduling.py), a pending retry (runs/retries.py) or is the
-reaper's own schedule. Here, above both, because a retry's schedule is
-needed only while its run waits.
+(projects/scheduling.py) or a pending retry (runs/retries.py). Here, above
+both, because a retry's schedule is needed only while its run waits. (The
+reaper's old every-minute row is needed no more: the reaper runs beside the
+workers, runs/reaper.py.)
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from django.db.models import OuterRef, Subquery
 from django_q.models import Schedule
 
 from projects.models import Project
-from projects.scheduling import FIRE_FUNC, PREFIX, REAPER_FUNC, REAPER_NAME, active_kinds, parse_name
+from projects.scheduling import FIRE_FUNC, PREFIX, active_kinds, parse_name
 from runs.models import Run, RunStatus
 from runs.retries import RETRY_PREFIX
 
 
 def find() -> list[Schedule]:
-    """Courier's schedule rows that match no active trigger, pending retry or the reaper; a second row of one name too."""
+    """Courier's schedule rows that match no active trigger or pending retry; a second row of one name too."""
     projects = {project.pk: project for project in Project.objects.all()}
     # The pending retry that owns each row, asked with the rows (one query, not two).
     waiting = Run.objects.filter(status=RunStatus.RETRY_SCHEDULED, schedule_id=OuterRef("pk")).values("pk")[:1]
@@ -32,8 +33,6 @@ def find() -> list[Schedule]:
 
 
 def _matches(schedule: Schedule, projects: dict[int, Project]) -> bool:
-    if schedule.name == REAPER_NAME:
-        return schedule.func == REAPER_FUNC
     if schedule.name.startswith(RETRY_PREFIX):
         return f"{RETRY_PREFIX}{schedule.retry_run}" == schedule.name
     parsed = parse_name(schedule.name)

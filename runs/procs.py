@@ -3,6 +3,12 @@
 Used for processing scripts and for the pip installs that prepare their
 environments. The child leads a new session, so a timeout ends the whole
 group — grandchildren a script started included — not just the first process.
+
+Nothing a run started outlives its worker either. The child is killed by the
+kernel the moment the worker dies (a parent-death signal), and a script in the
+sandbox takes its whole PID namespace with it (runs/sandbox.py). What an
+unsandboxed script left behind carries its run's number in RUN_MARKER, and
+the reaper ends it once that run no longer runs (`stray_processes`).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import threading
@@ -30,6 +37,44 @@ MAX_LINE = 4 * 1024 * 1024
 TAIL_LINES = 20
 
 OnLine = Callable[[str, str], None]
+
+# In the environment of a run's child processes (and so of their children): the run's number.
+RUN_MARKER = "COURIER_RUN_ID"
+# util-linux's setpriv (always there on Debian) execs the child with a parent-death signal:
+# the kernel kills it when the worker thread that started it dies. (A preexec_fn could do
+# the same, but is unsafe in a process with threads.)
+SETPRIV = shutil.which("setpriv")
+
+
+def dies_with_worker(argv: Sequence[str]) -> list[str]:
+    return [SETPRIV, "--pdeathsig", "KILL", "--", *argv] if SETPRIV else list(argv)
+
+
+def stray_processes(still_running: Callable[[set[int]], set[int]]) -> dict[int, list[int]]:
+    """This machine's processes that carry a run's marker, by run, for runs `still_running` does not name.
+
+    `still_running(run ids)` returns those of the given runs that still run.
+    """
+    by_run: dict[int, list[int]] = {}
+    marker = f"{RUN_MARKER}=".encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                found = [v for v in environ.read().split(b"\0") if v.startswith(marker)]
+        except OSError:
+            continue  # gone, or not ours to read
+        if found and found[0][len(marker):].isdigit():
+            by_run.setdefault(int(found[0][len(marker):]), []).append(int(entry.name))
+    running = still_running(set(by_run)) if by_run else set()
+    return {run: pids for run, pids in by_run.items() if run not in running}
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -106,7 +151,7 @@ def run_streaming(
     `on_line(stream, text)` gets every stdout/stderr line as it arrives.
     """
     proc = subprocess.Popen(
-        list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        dies_with_worker(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, start_new_session=True,
     )
     reader = _Reader(proc, on_line)

@@ -6,16 +6,26 @@ entry points only (runs/jobs.py, and `run_task --wait` / `run_project
 outcome, and only then calls the follow-ups in their order
 (runs/followups.py), so a crash in a follow-up never leaves the run
 unrecorded.
+
+One deadline per run: the task's timeout, counted from the claim. Every
+stage obeys it (connections/clients/deadline.py): a query is cancelled, a
+transfer's sockets are shut, a script's process group is killed, and no
+stage starts once it has passed. The run then fails "stopped by the task
+timeout of N minutes in the <stage> stage".
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db.models import Prefetch
+from django.utils import timezone
 
+from connections.clients import deadline
 from connections.secrets import SecretError
 from projects.parameters import ParameterError
 from runs import followups
@@ -40,6 +50,14 @@ REDELIVERY_STAGES = (redelivery.run,)
 RELEASE_STAGES = (release.run,)
 
 
+def run_deadline(run: Run) -> deadline.Deadline:
+    """The task's timeout, counted from the claim (a minute is COURIER_TIMEOUT_MINUTE_SECONDS long; tests shorten it)."""
+    minutes = run.task.timeout_minutes
+    used = (timezone.now() - run.started_at).total_seconds()
+    limit = f"the task timeout of {minutes} minute{'' if minutes == 1 else 's'}"
+    return deadline.Deadline.after(minutes * settings.COURIER_TIMEOUT_MINUTE_SECONDS - used, limit)
+
+
 def _load_task(run: Run) -> Task:
     return (
         Task.objects.select_related("project", "source_connection__organization", "gpg_key")
@@ -48,7 +66,7 @@ def _load_task(run: Run) -> Task:
     )
 
 
-def _context(run: Run, log: RunLogger) -> RunContext:
+def _context(run: Run, log: RunLogger, limit: deadline.Deadline) -> RunContext:
     task = _load_task(run)
     at = intended_time(run, task)
     try:
@@ -59,7 +77,7 @@ def _context(run: Run, log: RunLogger) -> RunContext:
     except SecretError as exc:
         # Never run with a secret that cannot be read (SPEC §7); the message names it, not its value.
         raise StageFailure(Stage.PARAMETERS, str(exc), permanent=True) from None
-    ctx = RunContext(run=run, task=task, log=log, workdir=make_workdir(run), at=at, params=params)
+    ctx = RunContext(run=run, task=task, log=log, workdir=make_workdir(run), at=at, params=params, deadline=limit)
     log.info(Stage.PARAMETERS, f"Intended time {at:%Y-%m-%d %H:%M %Z}; {len(params)} parameter(s).")
     return ctx
 
@@ -72,7 +90,29 @@ def _stages(ctx: RunContext) -> None:
     else:
         stages = STAGES
     for stage in stages:
-        stage(ctx)
+        if ctx.deadline.passed():
+            raise StageFailure(_stage_of(stage), f"Stopped by {ctx.deadline.limit} before the {_stage_of(stage)} stage.")
+        try:
+            stage(ctx)
+        except StageFailure as failure:
+            raise _named_timeout(failure, ctx.deadline) from None
+
+
+def _stage_of(step) -> str:
+    # Every stage's module names its stage (STAGE).
+    return inspect.getmodule(step).STAGE
+
+
+def _named_timeout(failure: StageFailure, limit: deadline.Deadline) -> StageFailure:
+    """A failure once the deadline has passed says so, and names its stage: the timeout is why it failed."""
+    if not limit.passed():
+        return failure
+    message, ending = failure.message, f"stopped by {limit.limit}."
+    if message.endswith(ending):
+        message = f"{message[:-1]} in the {failure.stage} stage."
+    else:
+        message = f"Stopped by {limit.limit} in the {failure.stage} stage: {message[:1].lower()}{message[1:]}"
+    return StageFailure(failure.stage, message, permanent=False)
 
 
 def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | None:
@@ -84,9 +124,11 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
     log.info(Stage.CLAIM, f"Attempt {run.attempt} of {run.task} started ({run.get_trigger_display().lower()} trigger) on {run.worker}.")
     ctx = None
     beat = Heartbeat.start(run.pk)  # lets the reaper tell a busy run from a dead worker
+    limit = run_deadline(run)
     try:
-        ctx = _context(run, log)
-        _stages(ctx)
+        with deadline.applies(limit):
+            ctx = _context(run, log, limit)
+            _stages(ctx)
     except StageFailure as failure:
         _fail(run, log, failure)
     except RunHeld:

@@ -111,7 +111,7 @@ def reschedule_task(task: Task, user=None) -> list[Run]:
 
 
 def reschedule_all(user=None) -> int:
-    """Rebuild every schedule from the database: each project's, the reaper's, and those of scheduled retries.
+    """Rebuild every schedule from the database: each project's and those of scheduled retries.
 
     Unlike the reschedule of one project, this recovery tool keeps scheduled
     retries (it gives any that lost its schedule a new one). Returns the

@@ -94,6 +94,18 @@ def record_missed(task: Task, intended_at: datetime, reason: str, *, planned: bo
     return run
 
 
+def record_unstarted(task: Task, trigger: str, reason: str, *, intended_at: datetime, **extra) -> Run | None:
+    """A run due that could not be started (the database refused it): failed, so the retry policy and the failure mail apply.
+
+    None when the fire time is already recorded (the start got that far before it failed).
+    """
+    run = create_once(task, trigger, intended_at=intended_at, status=RunStatus.FAILED, finished_at=timezone.now(),
+                      error=reason, error_stage=Stage.CLAIM, permanent=False, **extra)
+    if run is not None:
+        RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.ERROR, message=reason)
+    return run
+
+
 @dataclass(frozen=True)
 class Start:
     """What came of asking `start_run` for a run."""
@@ -123,7 +135,10 @@ def start_run(
     other tasks, to queue instead of a new run; `if_idle` records nothing
     when the task is busy (a catch-up run then waits its turn). The task row
     stays locked until the caller's transaction ends, so two starts of one
-    task cannot both see it idle.
+    task cannot both see it idle. On SQLite, where select_for_update does
+    nothing, the transaction itself is the lock: it begins IMMEDIATE
+    (etlsite/settings.py), taking the database's one write lock before it
+    looks for an active run.
     """
     with transaction.atomic():
         Task.objects.select_for_update().filter(pk=task.pk).first()
@@ -256,6 +271,24 @@ def postpone(run: Run, due_at: datetime, **fields) -> None:
     Run.objects.filter(pk=run.pk).update(due_at=due_at, **fields)
     run.due_at = due_at
     keep_latest(run)
+
+
+def requeue(run: Run, *, now: datetime) -> bool:
+    """Hand a queued run no worker took to the queue again (its message was lost), once; False if it moved meanwhile.
+
+    A second message for a run whose first one was only late is harmless: the
+    claim is a conditional UPDATE, so whichever arrives second does nothing.
+    """
+    requeued = Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED, requeued_at__isnull=True, due_at=run.due_at).update(
+        requeued_at=now, due_at=now,
+    )
+    if not requeued:
+        return False
+    run.refresh_from_db()
+    RunLog.objects.create(run=run, stage=Stage.CLAIM, level=LogLevel.WARNING,
+                          message="No worker took the run: its queue message was lost, so it is queued again.")
+    enqueue(run)
+    return True
 
 
 def next_attempt(run: Run) -> Run | None:

@@ -95,6 +95,48 @@ def ensure(requirements: Sequence[str], *, deadline: float, say: Say, env: dict[
     return Environment(final, key, reused=False)
 
 
+def prune_unused(days: int, *, now: float | None = None) -> list[Path]:
+    """Remove the ready environments no run has used for `days` days; returns them.
+
+    A run marks its environment used (LAST_USED) when it starts, and no run
+    lasts a day (COURIER_VENV_KEEP_DAYS is checked against the longest run),
+    so one in use is never that old. One being built holds its key's lock
+    and is skipped; so are build folders and leftovers without a ready marker.
+    """
+    cutoff = (time.time() if now is None else now) - days * 86400
+    removed = []
+    for path in sorted(root().iterdir()):
+        if path.name.startswith(".") or not (path / READY).is_file() or _last_used(path) >= cutoff:
+            continue
+        if _remove_unless_locked(path, cutoff):
+            removed.append(path)
+    return removed
+
+
+def _last_used(path: Path) -> float:
+    marker = path / LAST_USED
+    return marker.stat().st_mtime if marker.exists() else (path / READY).stat().st_mtime
+
+
+def _remove_unless_locked(path: Path, cutoff: float) -> bool:
+    with open(root() / f"{path.name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # being built (or rebuilt) right now
+        try:
+            # Out of its place first: a run that looks for it now builds a new one instead.
+            doomed = path.with_name(f".{path.name}.prune")
+            os.rename(path, doomed)
+            if _last_used(doomed) >= cutoff:  # a run took it between our look and the rename
+                os.rename(doomed, path)
+                return False
+            shutil.rmtree(doomed, ignore_errors=True)
+            return True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _reuse(final: Path, key: str, say: Say) -> Environment:
     # Kept apart from the ready marker, so pruning by last use never touches what says "complete".
     (final / LAST_USED).touch()

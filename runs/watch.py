@@ -1,4 +1,4 @@
-"""The watch: what must happen at a time whether or not any run exists — one pass about every minute.
+"""The watch: what must happen at a time whether or not any run exists — one pass on every patrol of the reaper.
 
 Each pass: late alerts (runs/lateness.py), waiting runs settled and those
 past their deadline failed ("dependencies not met by …"), and missed fire

@@ -20,6 +20,7 @@ os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/0"
 os.environ.setdefault("EMAIL_URL", "consolemail://")
 
 from etlsite.settings import *  # noqa: E402,F403
+from tests.cluster_support import CLUSTER_LOGGING  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -31,10 +32,5 @@ COURIER_HEARTBEAT_SECONDS = 1
 COURIER_REAP_AFTER_SECONDS = 4
 # The scheduler passes every 30 s; a fire time 35 s late was missed (the test of missed runs stays under a minute).
 COURIER_MISSED_AFTER_SECONDS = 35
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-}
+# The cluster's log, with process ids: the tests read it.
+LOGGING = CLUSTER_LOGGING

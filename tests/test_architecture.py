@@ -272,7 +272,7 @@ def test_the_run_engine_imports_down_its_own_layers():
     pipeline = {m for m in graph if m.startswith("runs.pipeline")}
     layers = [
         {"runs.models"},
-        {"runs.state", "runs.ticker", "runs.queries", "runs.dependencies"},
+        {"runs.state", "runs.ticker", "runs.queries", "runs.dependencies", "runs.transient"},
         pipeline,
         {"runs.sequence", "runs.retries", "runs.notify", "runs.followups", "runs.catchup", "runs.waiting", "runs.lateness"},
         {"runs.runner", "runs.reaper", "runs.firing", "runs.preview", "runs.orphans", "runs.watch"},

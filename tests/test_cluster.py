@@ -11,7 +11,6 @@ Select with `pytest -m cluster`; they also run in the normal suite.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -20,50 +19,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.cluster_support import ROOT, ClusterSite, wait_for
 from tests.servers_common import free_port, shared_tmp, stop_process, wait_port
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parent.parent
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 N_FIRINGS = 60
 
 
 @dataclass
-class PgSite:
-    env: dict
-    var: Path
-    database: str
-    clusters: list[tuple[subprocess.Popen, Path]] = field(default_factory=list)
-
-    def manage(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        # --skip-checks: the system checks are tested elsewhere and cost a second per process.
-        return subprocess.run([sys.executable, "manage.py", *args, "--skip-checks"], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
-
-    def step(self, *args: str) -> dict:
-        done = subprocess.run([sys.executable, "-m", "tests.cluster_helper", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    def start_cluster(self, name: str, **env: str) -> subprocess.Popen:
-        log = self.var / f"cluster-{name}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "manage.py", "qcluster", "--skip-checks"], cwd=ROOT, env={**self.env, **env},
-                                    stdout=out, stderr=subprocess.STDOUT)
-        self.clusters.append((proc, log))
-        return proc
-
-    def stop_clusters(self) -> None:
-        for proc, _ in self.clusters:
-            stop_process(proc, signal.SIGTERM, timeout=30)
+class PgSite(ClusterSite):
+    database: str = ""
 
     def query(self, sql: str, *params) -> list[tuple]:
         import psycopg
@@ -71,17 +44,6 @@ class PgSite:
         with psycopg.connect(dbname=self.database, autocommit=True, **PG) as conn:
             cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 45) -> object:
-    """Poll until `condition` returns something truthy; fail naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"gave up waiting {timeout:.0f} s for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from runs.models import RunStatus, SiteState
-from runs.pipeline import processing
 from tasks.models import CodeLocation, CodeRole, Task, TaskParameter
 from tests import factories
 from tests.processing_support import ProcessWatch, log_text, pid_alive, run_task
@@ -158,7 +157,7 @@ def test_exit_status_one_fails_the_run_and_keeps_the_output(sqlite_odbc, tmp_pat
     assert list(box.iterdir()) == []
 
 
-def test_a_hanging_script_and_its_children_are_killed_at_the_timeout(sqlite_odbc, monkeypatch):
+def test_a_hanging_script_and_its_children_are_killed_at_the_timeout(sqlite_odbc, settings):
     # Inside the sandbox the child has another PID: the host finds it by a word in its command line.
     marker = f"courier-child-{uuid.uuid4().hex}"
     script = (
@@ -169,14 +168,17 @@ def test_a_hanging_script_and_its_children_are_killed_at_the_timeout(sqlite_odbc
     )
     task = scripted_task(sqlite_odbc, script)
     TaskParameter.objects.create(task=task, key="@marker", value=marker)
-    # Production counts whole minutes (Task.timeout_minutes); give this run two seconds.
-    monkeypatch.setattr(processing, "seconds_left", lambda ctx: 2.0)
+    task.timeout_minutes = 1
+    task.save()
+    # A minute of two seconds: the run's deadline comes two seconds after its claim.
+    settings.COURIER_TIMEOUT_MINUTE_SECONDS = 2
     with ProcessWatch(marker) as watch:
         run = run_task(task)
 
     assert run.status == RunStatus.FAILED
     assert run.error_stage == "processing"
-    assert "timeout" in run.error and "every process it started" in run.error
+    assert run.error.startswith("Stopped by the task timeout of 1 minute in the processing stage: ")
+    assert "every process it started were ended" in run.error
     assert "waiting forever" in log_text(run)
     assert watch.seen, "the child never started"
     assert not any(pid_alive(pid) for pid in watch.seen)

@@ -25,7 +25,6 @@ from django.db import connection
 
 from runs import sandbox
 from runs.models import RunStatus
-from runs.pipeline import processing
 from tasks.models import CodeLocation, CodeRole, Task
 from tests import factories
 from tests.processing_support import ProcessWatch, log_text, pid_alive, processes_with, run_task
@@ -237,13 +236,13 @@ def test_a_detached_process_is_gone_when_the_run_ends(daemon_marker):
     assert processes_with(marker) == []
 
 
-def test_a_detached_process_is_gone_after_a_timeout(monkeypatch, daemon_marker):
+def test_a_detached_process_is_gone_after_a_timeout(settings, daemon_marker):
     marker = daemon_marker
-    monkeypatch.setattr(processing, "seconds_left", lambda ctx: 3.0)
+    settings.COURIER_TIMEOUT_MINUTE_SECONDS = 3  # the task's 1-minute timeout ends 3 s after its claim
     with ProcessWatch(marker) as watch:
-        run = run_task(python_task(daemon_script(marker, hold_seconds=600)))
+        run = run_task(python_task(daemon_script(marker, hold_seconds=600), timeout_minutes=1))
 
-    assert run.status == RunStatus.FAILED and "timeout" in run.error
+    assert run.status == RunStatus.FAILED and run.error.startswith("Stopped by the task timeout of 1 minute in the processing stage")
     assert "the daemon is up" in log_text(run)
     assert watch.seen, "the daemon was never seen running"
     assert not any(pid_alive(pid) for pid in watch.seen)

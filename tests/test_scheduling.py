@@ -12,7 +12,7 @@ from django_q.models import Schedule
 
 from projects import scheduling
 from projects.models import Project
-from runs import jobs, orphans, state
+from runs import firing, jobs, orphans, state
 from runs.models import Run, RunStatus, Trigger
 from tests import factories
 
@@ -147,7 +147,6 @@ def test_fire_project_records_a_skipped_run_when_the_task_is_still_running(sqlit
 def test_orphans_are_the_courier_rows_that_match_nothing():
     project = factories.project(cron="0 6 * * *")
     keep = courier_schedules(project)["cron"]
-    reaper = scheduling.ensure_reaper()
     gone = factories.project(name="Gone", cron="0 7 * * *")
     gone_row = courier_schedules(gone)["cron"]
     gone.delete()
@@ -157,36 +156,44 @@ def test_orphans_are_the_courier_rows_that_match_nothing():
                                          args=repr((project.pk, "interval")))
     duplicate = Schedule.objects.create(name=keep.name, func="runs.jobs.fire_project", args=keep.args)
     dead_retry = Schedule.objects.create(name="courier:retry:999999", func="runs.jobs.start_retry", args="(999999,)")
+    old_reaper = Schedule.objects.create(name="courier:reaper", func="runs.jobs.reap", schedule_type=Schedule.MINUTES, minutes=1)
     foreign = Schedule.objects.create(name="someone-else", func="math.floor", args="(1.5,)")
 
     found = {s.pk for s in orphans.find()}
-    orphan_pks = {stale_kind.pk, duplicate.pk, dead_retry.pk} | set(
+    orphan_pks = {stale_kind.pk, duplicate.pk, dead_retry.pk, old_reaper.pk} | set(
         Schedule.objects.filter(name=gone_row.name).values_list("pk", flat=True))
     assert found == orphan_pks
-    assert keep.pk not in found and reaper.pk not in found and foreign.pk not in found
+    assert keep.pk not in found and foreign.pk not in found
 
     call_command("orphans", "--delete", stdout=io.StringIO())
     assert orphans.find() == []
-    assert Schedule.objects.filter(pk__in=[keep.pk, reaper.pk, foreign.pk]).count() == 3
+    assert Schedule.objects.filter(pk__in=[keep.pk, foreign.pk]).count() == 2
 
 
-def test_reaper_schedule_exists_after_migrate_and_is_unique():
-    rows = Schedule.objects.filter(name="courier:reaper")
-    assert rows.count() == 1
-    assert rows.get().func == "runs.jobs.reap" and rows.get().schedule_type == Schedule.MINUTES
+def test_the_old_reaper_schedule_is_gone_after_migrate_and_reschedule_all():
+    # The reaper runs beside the workers now (runs/reaper.py); queued, it waited behind the runs.
+    assert not Schedule.objects.filter(name="courier:reaper").exists()
     Schedule.objects.create(name="courier:reaper", func="runs.jobs.reap", schedule_type=Schedule.MINUTES, minutes=1)
-    scheduling.ensure_reaper()
-    assert Schedule.objects.filter(name="courier:reaper").count() == 1
+    call_command("reschedule", "--all", stdout=io.StringIO())
+    assert not Schedule.objects.filter(name="courier:reaper").exists()
 
 
-def test_repair_rearms_a_schedule_whose_fire_message_was_lost():
+def test_a_firing_whose_message_was_lost_is_fired_late_by_the_reaper_and_rearmed(sqlite_odbc):
     project = factories.project(cron="*/5 * * * *", timezone="UTC")
+    task = factories.query_task(project, factories.connection("database", dialect="sqlite", odbc=sqlite_odbc.odbc), "select 1 as n")
     row = courier_schedules(project)["cron"]
-    long_ago = datetime(2020, 1, 1, 0, 5, tzinfo=UTC)
-    Schedule.objects.filter(pk=row.pk).update(repeats=0, next_run=long_ago)
-    assert scheduling.repair() == 1
+    fired_at = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    # django-q2 fired it (repeats 0) and the fire_project message never arrived.
+    Schedule.objects.filter(pk=row.pk).update(repeats=0, next_run=fired_at)
+    assert firing.recover_lost() == 1
     row.refresh_from_db()
     assert row.repeats == 1 and row.next_run > datetime.now(UTC)
+    run = Run.objects.get(task=task)
+    assert (run.trigger, run.intended_at, run.status) == (Trigger.SCHEDULE, fired_at, RunStatus.QUEUED)
+    # Nothing left to recover, and a late second delivery of that firing starts nothing twice.
+    assert firing.recover_lost() == 0
+    jobs.fire_project(project.pk, "cron", fired_at.isoformat())
+    assert Run.objects.filter(task=task).count() == 1
 
 
 def test_a_trigger_saved_without_validation_is_not_scheduled_and_is_named_in_the_warnings():

@@ -200,8 +200,10 @@ def test_streaming_options_are_added_unless_the_string_sets_them():
     assert odbc.streaming_odbc("Driver={PostgreSQL Unicode};", "postgresql", 500).endswith("UseDeclareFetch=1;Fetch=500;")
     assert odbc.streaming_odbc("Driver=x;UseDeclareFetch=0", "postgresql", 500) == "Driver=x;UseDeclareFetch=0"
     mysql = odbc.streaming_odbc("Driver={MariaDB Unicode}", "mysql", 500, login_timeout=7)
-    assert mysql.endswith(";CONN_TIMEOUT=7;NO_CACHE=1;FORWARDONLY=1;OPTION=67108864;")
+    assert mysql.endswith(";CONN_TIMEOUT=7;NO_CACHE=1;FORWARDONLY=1;OPTION=70254592;")
     assert odbc.streaming_odbc("Driver=x;OPTION=3;NO_CACHE=0", "mysql", 500) == "Driver=x;OPTION=3;NO_CACHE=0"
+    assert odbc.streaming_odbc("Driver={SQLite3};Database=/x.db", "sqlite", 500) == "Driver={SQLite3};Database=/x.db;StepAPI=1;"
+    assert odbc.streaming_odbc("Driver={SQLite3};StepAPI=0", "sqlite", 500) == "Driver={SQLite3};StepAPI=0"
 
 
 def test_no_result_set_at_all_fails(sqlite_odbc):

@@ -10,12 +10,14 @@ bundle named by SSL_CERT_FILE) unless the connection switches that off.
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import posixpath
 import socket
 import ssl
 from pathlib import Path
 
+from connections.clients import deadline
 from connections.clients.base import ClientError, Entry, FileServerClient, RemoteNotFound, join_remote
 
 # ftplib applies one timeout to the control socket and to every data socket.
@@ -34,7 +36,26 @@ def tls_context(verify: bool) -> ssl.SSLContext:
     return context
 
 
-class FtpClient(FileServerClient):
+class _KeepsDataSocket:
+    """ftplib keeps its data connection to itself; the deadline's watchdog must be able to shut it."""
+
+    data_socket: socket.socket | None = None
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = super().ntransfercmd(cmd, rest)
+        self.data_socket = conn
+        return conn, size
+
+
+class _Ftp(_KeepsDataSocket, ftplib.FTP):
+    pass
+
+
+class _FtpTls(_KeepsDataSocket, ftplib.FTP_TLS):
+    pass
+
+
+class FtpClient(deadline.WatchedSession, FileServerClient):
     TRANSFER_ERRORS = (OSError, EOFError, ftplib.Error, ValueError)
 
     def __init__(self, conn) -> None:
@@ -52,6 +73,14 @@ class FtpClient(FileServerClient):
         except Exception:  # noqa: BLE001 - the server may already have gone; close the socket anyway
             self.ftp.close()
         self.ftp = None
+
+    def shut(self) -> None:
+        ftp = self.ftp
+        for sock in (ftp.data_socket, ftp.sock) if ftp is not None else ():
+            if sock is not None:
+                # The plain socket's shutdown, also under TLS: the TLS layer is not touched from this thread.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def test(self) -> str:
         """Connect, log in (with TLS for FTPS) and list the base folder."""
@@ -151,9 +180,10 @@ class FtpClient(FileServerClient):
 
 def _connect(conn) -> ftplib.FTP:
     label, port = str(conn), conn.effective_port
-    ftp = ftplib.FTP_TLS(context=tls_context(conn.verify_tls), timeout=TIMEOUT) if conn.tls else ftplib.FTP(timeout=TIMEOUT)
+    timeout = deadline.limit(TIMEOUT)
+    ftp = _FtpTls(context=tls_context(conn.verify_tls), timeout=timeout) if conn.tls else _Ftp(timeout=timeout)
     try:
-        ftp.connect(conn.host, port, timeout=TIMEOUT)
+        ftp.connect(conn.host, port, timeout=timeout)
         ftp.login(conn.username or "anonymous", conn.password or "")
         if conn.tls:
             ftp.prot_p()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 import pyodbc
 
+from connections.clients import deadline
 from connections.clients.base import Client, ClientError, RowSink
 
 # SQLSTATE classes where trying again cannot help: syntax and access rules,
@@ -20,7 +22,12 @@ PERMANENT_MESSAGES = (
     "syntax error", "incomplete input", "no such table", "no such column",
 )
 
-MARIADB_MULTI_STATEMENTS = 67108864  # 1 << 26
+# MariaDB Connector/ODBC's OPTION flags: several statements per batch, no local
+# copy of the result, forward-only cursors.
+MARIADB_MULTI_STATEMENTS = 1 << 26
+MARIADB_NO_CACHE = 1 << 20
+MARIADB_FORWARD_CURSOR = 1 << 21
+MARIADB_OPTION = MARIADB_MULTI_STATEMENTS | MARIADB_NO_CACHE | MARIADB_FORWARD_CURSOR
 
 # SQLSTATEs and server messages that mean "stopped by the query timeout":
 # ODBC's own (HYT00/HYT01), PostgreSQL's statement_timeout (57014) and
@@ -46,12 +53,18 @@ def streaming_odbc(odbc: str, dialect: str, batch: int, login_timeout: int = 0) 
     """Add the driver options Courier relies on; the connection string's own setting always wins.
 
     Mainly streaming: psqlodbc holds every row unless told to use a cursor
-    (measured: 430 MB for 1M rows by default, ~30 MB with UseDeclareFetch).
-    For MariaDB also its own login timeout and several statements per batch.
+    (measured: 430 MB for 1M rows by default, ~30 MB with UseDeclareFetch),
+    and so does sqliteodbc unless it steps (StepAPI). For MariaDB also its own
+    login timeout and several statements per batch. The table of every
+    driver's options is in docs/databases.md.
     """
     extra = ""
     if dialect == "postgresql" and not _has_option(odbc, "UseDeclareFetch"):
         extra = f"UseDeclareFetch=1;Fetch={batch};"
+    elif dialect == "sqlite" and not _has_option(odbc, "StepAPI"):
+        # sqliteodbc reads the whole result into memory before the first fetch
+        # unless it steps through it row by row (bench/memory.py, docs/benchmarks.md).
+        extra = "StepAPI=1;"
     elif dialect == "mysql":
         # The driver ignores ODBC's login timeout (a silent server hung it for
         # good, measured with 3.1.15); its own CONN_TIMEOUT is honoured.
@@ -62,9 +75,11 @@ def streaming_odbc(odbc: str, dialect: str, batch: int, login_timeout: int = 0) 
         # A batch may hold several statements (an INSERT before the SELECT);
         # MariaDB's driver runs only one unless the client allows more
         # (CLIENT_MULTI_STATEMENTS; its MULTI_STATEMENTS=1 keyword had no
-        # effect in 3.1.15). A connection string with its own OPTION keeps it.
+        # effect in 3.1.15). The no-cache flag streams the rows in the drivers
+        # that can (not 3.1.15, Debian 12's: it keeps every row whatever the
+        # options, docs/databases.md). A connection string with its own OPTION keeps it.
         if not _has_option(odbc, "OPTION"):
-            extra += f"OPTION={MARIADB_MULTI_STATEMENTS};"
+            extra += f"OPTION={MARIADB_OPTION};"
     if not extra:
         return odbc
     return f"{odbc.rstrip().rstrip(';')};{extra}"
@@ -105,14 +120,19 @@ def timeout_error(exc: pyodbc.Error, label: str, doing: str, limit: str) -> Clie
 @contextmanager
 def connect(conn, *, batch: int = 5000):
     label = str(conn)
-    odbc = streaming_odbc(conn.odbc, conn.dialect, batch, conn.login_timeout)
+    # The login waits no longer than the run has left (drivers take whole seconds).
+    login = deadline.limit(conn.login_timeout or None)
+    login = math.ceil(login) if login else 0
+    odbc = streaming_odbc(conn.odbc, conn.dialect, batch, login)
     try:
-        cnxn = pyodbc.connect(odbc, timeout=conn.login_timeout or 0, autocommit=True)
+        cnxn = pyodbc.connect(odbc, timeout=login, autocommit=True)
     except pyodbc.Error as exc:
+        deadline.check(f"Connecting to {label}")
         if conn.login_timeout and _is_login_timeout(exc):
             raise timeout_error(exc, label, "Connecting", f"login timeout of {conn.login_timeout} s") from None
         raise map_error(exc, label, "Connecting") from None
     try:
+        set_encodings(cnxn, conn.dialect)
         _check_dialect(cnxn, conn)
         if conn.query_timeout:
             _apply_query_timeout(cnxn, conn)
@@ -128,6 +148,51 @@ def _close(cnxn) -> None:
         with suppress(pyodbc.Error):
             cnxn.rollback()
     cnxn.close()
+
+
+# How text crosses each driver (issue 16; the table in docs/databases.md).
+# The Unicode drivers of PostgreSQL and MariaDB take the SQL and parameters
+# as UTF-16 and give text back in it, surrogate pairs included. sqliteodbc
+# does not: its UTF-16 entry points split a character outside the BMP
+# ("Zoë 😀" reached SQLite as "Zoë \rM ="), so it gets the SQL and
+# parameters as UTF-8 through its narrow entry points, which SQLite keeps as
+# they are. Its values come back right either way.
+UTF16_TEXT = ("utf-16le", pyodbc.SQL_WCHAR)
+UTF8_TEXT = ("utf-8", pyodbc.SQL_CHAR)
+SENT_TEXT = {"sqlite": UTF8_TEXT}
+
+
+def set_encodings(cnxn, dialect: str) -> None:
+    encoding, ctype = SENT_TEXT.get(dialect, UTF16_TEXT)
+    cnxn.setencoding(encoding=encoding, ctype=ctype)
+    cnxn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
+    cnxn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-16le")
+    cnxn.setdecoding(pyodbc.SQL_WMETADATA, encoding="utf-16le")
+
+
+def column_names(cursor, dialect: str) -> list[str]:
+    names = [col[0] for col in cursor.description]
+    return [_sqlite_column_name(name) for name in names] if dialect == "sqlite" else names
+
+
+def _sqlite_column_name(name: str) -> str:
+    """A column name as SQLite holds it, undoing the two faults of sqliteodbc's SQLDescribeColW.
+
+    It counts the name's length in UTF-8 bytes, not characters, so a
+    non-ASCII name comes with what follows its end in the buffer (its NUL,
+    then the rest of an earlier, longer name); and when the name holds a
+    character outside the BMP it gives each UTF-8 byte as a character of its
+    own ("😀" as "ð\x9f\x98\x80"). Only a name that reads back as such a
+    character is re-read: a real name like "Ã©" is left as it is.
+    """
+    name = name.split("\x00", 1)[0]  # a C string: SQLite's names hold no NUL
+    if name.isascii() or max(map(ord, name)) > 0xFF:
+        return name
+    try:
+        decoded = name.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return name
+    return decoded if max(map(ord, decoded)) > 0xFFFF else name
 
 
 # SQL_DBMS_NAME (lower case) → the dialect that database needs. SQL bounds
@@ -234,21 +299,33 @@ class DatabaseClient(Client):
         exported = False
         with connect(self.conn, batch=batch) as cnxn:
             cursor = cnxn.cursor()
-            for number, sql in enumerate(batches, 1):
-                doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
-                bound = values[number - 1] if values else ()
-                try:
-                    cursor.execute(sql, *bound) if bound else cursor.execute(sql)
-                    exported = _export_results(cursor, sink, batch, exported)
-                except pyodbc.Error as exc:
-                    raise _query_error(exc, self.conn, doing) from None
+            # The run's deadline cancels the query wherever it blocks: executing or fetching.
+            with deadline.Watchdog(cursor.cancel, f"The query on {self.conn}", own=_watched_query_timeout(self.conn)):
+                for number, sql in enumerate(batches, 1):
+                    doing = "The query" if len(batches) == 1 else f"Batch {number} of the query"
+                    bound = values[number - 1] if values else ()
+                    try:
+                        cursor.execute(sql, *bound) if bound else cursor.execute(sql)
+                        exported = _export_results(cursor, sink, batch, exported, self.conn.dialect)
+                    except pyodbc.Error as exc:
+                        raise _query_error(exc, self.conn, doing) from None
         return exported
 
 
-def _export_results(cursor, sink: RowSink, batch: int, exported: bool) -> bool:
+# Drivers that accept ODBC's query timeout and then ignore it: Courier's watchdog enforces it.
+WATCHED_QUERY_TIMEOUT = ("sqlite",)
+
+
+def _watched_query_timeout(conn) -> deadline.Deadline | None:
+    if conn.dialect not in WATCHED_QUERY_TIMEOUT or not conn.query_timeout:
+        return None
+    return deadline.Deadline.after(conn.query_timeout, f"the query timeout of {conn.query_timeout} s set on the connection")
+
+
+def _export_results(cursor, sink: RowSink, batch: int, exported: bool, dialect: str) -> bool:
     while True:
         if cursor.description and not exported:
-            columns = [col[0] for col in cursor.description]
+            columns = column_names(cursor, dialect)
             sink(columns, _fetch_batches(cursor, batch))
             exported = True
         if not cursor.nextset():
@@ -258,3 +335,4 @@ def _export_results(cursor, sink: RowSink, batch: int, exported: bool) -> bool:
 def _fetch_batches(cursor, batch: int) -> Iterator[list[tuple]]:
     while rows := cursor.fetchmany(batch):
         yield rows
+        deadline.check("Fetching the query's rows")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import socket
 import stat
 from pathlib import Path
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
+from connections.clients import deadline
 from connections.clients.base import ClientError, Entry, FileServerClient, RemoteNotFound, join_remote
 from connections.clients.ssh_transport import open_ssh, raise_if_unpinned
 
@@ -69,7 +72,7 @@ def write_request_size(channel: paramiko.Channel, handle: bytes, limit: int) -> 
     return max(1, min(limit, packets * per_packet - overhead))
 
 
-class SftpClient(FileServerClient):
+class SftpClient(deadline.WatchedSession, FileServerClient):
     # A dropped session raises paramiko's own errors, not OSError.
     TRANSFER_ERRORS = (OSError, EOFError, paramiko.SSHException)
 
@@ -93,6 +96,13 @@ class SftpClient(FileServerClient):
             if part is not None:
                 part.close()
         self.sftp = self.ssh = None
+
+    def shut(self) -> None:
+        # The transport sees its socket end and closes every channel: blocked reads and writes fail.
+        transport = self.ssh.get_transport() if self.ssh is not None else None
+        if transport is not None:
+            with contextlib.suppress(OSError):
+                transport.sock.shutdown(socket.SHUT_RDWR)
 
     def test(self) -> str:
         """Log in and list the base folder; with no pinned host key, only read the server's key (UnpinnedHostKey)."""

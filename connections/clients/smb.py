@@ -27,6 +27,7 @@ from smbprotocol.file_info import FileRenameInformation  # noqa: E402
 from smbprotocol.header import NtStatus  # noqa: E402
 from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask  # noqa: E402
 
+from connections.clients import deadline  # noqa: E402
 from connections.clients.base import ClientError, Entry, FileServerClient, RemoteNotFound, join_remote  # noqa: E402
 
 CONNECT_TIMEOUT = 20
@@ -38,13 +39,24 @@ CREDIT_BYTES = 65536  # an SMB 2.1+ request of n bytes costs ceil(n / 64 KiB) cr
 NOT_FOUND = (smb_errors.ObjectNameNotFound, smb_errors.ObjectPathNotFound, smb_errors.NoSuchFile)
 
 
-class SmbClient(FileServerClient):
+class SmbClient(deadline.WatchedSession, FileServerClient):
     # smbclient raises its own exception types besides OSError.
     TRANSFER_ERRORS = (Exception,)
 
     def __init__(self, conn) -> None:
         super().__init__(conn)
-        self.options: dict = {}
+        self.cache: dict | None = None
+
+    @property
+    def options(self) -> dict:
+        """What every smbclient call takes; a call that must connect again waits no longer than the run has left."""
+        return {
+            "port": self.conn.effective_port,
+            "connection_cache": self.cache,
+            "connection_timeout": deadline.limit(CONNECT_TIMEOUT),
+            "username": _login_name(self.conn),
+            "password": self.conn.password or None,
+        }
 
     def open(self) -> None:
         conn, cache = self.conn, {}
@@ -52,18 +64,12 @@ class SmbClient(FileServerClient):
         try:
             smbclient.register_session(
                 conn.host, username=_login_name(conn), password=conn.password or None, port=port,
-                connection_timeout=CONNECT_TIMEOUT, connection_cache=cache,
+                connection_timeout=deadline.limit(CONNECT_TIMEOUT), connection_cache=cache,
             )
         except Exception as exc:  # noqa: BLE001
             smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
             raise _map_error(exc, f"Cannot connect to {conn.host}:{port} ({conn})") from None
-        self.options = {
-            "port": port,
-            "connection_cache": cache,
-            "connection_timeout": CONNECT_TIMEOUT,
-            "username": _login_name(conn),
-            "password": conn.password or None,
-        }
+        self.cache = cache
         try:
             self._check_share()
         except ClientError:
@@ -71,9 +77,15 @@ class SmbClient(FileServerClient):
             raise
 
     def close(self) -> None:
-        if "connection_cache" in self.options:
-            smbclient.reset_connection_cache(fail_on_error=False, connection_cache=self.options["connection_cache"])
-        self.options = {}
+        if self.cache is not None:
+            smbclient.reset_connection_cache(fail_on_error=False, connection_cache=self.cache)
+        self.cache = None
+
+    def shut(self) -> None:
+        for connection in list((self.cache or {}).values()):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
 
     def test(self) -> str:
         """Connect, log in, open the share and list the base folder."""

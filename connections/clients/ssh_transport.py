@@ -14,6 +14,7 @@ import socket
 
 import paramiko
 
+from connections.clients import deadline
 from connections.clients.base import ClientError
 
 # Every blocking step gets its own limit: a call stuck in a socket read cannot
@@ -144,8 +145,9 @@ def open_ssh(conn) -> paramiko.SSHClient:
         auth["pkey"] = load_private_key(conn.private_key, conn.key_passphrase, label)
     try:
         client.connect(
-            conn.host, port=port, username=conn.username, timeout=CONNECT_TIMEOUT,
-            banner_timeout=BANNER_TIMEOUT, auth_timeout=AUTH_TIMEOUT, channel_timeout=CHANNEL_TIMEOUT,
+            conn.host, port=port, username=conn.username, timeout=deadline.limit(CONNECT_TIMEOUT),
+            banner_timeout=deadline.limit(BANNER_TIMEOUT), auth_timeout=deadline.limit(AUTH_TIMEOUT),
+            channel_timeout=deadline.limit(CHANNEL_TIMEOUT),
             allow_agent=False, look_for_keys=False, transport_factory=_Transport, **auth,
         )
     except paramiko.BadHostKeyException as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from connections.clients.deadline import Deadline
 from projects.parameters import Param, merge, resolve
 from runs.models import Run, RunFile
 from runs.pipeline.log import RunLogger
@@ -37,6 +38,8 @@ class RunContext:
     stored: list[RunFile] = field(default_factory=list)  # filled by the output stage, one per file
     rows: int | None = None
     delivery_errors: list[Exception] = field(default_factory=list)
+    # The run's one deadline (the task's timeout), which every stage obeys; None outside a run.
+    deadline: Deadline | None = None
     # What the row guard (guard.py) found; `hold` says the files wait in storage for a person.
     guard_report: str = ""
     hold: bool = False

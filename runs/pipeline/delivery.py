@@ -25,7 +25,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from connections.clients import ClientError
+from connections.clients import ClientError, deadline
 from connections.clients.base import IfExists
 from connections.kinds import client_for
 from projects.parameters import ParameterError, check_file_name, substitute
@@ -103,6 +103,7 @@ def deliver_to(log: RunLogger, destination: Destination, deliveries: list[Delive
                 try:
                     _upload_one(log, client, destination, delivery, local[delivery.file_id])
                 except ClientError as exc:
+                    exc = deadline.explained(exc, f"The upload of {delivery.file.name} to {delivery.target}")
                     _finish(delivery, DeliveryStatus.FAILED, log.mask(str(exc)))
                     log.error(STAGE, f"{delivery.file.name} → {delivery.target}: {exc}")
                     errors.append(exc)

@@ -36,7 +36,9 @@ SCRIPT_FOLDER = "script"
 
 
 def seconds_left(ctx: RunContext) -> float:
-    """What remains of the task's timeout (minutes) since the run started."""
+    """What remains of the run's deadline (the task's timeout)."""
+    if ctx.deadline is not None:
+        return ctx.deadline.left()
     used = (timezone.now() - (ctx.run.started_at or timezone.now())).total_seconds()
     return ctx.task.timeout_minutes * 60 - used
 
@@ -55,7 +57,7 @@ def run(ctx: RunContext) -> None:
         )
     remaining = seconds_left(ctx)
     if remaining <= 0:
-        raise StageFailure(STAGE, f"The task's timeout of {ctx.task.timeout_minutes} minute(s) ran out before the processing script could start.")
+        raise StageFailure(STAGE, "No time was left for the processing script to start.")
     deadline = time.monotonic() + remaining
     bwrap = _sandbox(ctx)
     script = _fetch(ctx, deadline)
@@ -149,10 +151,7 @@ def _execute(ctx: RunContext, script: Script, environment: venvs.Environment, de
 
 def _check(ctx: RunContext, outcome: Outcome) -> None:
     if outcome.timed_out:
-        raise StageFailure(
-            STAGE, f"The processing script was stopped: the task's timeout of {ctx.task.timeout_minutes} minute(s) ran out. "
-            "It and every process it started were ended.",
-        )
+        raise StageFailure(STAGE, "The processing script was stopped at the deadline: it and every process it started were ended.")
     if outcome.returncode != 0:
         how = f"was killed by signal {-outcome.returncode}" if outcome.returncode < 0 else f"exited with status {outcome.returncode}"
         raise StageFailure(STAGE, f"The processing script {how}; its output is in the log above.")

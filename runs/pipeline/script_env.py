@@ -26,6 +26,7 @@ from connections.masking import courier_secrets
 from connections.models import Connection
 from projects.parameters import env_vars
 from runs.pipeline.context import RunContext
+from runs.procs import RUN_MARKER
 
 ALWAYS_HIDDEN = ("SECRET_KEY", "COURIER_SECRET_KEYS", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "COURIER_PIP_OPTIONS")
 # They would point the script's interpreter at the worker's own packages.
@@ -87,5 +88,7 @@ def script_environment(ctx: RunContext, venv_bin: Path) -> dict[str, str]:
         "COURIER_TASK": json.dumps(task_json(ctx)),
         "COURIER_PROJECT": json.dumps(project_json(ctx)),
         "COURIER_CONNECTION": json.dumps(connection_json(ctx.task.source_connection)),
+        # Lets the reaper find what the script left running should its worker die (runs/procs.py).
+        RUN_MARKER: str(ctx.run.pk),
     })
     return env

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from connections.clients import ClientError
+from connections.clients import ClientError, deadline
 from connections.kinds import client_for
 from connections.secrets import SecretError
 from runs.models import Stage
@@ -53,7 +53,7 @@ def _run(ctx: RunContext, command: str, partial: Path | None) -> int:
             on_stdout=_ignore if partial else _LogLines(ctx, "stdout"),
             on_stderr=_LogLines(ctx, "stderr"),
             stdout_file=stdout_file,
-            timeout=ctx.task.timeout_minutes * 60,
+            timeout=deadline.limit(ctx.task.timeout_minutes * 60),
         )
 
 

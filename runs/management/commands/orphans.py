@@ -9,7 +9,7 @@ from runs.models import SiteState
 
 
 class Command(CourierCommand):
-    help = "List Courier's schedule entries that match no project trigger, pending retry or the reaper; --delete removes them."
+    help = "List Courier's schedule entries that match no project trigger or pending retry; --delete removes them."
 
     def add_arguments(self, parser):
         parser.add_argument("--delete", action="store_true", help="Delete the orphaned entries.")

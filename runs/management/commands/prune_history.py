@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from connections import audit
 from runs.history import prune
 from runs.models import SiteState
+from runs.venvs import prune_unused
 
 
 def non_negative(text: str) -> int:
@@ -25,7 +26,8 @@ def non_negative(text: str) -> int:
 class Command(BaseCommand):
     help = (
         "Delete runs (with their log, deliveries and stored files) that finished more than --days days ago, "
-        "always keeping the newest --keep runs and stored files of every task."
+        "always keeping the newest --keep runs and stored files of every task; then remove the script environments "
+        "no run used for COURIER_VENV_KEEP_DAYS days."
     )
 
     def add_arguments(self, parser):
@@ -47,5 +49,9 @@ class Command(BaseCommand):
             f"{verb} {report.runs} run(s) and {report.files} stored file(s), {report.bytes} bytes "
             f"(older than {days} days; the newest {keep} per task kept)."
         )
+        if not dry_run:
+            environments = prune_unused(settings.COURIER_VENV_KEEP_DAYS)
+            self.stdout.write(f"Removed {len(environments)} script environment(s) unused for {settings.COURIER_VENV_KEEP_DAYS} days"
+                              + "".join(f"\n  {path.name}" for path in environments))
         if report.file_errors:
             raise CommandError("Some stored files could not be deleted:\n" + "\n".join(report.file_errors))

@@ -10,11 +10,11 @@ from runs.models import SiteState
 
 class Command(CourierCommand):
     help = ("Rebuild schedules from the projects' triggers: of one project or task (cancelling its pending retries), "
-            "or --all (every project, the reaper, and the schedules of pending retries, which are kept).")
+            "or --all (every project, and the schedules of pending retries, which are kept).")
 
     def add_arguments(self, parser):
         which = parser.add_mutually_exclusive_group(required=True)
-        which.add_argument("--all", action="store_true", help="Every project, the reaper, and pending retries (kept).")
+        which.add_argument("--all", action="store_true", help="Every project, and pending retries (kept).")
         which.add_argument("--project", metavar="NAME", help="One project (name or id).")
         which.add_argument("--task", metavar="NAME", help="The project of one task (“project/task” or id); cancels that task's retries.")
 
@@ -22,7 +22,7 @@ class Command(CourierCommand):
         if all:
             armed = services.reschedule_all()
             audit.record_command(SiteState.get(), f"Rebuilt every schedule ({armed} trigger schedule(s))")
-            self.stdout.write(f"Rebuilt every schedule: {armed} trigger schedule(s) armed, the reaper in place, pending retries kept.")
+            self.stdout.write(f"Rebuilt every schedule: {armed} trigger schedule(s) armed, pending retries kept.")
         elif project:
             target = self.project(project)
             cancelled = services.reschedule_project(target)

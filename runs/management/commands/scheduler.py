@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from django.utils import timezone
-from django_q.models import Schedule
 
 from connections import audit
 from projects import scheduling
 from projects.models import Project
-from runs import services
+from runs import reaper, services
 from runs.management.commandline import CourierCommand
 from runs.models import Run, RunStatus, SiteState
 
@@ -48,10 +47,9 @@ class Command(CourierCommand):
             self.stdout.write(f"Scheduler: PAUSED{since}" + (f" by {site.paused_by}" if site.paused_by else "") + ".")
         else:
             self.stdout.write("Scheduler: active (not paused).")
-        reaper = Schedule.objects.filter(name=scheduling.REAPER_NAME).first()
         self.stdout.write(
-            f"Reaper: every minute, next {timezone.localtime(reaper.next_run):%Y-%m-%d %H:%M:%S %Z}." if reaper
-            else "Reaper: MISSING — run `manage.py reschedule --all` to create its schedule."
+            f"Reaper: in every worker of the cluster, every {reaper.patrol_every():.0f} s; "
+            f"a run silent for {reaper.reap_after().total_seconds():.0f} s is failed as worker lost."
         )
         for project in Project.objects.order_by("name"):
             self._project(project, now)

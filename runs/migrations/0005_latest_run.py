@@ -26,7 +26,7 @@ def fill_latest_runs(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0003_guards_held_runs_verified_delivery'),
+        ('runs', '0004_run_requeued_at'),
         ('tasks', '0008_guards_done_files_quiet_alerts'),
     ]
 
