@@ -41,17 +41,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 from bench.machine import describe_machine, load  # noqa: E402
 from bench.sftp_upload import loopback_sshd, make_file, sha256_of  # noqa: E402
-from tests.servers_common import (  # noqa: E402
-    HOST,
-    TEST_PASSWORD,
-    TEST_USER,
-    ensure_test_user,
-    free_port,
-    shared_tmp,
-    stop_process,
-    wait_port,
-)
-from tests.servers_daemons import SMB_SHARE, SMBD, _smb_conf  # noqa: E402
+from tests.servers_common import HOST, TEST_PASSWORD, TEST_USER, free_port, shared_tmp, stop_process, wait_port  # noqa: E402
+from tests.servers_daemons import SMB_SHARE, running_smbd  # noqa: E402
 
 KINDS = ("sftp_get", "smb_put", "smb_get", "ftp_put", "ftp_get")
 ENCRYPTED_SMB = True  # --smb-signed-only compares with smbclient signing only (not what Courier does)
@@ -85,27 +76,9 @@ def run(command: list[str]) -> None:
 
 @contextmanager
 def loopback_smbd() -> Iterator[tuple[int, Path]]:
-    """Samba on a port of its own with the test user; yields (port, the share's folder)."""
-    user = ensure_test_user()
-    workdir = shared_tmp("bench-smb-")
-    for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "share"):
-        (workdir / sub).mkdir()
-    share = workdir / "share"
-    shutil.chown(share, user.pw_uid, user.pw_gid)
-    port = free_port()
-    conf = _smb_conf(workdir, port)
-    subprocess.run(["smbpasswd", "-c", str(conf), "-a", "-s", TEST_USER], input=f"{TEST_PASSWORD}\n{TEST_PASSWORD}\n",
-                   text=True, check=True, capture_output=True)
-    log = workdir / "smbd.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([SMBD, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_port(port, proc, log=log)
-        yield port, share
-    finally:
-        stop_process(proc)
-        shutil.rmtree(workdir, ignore_errors=True)
+    """The tests' Samba (tests/servers_daemons.py); yields (port, the share's folder)."""
+    with running_smbd() as server:
+        yield server.port, server.root
 
 
 @contextmanager
@@ -248,18 +221,14 @@ def main() -> None:
         if "sftp_get" in wanted:
             with loopback_sshd() as server:
                 results["sftp_get"] = compare("sftp_get", lambda: sftp_get(server, payload, digest, scratch), args.mb, args.repeat)
-        if {"smb_put", "smb_get"} & set(wanted):
-            with loopback_smbd() as (port, share):
-                for direction in ("put", "get"):
-                    if f"smb_{direction}" in wanted:
-                        results[f"smb_{direction}"] = compare(
-                            f"smb_{direction}", lambda d=direction: smb(d, port, share, payload, digest, scratch), args.mb, args.repeat)
-        if {"ftp_put", "ftp_get"} & set(wanted):
-            with loopback_ftpd() as (port, root):
-                for direction in ("put", "get"):
-                    if f"ftp_{direction}" in wanted:
-                        results[f"ftp_{direction}"] = compare(
-                            f"ftp_{direction}", lambda d=direction: ftp(d, port, root, payload, digest, scratch), args.mb, args.repeat)
+        for protocol, server, turn in (("smb", loopback_smbd, smb), ("ftp", loopback_ftpd, ftp)):
+            directions = [d for d in ("put", "get") if f"{protocol}_{d}" in wanted]
+            if directions:
+                with server() as (port, folder):
+                    for direction in directions:
+                        results[f"{protocol}_{direction}"] = compare(
+                            f"{protocol}_{direction}", lambda d=direction, f=turn: f(d, port, folder, payload, digest, scratch),
+                            args.mb, args.repeat)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"load average after: {load()}")

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,7 +233,13 @@ def _reset_smbclient_cache() -> None:
 def smb_server() -> Iterator[SmbServer]:
     need_root()
     need_binary(SMBD, "samba")
-    smbpasswd = need_binary("/usr/bin/smbpasswd", "samba")
+    with running_smbd(need_binary("/usr/bin/smbpasswd", "samba")) as server:
+        yield server
+
+
+@contextmanager
+def running_smbd(smbpasswd: str = "/usr/bin/smbpasswd") -> Iterator[SmbServer]:
+    """Samba on a free loopback port with the test user (the smb_server fixture; bench/transfers.py)."""
     user = ensure_test_user()
     workdir = shared_tmp("smb-")
     for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "share"):
