@@ -24,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("name", help="“project/task” or the task's id")
         parser.add_argument("--wait", action="store_true", help="Run here and now and print the log as it goes.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object describing the run at the end.")
+        # Every other command takes it; here it changes nothing, since the checks never run.
+        parser.add_argument("--skip-checks", action="store_true", help="Accepted as by every command; run_task skips the system checks anyway.")
 
     def handle(self, name, wait, json: bool, **options):
         try:
