@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -100,9 +101,25 @@ class Site:
         self.clusters.append(subprocess.Popen([sys.executable, "manage.py", "qcluster", "--skip-checks"], cwd=ROOT,
                                               env=self.env, stdout=log, stderr=subprocess.STDOUT))
 
-    def remove(self) -> None:
+    def stop(self) -> None:
         for proc in self.clusters:
             stop_process(proc, signal.SIGTERM, timeout=30)
+
+    def firings_check(self) -> dict:
+        """Once stopped: every firing the scheduler made (its log line) against the fire times that have runs.
+
+        A fire time fired twice would still make one run (the second firing
+        starts nothing), so only django-q2's own log shows it.
+        """
+        from runs.models import Run, Trigger
+
+        log = "\n".join(path.read_text(errors="replace") for path in sorted(self.var.glob("cluster-*.log")))
+        fire_times = Run.objects.filter(trigger=Trigger.SCHEDULE).values("task_id", "intended_at").distinct().count()
+        return {"created": len(re.findall(r"created task \S+ from schedule \[courier:project:", log)),
+                "fire_times": fire_times, "errors": log.count("Could not create task from schedule")}
+
+    def remove(self) -> None:
+        self.stop()
         from django.db import connections
 
         connections.close_all()
@@ -220,6 +237,11 @@ def report(result: dict) -> None:
     print(f"RESULT burst_runs_per_minute={result['burst_rate']:.0f}")
     print(f"RESULT runs_missing={result['expected'] - result['statuses'].get('succeeded', 0)}")
     print(f"RESULT pass_phase_s={result['phase']:.1f}")
+    firings = result["firings"]
+    print(f"firings made by the schedulers {firings['created']}, fire times with runs {firings['fire_times']}, "
+          f"failed scheduler passes {firings['errors']} (a firing whose message was still queued at the stop has no run)")
+    print(f"RESULT firings_made_twice_at_most={max(0, firings['created'] - firings['fire_times'])}")
+    print(f"RESULT scheduler_errors={firings['errors']}")
 
 
 def main() -> None:
@@ -240,6 +262,8 @@ def main() -> None:
     try:
         site.create()
         result = measure(site, args)
+        site.stop()
+        result["firings"] = site.firings_check()
     finally:
         site.remove()
     if not result["latency"]:

@@ -23,6 +23,12 @@ rows and marks each fired (repeats 0, or its next time) in one transaction:
   second caller waits for the write lock, within the 30 s busy timeout, and
   only then reads, after the first one's commit.
 
+Should a pass fail after it queued firings (django-q2 logs it and rolls back;
+on PostgreSQL two passes locking rows of one fire time in a different order
+can deadlock), Redis keeps what it queued and the rows fire again: a second
+firing of one fire time starts nothing (runs/firing.py, the constraint
+`run_once_per_fire_time`). The ORM broker queues inside the transaction.
+
 The poll follows its own setting only, not Q_CLUSTER's `scheduler` switch of
 the sentinel's pass (Courier always leaves that on): tests/test_cluster.py
 switches the sentinel's pass off to show that the polls alone fire every
