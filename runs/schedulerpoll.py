@@ -37,8 +37,6 @@ schedule, once.
 
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
@@ -47,8 +45,6 @@ from django_q.models import Schedule
 from django_q.scheduler import scheduler
 
 from runs.ticker import Ticker
-
-logger = logging.getLogger(__name__)
 
 
 def poll_every() -> float:
