@@ -15,7 +15,7 @@ import pyodbc
 import pytest
 
 from connections.models import Connection
-from runs.models import Delivery, Run, RunFile, Trigger
+from runs.models import Delivery, Run, RunFile, RunStatus, Trigger
 from runs.resend import queue_resend, send_queued
 from runs.runner import execute
 from runs.state import create_run
@@ -64,6 +64,15 @@ def run_task(task: Task, **fields) -> Run:
     assert execute(run.pk) is not None
     run.refresh_from_db()
     return run
+
+
+def stored_orders(db, folder: Path) -> RunFile:
+    """The stored orders.csv of a succeeded run that delivered it to `folder`."""
+    task = orders_task(db, output_name="orders.csv")
+    folder_destination(task, folder)
+    run = run_task(task)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    return run.files.get()
 
 
 def resend(record: RunFile, user) -> list[Delivery]:

@@ -17,18 +17,14 @@ from django.utils import timezone
 from runs.history import prune
 from runs.models import Delivery, DeliveryStatus, Run, RunFile, RunStatus, Trigger
 from runs.resend import ResendError, queue_resend
-from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, orders_task, resend, run_task
+from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, orders_task, resend, run_task, stored_orders
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def stored(sqlite_odbc, tmp_path) -> RunFile:
-    task = orders_task(sqlite_odbc, output_name="orders.csv")
-    folder_destination(task, tmp_path / "first")
-    run = run_task(task)
-    assert run.status == RunStatus.SUCCEEDED, run.error
-    return run.files.get()
+    return stored_orders(sqlite_odbc, tmp_path / "first")
 
 
 # --------------------------------------------------------------------------

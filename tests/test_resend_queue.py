@@ -16,8 +16,8 @@ from django_q.models import OrmQ
 
 from runs import jobs, reaper, resend
 from runs.live import task_state
-from runs.models import Delivery, DeliveryStatus, RunFile, RunStatus
-from tests.delivery_support import ORDERS_CSV, folder_destination, orders_task, run_task
+from runs.models import Delivery, DeliveryStatus, RunFile
+from tests.delivery_support import ORDERS_CSV, folder_destination, stored_orders
 
 # django-q2's broker rows must really be written: on_commit must fire.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,13 +25,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def stored(sqlite_odbc, tmp_path) -> RunFile:
-    task = orders_task(sqlite_odbc, output_name="orders.csv")
-    folder_destination(task, tmp_path / "first")
-    run = run_task(task)
-    assert run.status == RunStatus.SUCCEEDED, run.error
-    task.destinations.all().delete()
-    folder_destination(task, tmp_path / "again")
-    return run.files.get()
+    record = stored_orders(sqlite_odbc, tmp_path / "first")
+    record.run.task.destinations.all().delete()
+    folder_destination(record.run.task, tmp_path / "again")
+    return record
 
 
 def resend_messages() -> list[tuple]:
