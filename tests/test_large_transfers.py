@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from connections.clients import sftp, smb_wire
+from connections.clients import sftp, smb, smb_wire
 from connections.clients.base import IfExists
 from connections.kinds import client_for
 from tests import factories
@@ -38,12 +38,22 @@ def test_a_file_across_many_read_windows_arrives_byte_for_byte(sshd, tmp_path, s
     assert (tmp_path / "big.bin").read_bytes() == data
 
 
-@pytest.fixture(params=["lean", "smbprotocol"])
+class SigningOnly(smb.Connection):
+    """A connection that does not offer encryption, as an SMB 2 server would: the session is signed."""
+
+    def connect(self, *args, **kwargs):
+        super().connect(*args, **kwargs)
+        self.supports_encryption = False
+
+
+@pytest.fixture(params=["lean", "smbprotocol", "signed"])
 def smb_path(request, monkeypatch):
-    """Both ways the bytes go: Courier's own on an AES-GCM session, smbprotocol's messages otherwise."""
+    """Every way the bytes go: Courier's own on an AES-GCM session, smbprotocol's messages otherwise."""
     sent = []
     if request.param == "smbprotocol":
         monkeypatch.setattr(smb_wire, "uses_gcm", lambda connection, session: False)
+    elif request.param == "signed":
+        monkeypatch.setattr(smb, "Connection", SigningOnly)
     else:
         send = smb_wire.GcmWriter.send
         monkeypatch.setattr(smb_wire.GcmWriter, "send", lambda self, *args: sent.append(send(self, *args)) or sent[-1])
@@ -82,3 +92,12 @@ def test_smb_sessions_are_encrypted_when_the_server_can(smb_server):
         assert session.encrypt_data
         assert "decrypt_on_receipt" in connection.transport.recv.__qualname__  # the lean receive path
         assert connection.max_read_size >= smb_wire.LARGEST_BLOCK  # Samba's 8 MiB: the blocks above are full ones
+
+
+def test_smb_sessions_are_signed_when_the_server_cannot_encrypt(smb_server, monkeypatch):
+    monkeypatch.setattr(smb, "Connection", SigningOnly)
+    with client_for(smb_conn(smb_server)) as client:
+        [connection] = client.cache.values()
+        [session] = connection.session_table.values()
+        assert not session.encrypt_data and session.signing_required
+        assert "decrypt_on_receipt" not in connection.transport.recv.__qualname__
