@@ -11,8 +11,8 @@ loopback server for both clients, taking turns:
   `get`, which reads ahead) vs `sftp -b` "get";
 - smb_put / smb_get: Courier's `SmbClient` upload (to a temporary name, then
   renamed, as a delivery does) and download vs `smbclient` put / get, both
-  on SMB 3 and both encrypted (Courier's sessions always are: smbprotocol's
-  default; `--smb-signed-only` lets smbclient only sign, as it does unless told);
+  on SMB 3 and both encrypted (Courier asks for encryption whenever the server
+  offers it; `--smb-signed-only` lets smbclient only sign, as it does unless told);
 - ftp_put / ftp_get: Courier's `FtpClient` vs `curl -T` / `curl -o`, against
   pyftpdlib run in a process of its own (the same Python server for both:
   it may be the limit, which the ratio then says).
@@ -137,7 +137,7 @@ def smb(direction: str, port: int, share: Path, payload: Path, digest: str, scra
     from connections.clients.smb import SmbClient
 
     conn = connection(kind="smb", host=HOST, port=port, share=SMB_SHARE, username=TEST_USER, password=TEST_PASSWORD)
-    # Courier's SMB sessions are encrypted (smbprotocol's default, kept on purpose): so is smbclient's here.
+    # Courier's SMB sessions are encrypted when the server can (connections/clients/smb.py): so is smbclient's here.
     protection = "encrypt" if ENCRYPTED_SMB else "sign"
     native = ["smbclient", f"//{HOST}/{SMB_SHARE}", "-p", str(port), "-U", f"{TEST_USER}%{TEST_PASSWORD}", "-m", "SMB3",
               f"--client-protection={protection}", "-c"]

@@ -12,12 +12,13 @@ from datetime import datetime
 
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from connections.masking import Masker
 from etlsite.times import paused_note, when
 from projects.models import Project
-from runs.models import Run, RunFile
+from runs.models import Delivery, DeliveryStatus, Run, RunFile
 from tasks.models import Task
 
 TABLE_ATTRS = {"class": "courier-table"}
@@ -157,22 +158,43 @@ class FileTable(tables.Table):
     size = tables.Column("Bytes")
     rows = tables.Column("Rows")
     md5 = tables.Column("MD5", attrs={"td": {"class": "hash"}})
+    resends = tables.Column("Resent", accessor="pk", orderable=False)
     actions = tables.TemplateColumn(template_name="courier/file_actions.html", verbose_name="", orderable=False)
 
     class Meta:
         model = RunFile
-        fields = ("name", "run", "created_at", "size", "rows", "md5", "actions")
+        fields = ("name", "run", "created_at", "size", "rows", "md5", "resends", "actions")
         attrs = TABLE_ATTRS
         orderable = False
         empty_text = "No files yet."
 
-    def __init__(self, data, masker: Masker, zone: str | None = None, **kwargs) -> None:
+    def __init__(self, data, masker: Masker, zone: str | None = None, resends: dict[int, list[Delivery]] | None = None,
+                 **kwargs) -> None:
+        """`resends`: the resends by hand to show, by file id, newest first (runs/live.py `recent_resends`)."""
         super().__init__(data, **kwargs)
         self.masker = masker
         self.zone = zone
+        self.resends = resends or {}
 
     def render_name(self, value):
         return self.masker.mask(value)
 
     def render_created_at(self, value):
         return when(value, self.zone)
+
+    def render_resends(self, value):
+        """Each resend by hand of the file (`value`: its id): its state, where, who, when."""
+        value = self.resends.get(value)
+        if not value:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"), "{} {} <span class=\"quiet\">({}, {})</span>",
+            ((self._resend_badge(d), self.masker.mask(d.target), d.resent_by.username, when(d.at or d.queued_at, self.zone))
+             for d in value),
+        )
+
+    def _resend_badge(self, delivery: Delivery) -> str:
+        # "Pending" on a resend means a worker has it: say what is happening. The error shows on hover.
+        label = "sending" if delivery.status == DeliveryStatus.PENDING else delivery.get_status_display().lower()
+        badge = status_badge(delivery.status, label)
+        return format_html('<span title="{}">{}</span>', self.masker.mask(delivery.error), badge) if delivery.error else badge

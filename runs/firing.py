@@ -94,11 +94,12 @@ def fire(project_id: int, kind: str, intended: datetime, fired_at: datetime | No
     except Exception as exc:  # noqa: BLE001 - whatever stopped the start, the fire time must be recorded
         logger.exception("The %s firing of %s for %s could not start its runs", kind, project, intended)
         unstarted = record_unstarted(project, now_due, exc)
+        try:
+            _record_missed(project, kind, missed, fired_at, started_on_time=False)
+        except Exception:  # noqa: BLE001 - the same refusal again: the unstarted runs above already report it
+            logger.exception("The missed fire times of %s before %s could not be recorded either", project, intended)
         return f"could not start the runs ({type(exc).__name__}: {exc}); {len(unstarted)} recorded as failed"
-    if missed:
-        # The catch-up window is measured from when the scheduler came back.
-        catchup.record(project, missed, now=fired_at, started_on_time=now_due is not None,
-                       why=f"the scheduler was not running (the {kind} trigger fired {_minutes(fired_at - missed[0])} late)")
+    _record_missed(project, kind, missed, fired_at, started_on_time=now_due is not None)
     skipped = sum(1 for run in runs if run.status == RunStatus.SKIPPED)
     said = (f"{len(runs)} run(s) for {project}" + (f", {skipped} skipped" if skipped else "")
             + (f", {len(missed)} missed fire time(s) recorded" if missed else ""))
@@ -119,6 +120,15 @@ def _run_first_here(runs: list[Run]) -> str:
         return ""
     ran = execute(first.pk)
     return f"; run {first.pk} {'ran here: ' + ran.status if ran else 'was taken by another worker'}"
+
+
+def _record_missed(project: Project, kind: str, missed: list[datetime], fired_at: datetime, *, started_on_time: bool) -> None:
+    """The fire times the scheduler missed while down, recorded (and run late as the project says) whether or not
+    the firing's own start worked: they are lost otherwise."""
+    if missed:
+        # The catch-up window is measured from when the scheduler came back.
+        catchup.record(project, missed, now=fired_at, started_on_time=started_on_time,
+                       why=f"the scheduler was not running (the {kind} trigger fired {_minutes(fired_at - missed[0])} late)")
 
 
 def _minutes(delta) -> str:

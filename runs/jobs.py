@@ -7,7 +7,7 @@ django-q2 finds its functions by name ("runs.jobs.execute_run", …).
 
 from __future__ import annotations
 
-from runs import firing, retries
+from runs import firing, resend, retries
 from runs.runner import execute
 
 
@@ -27,3 +27,9 @@ def start_retry(run_id: int) -> str:
     """A retry's one-off schedule fired (schedule "courier:retry:<run id>")."""
     return retries.start_retry(int(run_id))
 
+
+
+def send_resend(*delivery_ids: int) -> str:
+    """A person resent a stored file from Task Details (runs/resend.py `queue_resend`): send it."""
+    sent = resend.send_queued([int(pk) for pk in delivery_ids])
+    return ", ".join(d.status for d in sent) or "not claimed"

@@ -244,6 +244,7 @@ class RunFile(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
@@ -259,6 +260,8 @@ class DeliveryKind(models.TextChoices):
 class Delivery(models.Model):
     # Arrived, or deliberately not sent: a redelivery repeats every other upload.
     DONE = (DeliveryStatus.SENT, DeliveryStatus.SKIPPED)
+    # A resend by hand waits in the queue, then a worker sends it (runs/resend.py).
+    UNFINISHED = (DeliveryStatus.QUEUED, DeliveryStatus.PENDING)
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="deliveries", verbose_name="run")
     kind = models.CharField("kind", max_length=10, choices=DeliveryKind.choices)
@@ -278,6 +281,17 @@ class Delivery(models.Model):
     resent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name="resent by", help_text="Set when a user resent a stored file by hand.",
+    )
+    queued_at = models.DateTimeField(
+        "queued at", null=True, blank=True, help_text="When a resend by hand was queued for a worker.",
+    )
+    requeued_at = models.DateTimeField(
+        "queued again at", null=True, blank=True,
+        help_text="When a queued resend that no worker took was queued once more (its queue message was lost).",
+    )
+    heartbeat_at = models.DateTimeField(
+        "last sign of life", null=True, blank=True,
+        help_text="Written every few seconds by the worker sending a resend; a silent one lost its worker.",
     )
 
     class Meta:

@@ -18,7 +18,8 @@ are harmless: a run is marked lost by a conditional UPDATE, once.
 
 Each pass (`patrol`) also queues again, once, a queued run no worker took
 within COURIER_QUEUE_LOST_AFTER_SECONDS (its message lost), then fails it
-"lost in the queue" (`recover_queued`); fires again any schedule firing that was never
+"lost in the queue" (`recover_queued`), and does the same for resends
+(runs/resend.py `recover`); fires again any schedule firing that was never
 handled (runs/firing.py `recover_lost`), runs the watch (late alerts,
 waiting runs past their deadline, missed fire times to run late:
 runs/watch.py), and on this machine ends the
@@ -40,7 +41,7 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
-from runs import firing, followups, procs, state, watch
+from runs import firing, followups, procs, resend, state, watch
 from runs.models import Run, RunStatus, Stage
 from runs.ticker import Ticker
 
@@ -159,7 +160,9 @@ def patrol() -> None:
     """One pass: lost runs reaped, lost firings fired again, what they left behind removed, the watch; each step on its own."""
     # This thread lives as long as its worker: a connection a database restart broke is replaced, not kept.
     close_old_connections()
-    for step in (reap, recover_queued, firing.recover_lost, kill_stray_processes, sweep_work_folders, watch.watch):
+    steps = (reap, recover_queued, resend.recover, firing.recover_lost, kill_stray_processes, sweep_work_folders,
+             resend.sweep_work_folders, watch.watch)
+    for step in steps:
         try:
             step()
         except Exception:  # noqa: BLE001 - one failing step (a database hiccup) must not stop the others

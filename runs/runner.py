@@ -21,7 +21,6 @@ import logging
 import shutil
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -31,7 +30,7 @@ from projects.parameters import ParameterError
 from runs import followups
 from runs.models import Run, RunStatus, Stage
 from runs.pipeline import delivery, guard, output, processing, redelivery, release, source
-from runs.pipeline.context import RunContext, intended_time, load_parameters, make_workdir
+from runs.pipeline.context import RunContext, intended_time, load_parameters, make_workdir, task_deadline
 from runs.pipeline.errors import RunHeld, StageFailure
 from runs.pipeline.log import RunLogger
 from runs.state import claim, finish
@@ -51,11 +50,8 @@ RELEASE_STAGES = (release.run,)
 
 
 def run_deadline(run: Run) -> deadline.Deadline:
-    """The task's timeout, counted from the claim (a minute is COURIER_TIMEOUT_MINUTE_SECONDS long; tests shorten it)."""
-    minutes = run.task.timeout_minutes
-    used = (timezone.now() - run.started_at).total_seconds()
-    limit = f"the task timeout of {minutes} minute{'' if minutes == 1 else 's'}"
-    return deadline.Deadline.after(minutes * settings.COURIER_TIMEOUT_MINUTE_SECONDS - used, limit)
+    """The task's timeout, counted from the claim."""
+    return task_deadline(run.task, (timezone.now() - run.started_at).total_seconds())
 
 
 def _load_task(run: Run) -> Task:

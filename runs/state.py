@@ -72,6 +72,10 @@ def create_once(task: Task, trigger: str, **fields) -> Run | None:
         with transaction.atomic():  # a savepoint: the caller's transaction goes on after a refusal
             return create_run(task, trigger, **fields)
     except IntegrityError:
+        # Only the fire-time constraint (run_once_per_fire_time) means "already recorded"; its wording differs by
+        # database, so the row it protects is looked for instead. Any other refusal is a real error.
+        if not Run.objects.filter(task=task, trigger=trigger, intended_at=fields.get("intended_at")).exists():
+            raise
         logger.info("%s: the %s run intended at %s is already recorded.", task, trigger, fields.get("intended_at"))
         return None
 

@@ -21,9 +21,9 @@ from etlsite.times import zoned
 from projects.models import Project
 from projects.upcoming import day_plan, fire_times
 from runs import keywatch, lateness, reaper, services
-from runs.models import DeliveryStatus, Run, RunFile, RunStatus, SiteState
+from runs.models import Run, RunFile, RunStatus, SiteState
 from runs.queries import task_rows
-from runs.resend import ResendError, resend_file
+from runs.resend import ResendError, queue_resend, targets
 from tasks import charts
 from tasks.masking import shown_masker
 from tasks.models import Task
@@ -66,18 +66,16 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
 
 @require_POST
 def file_resend(request: HttpRequest, pk: int) -> HttpResponse:
-    """Send a stored file to its task's current destinations again (runs/resend.py records it)."""
+    """Queue a stored file for its task's current destinations (runs/resend.py); a worker sends it, the page follows."""
     require(request, "tasks.run_task")
     record_file = get_object_or_404(RunFile.objects.select_related("run__task__project"), pk=pk)
     try:
-        deliveries = resend_file(record_file, request.user)
+        deliveries = queue_resend(record_file, request.user)
     except ResendError as exc:
         messages.error(request, str(exc))
     else:
-        failed = [d for d in deliveries if d.status == DeliveryStatus.FAILED]
-        outcome = "; ".join(f"{d.target}: {d.get_status_display().lower()}" for d in deliveries)
-        shown = shown_masker(record_file.run.task).mask(f"Resent {record_file.name}: {outcome}.")
-        (messages.error if failed else messages.success)(request, shown)
+        said = f"Resent {record_file.name}: queued for {targets(deliveries)}. Its progress shows under Files."
+        messages.success(request, shown_masker(record_file.run.task).mask(said))
     return redirect(reverse("courier:task_detail", args=[record_file.run.task_id]) + "#files")
 
 

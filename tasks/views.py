@@ -103,6 +103,8 @@ def _controls(request: HttpRequest, state: TaskState) -> dict:
         "can_add": user.has_perm("tasks.add_task"),
         "can_delete": user.has_perm("tasks.delete_task"),
         "busy": active and f"Run {active.pk} is {active.get_status_display().lower()}; a task runs one run at a time",
+        # The page asks for news often while a run or a resend is under way (static/courier/live_log.js).
+        "follow": bool(active) or state.resending,
         "running": running,
         "retry_pending": RunStatus.RETRY_SCHEDULED in states,
         "can_cancel_retry": user.has_perm("tasks.run_task") and RunStatus.RETRY_SCHEDULED in states and not running,
@@ -111,14 +113,26 @@ def _controls(request: HttpRequest, state: TaskState) -> dict:
     }
 
 
-def _history_tables(request: HttpRequest, task: Task) -> tuple[RunTable, FileTable]:
-    # Both ordered by id only and lazily paginated: no COUNT(*) over the history.
+def _history_tables(request: HttpRequest, task: Task, runs: list[Run], state: TaskState) -> tuple[RunTable, FileTable]:
+    # Both ordered by id only and lazily paginated: no COUNT(*) over the history. The first pages of runs are
+    # among `runs` (its newest CHART_RUNS, read whole): no second query for them.
     zone = task.project.timezone
-    runs = RunTable(task.runs.select_related("started_by").order_by("-id"), zone=zone, prefix="runs-")
-    files = FileTable(RunFile.objects.filter(run__task=task).order_by("-id"), masker=shown_masker(task), zone=zone, prefix="files-")
-    for table in (runs, files):
+    first_pages = (HISTORY_PAGE_SIZE + 1) * _page(request, "runs-page") <= CHART_RUNS
+    run_rows = sorted(runs, key=lambda run: -run.pk) if first_pages else task.runs.select_related("started_by").order_by("-id")
+    run_table = RunTable(run_rows, zone=zone, prefix="runs-")
+    resends: dict[int, list] = {}
+    for row in state.resends:
+        resends.setdefault(row.file_id, []).append(row)
+    files = RunFile.objects.filter(run__task=task).order_by("-id")
+    file_table = FileTable(files, masker=shown_masker(task), zone=zone, resends=resends, prefix="files-")
+    for table in (run_table, file_table):
         RequestConfig(request, paginate={"per_page": HISTORY_PAGE_SIZE, "paginator_class": LazyPaginator}).configure(table)
-    return runs, files
+    return run_table, file_table
+
+
+def _page(request: HttpRequest, name: str) -> int:
+    number = request.GET.get(name, "1")
+    return int(number) if number.isdigit() and int(number) > 0 else 1
 
 
 def _logged_run(request: HttpRequest, task: Task) -> Run | None:
@@ -131,13 +145,13 @@ def _logged_run(request: HttpRequest, task: Task) -> Run | None:
     return get_object_or_404(task.runs.only("id", "status"), pk=int(wanted))
 
 
-def _live_parts(request: HttpRequest, task: Task, runs: list[Run]) -> dict:
-    """What Task Details shows of the runs (`runs` from runs.live.state_runs); the page and its live updates render it alike."""
-    state = task_state(task, runs)
+def _live_parts(request: HttpRequest, task: Task, runs: list[Run], state: TaskState) -> dict:
+    """What Task Details shows of the runs (`runs` from runs.live.state_runs, `state` from them); the page and its live
+    updates render it alike."""
     newest = sorted(runs, key=lambda run: -run.pk)[:CHART_RUNS]
     durations = [{"id": run.pk, "status": run.status, "started_at": run.started_at, "finished_at": run.finished_at}
                  for run in newest if run.started_at and run.finished_at]
-    run_table, file_table = _history_tables(request, task)
+    run_table, file_table = _history_tables(request, task, runs, state)
     return {"task": task, "controls": _controls(request, state), "current_run": state.current, "live_version": state.version,
             "run_table": run_table, "file_table": file_table, "chart": charts.duration_chart(durations, task.project.timezone)}
 
@@ -145,13 +159,14 @@ def _live_parts(request: HttpRequest, task: Task, runs: list[Run]) -> dict:
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "tasks.view_task")
     task = get_object_or_404(detail_queryset(), pk=pk)
+    runs = state_runs(task, CHART_RUNS, whole=True)
     return render_page(
         request, "courier/task_detail.html", title=task.name,
         crumbs=[("All tasks", reverse("courier:task_list")), (task.project.name, reverse("courier:project_detail", args=[task.project_id])),
                 (task.name, None)],
         summary=summary(task), preview=preview(task), history=action_history(task), pinned_run=_logged_run(request, task),
         held_runs=held.held_runs(task).prefetch_related("files") if task.has_held_runs else [],
-        **_live_parts(request, task, state_runs(task, CHART_RUNS)),
+        **_live_parts(request, task, runs, task_state(task, runs)),
     )
 
 
@@ -160,15 +175,21 @@ def task_live(request: HttpRequest, pk: int) -> HttpResponse:
     run and file history as HTML. The ETag is the state's version: unchanged, the answer is an empty 304."""
     require(request, "tasks.view_task")
     followed = get_object_or_404(Task.objects.only("id"), pk=pk)
-    runs = state_runs(followed, CHART_RUNS)  # read once: for the ETag's state and for the parts
+    known = request.headers.get("If-None-Match")
+    # Polled every few seconds: the ETag's state is read lightly, whole rows only when the page is sent.
+    runs = state_runs(followed, CHART_RUNS, whole=not known)
     state = task_state(followed, runs)
     etag = f'"{state.version}"'
-    if request.headers.get("If-None-Match") == etag:
+    if known == etag:
         return HttpResponseNotModified(headers={"ETag": etag})
+    if known:
+        runs = state_runs(followed, CHART_RUNS, whole=True)
+        state = task_state(followed, runs, state.resends)
     task = get_object_or_404(detail_queryset(), pk=pk)
-    parts = _live_parts(request, task, runs)
+    parts = _live_parts(request, task, runs, state)
     run = state.current
     response = JsonResponse({
+        "resending": state.resending,
         "current": run and {"id": run.pk, "status": run.status, "status_label": run.get_status_display(),
                             "finished": run.status in Run.AT_REST, "log_url": reverse("courier:run_log", args=[run.pk])},
         **{key: render_to_string(f"courier/task_{key}.html", parts, request) for key in ("controls", "runs", "files")},

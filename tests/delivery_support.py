@@ -15,7 +15,8 @@ import pyodbc
 import pytest
 
 from connections.models import Connection
-from runs.models import Run, Trigger
+from runs.models import Delivery, Run, RunFile, RunStatus, Trigger
+from runs.resend import queue_resend, send_queued
 from runs.runner import execute
 from runs.state import create_run
 from tasks.models import Destination, Task
@@ -63,6 +64,21 @@ def run_task(task: Task, **fields) -> Run:
     assert execute(run.pk) is not None
     run.refresh_from_db()
     return run
+
+
+def stored_orders(db, folder: Path) -> RunFile:
+    """The stored orders.csv of a succeeded run that delivered it to `folder`."""
+    task = orders_task(db, output_name="orders.csv")
+    folder_destination(task, folder)
+    run = run_task(task)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    return run.files.get()
+
+
+def resend(record: RunFile, user) -> list[Delivery]:
+    """What the Resend button queues, then sent as a worker sends it (runs.jobs.send_resend); the deliveries as they ended."""
+    queued = queue_resend(record, user)
+    return send_queued([d.pk for d in queued])
 
 
 def retry(run: Run) -> Run:

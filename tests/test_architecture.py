@@ -274,7 +274,7 @@ def test_the_run_engine_imports_down_its_own_layers():
         {"runs.models"},
         {"runs.state", "runs.ticker", "runs.queries", "runs.dependencies", "runs.transient"},
         pipeline,
-        {"runs.sequence", "runs.retries", "runs.notify", "runs.followups", "runs.catchup", "runs.waiting", "runs.lateness"},
+        {"runs.sequence", "runs.retries", "runs.notify", "runs.followups", "runs.catchup", "runs.waiting", "runs.lateness", "runs.resend"},
         {"runs.runner", "runs.reaper", "runs.firing", "runs.preview", "runs.orphans", "runs.watch"},
         {"runs.services"},
     ]

@@ -37,7 +37,7 @@ from django_q.models import Schedule
 from connections.models import GpgKey
 from projects.models import Project
 from runs.models import Run, RunFile, RunStatus
-from runs.resend import ResendError, resend_file
+from runs.resend import ResendError, queue_resend
 from tasks.models import CodeLocation, Task
 from tests import factories
 from tests.bad_input_support import (
@@ -435,10 +435,11 @@ def test_a_tampered_stored_path_is_never_served(client, superuser, tampered, sto
 
 def test_a_tampered_stored_path_is_never_resent_or_redelivered(superuser, tampered, site):
     with pytest.raises(ResendError) as refused:
-        resend_file(tampered, superuser)
+        queue_resend(tampered, superuser)
     expected = (f"The stored copy of orders.csv (run {tampered.run_id}) is recorded at a path outside Courier's file storage; "
                 "it is not read or sent.")
     assert str(refused.value) == expected
+    assert not tampered.deliveries.filter(resent_by__isnull=False).exists()  # nothing queued
     assert sorted(os.listdir(site.outbox)) == ["orders.csv"] and (site.outbox / "orders.csv").read_bytes() == PREVIOUS
 
 

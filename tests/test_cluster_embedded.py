@@ -11,11 +11,14 @@ Select with `pytest -m cluster`; they also run in the normal suite.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -24,10 +27,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import requests
 
-from tests.cluster_support import ClusterSite, wait_for
+from tests.cluster_support import ROOT, ClusterSite, wait_for
 from tests.processing_support import pid_alive, processes_with
-from tests.servers_common import shared_tmp
+from tests.servers_common import free_port, shared_tmp, stop_process, wait_port
 
 pytestmark = pytest.mark.cluster
 # How long the every-minute projects run (the issue asks for five minutes).
@@ -144,3 +148,53 @@ def test_twenty_every_minute_projects_on_the_embedded_default_lose_no_fire_time(
     unhandled = site.query("SELECT count(*) FROM django_q_ormq")[0][0]
     assert fire_times_run <= fired <= fire_times_run + unhandled, (fired, fire_times_run, unhandled)
     print(f"\n{len(wanted)} fire times over {FIRING_MINUTES} minutes, each with exactly one succeeded run")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resend_rows(site: EmbeddedSite, file_id: int) -> list[tuple]:
+    return site.query("SELECT status, error FROM runs_delivery WHERE file_id = ? AND resent_by_id IS NOT NULL", file_id)
+
+
+def test_a_200_mb_resend_from_the_page_is_queued_at_once_and_sent_by_a_worker(embedded_site):
+    """The page only queues the resend: no worker exists when it answers, so the file cannot have been sent
+    by the web request; the cluster started afterwards sends it, and the page's live state follows it."""
+    site = embedded_site
+    outbox = site.var / "outbox"
+    outbox.mkdir()
+    made = site.step("stored_file", "200", str(outbox))
+    port = free_port()
+    with open(site.var / "web.log", "wb") as web_log:
+        web = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+                               cwd=ROOT, env=site.env, stdout=web_log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, web, timeout=30)
+        base, browser = f"http://127.0.0.1:{port}", requests.Session()
+        browser.get(f"{base}/admin/login/", timeout=10)
+        browser.post(f"{base}/admin/login/", timeout=10, data={
+            "username": "resender", "password": "resender-pass-1", "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+        page = browser.post(f"{base}/admin/courier/files/{made['file']}/resend/", timeout=30,
+                            data={"csrfmiddlewaretoken": browser.cookies["csrftoken"]}, headers={"Referer": base})
+        assert page.status_code == 200 and page.url.endswith(f"/admin/courier/tasks/{made['task']}/#files")
+        assert "Resent big.bin: queued for Local folder Acme/outbox (base folder)." in page.text
+        assert resend_rows(site, made["file"]) == [("queued", "")] and not (outbox / "big.bin").exists()
+        live = browser.get(f"{base}/admin/courier/tasks/{made['task']}/live/", timeout=10).json()
+        assert live["resending"] is True and '<span class="status status-queued">queued</span>' in live["files"]
+
+        site.start_cluster()
+        wait_for(lambda: resend_rows(site, made["file"])[0][0] not in ("queued", "pending"), "a worker to send the file", timeout=180)
+        assert resend_rows(site, made["file"]) == [("sent", "")]
+        assert file_sha256(outbox / "big.bin") == made["sha256"]
+        assert not list(outbox.glob(".*"))  # no partial file left beside it
+        live = browser.get(f"{base}/admin/courier/tasks/{made['task']}/live/", timeout=10).json()
+        assert live["resending"] is False and '<span class="status status-sent">sent</span>' in live["files"]
+    finally:
+        site.stop_clusters()
+        stop_process(web, signal.SIGTERM, timeout=10)
+    assert "send_resend" in site.log_text() and "database is locked" not in site.log_text()

@@ -120,3 +120,26 @@ def test_a_firing_whose_runs_the_database_refuses_is_recorded_failed_reported_an
     assert "could not be started" in mail.outbox[0].body
     schedule.refresh_from_db()
     assert schedule.repeats == 1 and schedule.next_run == at + timedelta(hours=1)
+
+
+def test_a_late_firing_whose_start_the_database_refuses_still_records_the_fire_times_it_missed(project):
+    at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    fired(project, at)
+    connection.ensure_connection()
+    connection.connection.create_function("refuse", 0, refuse)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TRIGGER refuse_runs BEFORE INSERT ON runs_run WHEN NEW.status = 'queued' BEGIN SELECT refuse(); END")
+    try:
+        # The scheduler was down for three hours: it fires the oldest time now; the latest is still due.
+        outcome = jobs.fire_project(project.pk, "cron", at.isoformat(), (at + timedelta(hours=3, seconds=20)).isoformat())
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER refuse_runs")
+
+    assert outcome.startswith("could not start the runs"), outcome
+    runs = Run.objects.filter(task__project=project, attempt__lte=1).order_by("intended_at", "task__name")
+    missed = [at + timedelta(hours=h) for h in range(3)]
+    assert [(r.task.name, r.intended_at, r.status) for r in runs if r.status == RunStatus.MISSED] == [
+        (name, time, RunStatus.MISSED) for time in missed for name in ("a", "b")]
+    due = at + timedelta(hours=3)
+    assert sorted((r.task.name, r.status) for r in runs if r.intended_at == due) == [("a", RunStatus.FAILED), ("b", RunStatus.FAILED)]

@@ -16,19 +16,15 @@ from django.utils import timezone
 
 from runs.history import prune
 from runs.models import Delivery, DeliveryStatus, Run, RunFile, RunStatus, Trigger
-from runs.resend import ResendError, resend_file
-from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, orders_task, run_task
+from runs.resend import ResendError, queue_resend
+from tests.delivery_support import ORDERS_CSV, folder_destination, log_text, orders_task, resend, run_task, stored_orders
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def stored(sqlite_odbc, tmp_path) -> RunFile:
-    task = orders_task(sqlite_odbc, output_name="orders.csv")
-    folder_destination(task, tmp_path / "first")
-    run = run_task(task)
-    assert run.status == RunStatus.SUCCEEDED, run.error
-    return run.files.get()
+    return stored_orders(sqlite_odbc, tmp_path / "first")
 
 
 # --------------------------------------------------------------------------
@@ -67,28 +63,30 @@ def test_resend_goes_to_the_current_destinations_as_a_new_audited_delivery(store
     task.destinations.all().delete()
     folder_destination(task, tmp_path / "now")
 
-    deliveries = resend_file(stored, staff_runner)
+    deliveries = resend(stored, staff_runner)
 
     assert (tmp_path / "now" / "orders.csv").read_bytes() == ORDERS_CSV
     assert [(d.status, d.resent_by, d.run_id, d.file_id) for d in deliveries] == [(DeliveryStatus.SENT, staff_runner, stored.run_id, stored.pk)]
     assert Delivery.objects.filter(file=stored).count() == 2  # the original one is kept
-    entry = LogEntry.objects.get(object_id=str(task.pk))
-    assert entry.user == staff_runner and "Resent orders.csv" in entry.change_message
+    queued, ended = LogEntry.objects.filter(object_id=str(task.pk)).order_by("id")
+    assert queued.user == staff_runner and "Resent orders.csv" in queued.change_message and "queued for" in queued.change_message
+    assert ended.user == staff_runner
+    assert ended.change_message == f"Resend of orders.csv (run {stored.run_id}) ended — {deliveries[0].target}: sent"
     assert "runner resends orders.csv" in log_text(stored.run)
 
 
 def test_resend_follows_each_destinations_rules(stored, staff_runner, tmp_path):
     # The first destination still has the file and is set to fail rather than overwrite.
-    deliveries = resend_file(stored, staff_runner)
+    deliveries = resend(stored, staff_runner)
     assert deliveries[0].status == DeliveryStatus.FAILED and "already exists" in deliveries[0].error
 
 
 def test_resend_is_refused_without_the_run_permission_or_destinations(stored, staff_viewer, staff_runner):
     with pytest.raises(PermissionDenied):
-        resend_file(stored, staff_viewer)
+        queue_resend(stored, staff_viewer)
     stored.run.task.destinations.all().delete()
     with pytest.raises(ResendError, match="no destinations"):
-        resend_file(stored, staff_runner)
+        queue_resend(stored, staff_runner)
 
 
 # --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Large files keep the link busy and arrive byte for byte (issue 20.5).
 
 SFTP downloads read ahead in windows of large requests (connections/clients/sftp.py);
-SMB downloads and uploads keep several blocks in flight (connections/clients/smb.py).
+SMB downloads and uploads keep several blocks in flight, on encrypted sessions
+through their own lean path (connections/clients/smb_wire.py).
 Against the real sshd and Samba of the tests, with windows and blocks made
 small so a few megabytes cross many of them, a partial last one included;
 an empty file and a one-byte file too.
@@ -13,7 +14,7 @@ import os
 
 import pytest
 
-from connections.clients import sftp, smb
+from connections.clients import sftp, smb, smb_wire
 from connections.clients.base import IfExists
 from connections.kinds import client_for
 from tests import factories
@@ -37,26 +38,66 @@ def test_a_file_across_many_read_windows_arrives_byte_for_byte(sshd, tmp_path, s
     assert (tmp_path / "big.bin").read_bytes() == data
 
 
-@pytest.mark.parametrize("size", [0, 1, 64 * 1024 * 5, 1024 * 1024 + 4321])
-def test_smb_blocks_in_flight_arrive_in_order_both_ways(smb_server, tmp_path, monkeypatch, size):
-    monkeypatch.setattr(smb, "BLOCK", 64 * 1024)
-    data = os.urandom(size)
-    put(smb_server.root, "big.bin", data)
+class SigningOnly(smb.Connection):
+    """A connection that does not offer encryption, as an SMB 2 server would: the session is signed."""
+
+    def connect(self, *args, **kwargs):
+        super().connect(*args, **kwargs)
+        self.supports_encryption = False
+
+
+@pytest.fixture(params=["lean", "smbprotocol", "signed"])
+def smb_path(request, monkeypatch):
+    """Every way the bytes go: Courier's own on an AES-GCM session, smbprotocol's messages otherwise."""
+    sent = []
+    if request.param == "smbprotocol":
+        monkeypatch.setattr(smb_wire, "uses_gcm", lambda connection, session: False)
+    elif request.param == "signed":
+        monkeypatch.setattr(smb, "Connection", SigningOnly)
+    else:
+        send = smb_wire.GcmWriter.send
+        monkeypatch.setattr(smb_wire.GcmWriter, "send", lambda self, *args: sent.append(send(self, *args)) or sent[-1])
+    yield
+    if request.param == "lean":
+        assert sent, "the uploads never took the lean path"
+
+
+def round_trip(server, tmp_path, data: bytes) -> None:
+    put(server.root, "big.bin", data)
     local = tmp_path / "up.bin"
     local.write_bytes(data[::-1])
-    with client_for(smb_conn(smb_server)) as client:
+    with client_for(smb_conn(server)) as client:
         client.download("big.bin", tmp_path / "big.bin")
         client.upload(local, "", "up.bin", IfExists.OVERWRITE)
     assert (tmp_path / "big.bin").read_bytes() == data
-    assert (smb_server.root / "up.bin").read_bytes() == data[::-1]
+    assert (server.root / "up.bin").read_bytes() == data[::-1]
 
 
-def test_smb_full_blocks_wait_for_the_servers_credits(smb_server, tmp_path):
-    """1 MiB blocks cost 16 credits each: more blocks than the server has granted credits for wait their turn."""
-    data = os.urandom(40 * smb.BLOCK + 7)
-    put(smb_server.root, "wide.bin", data)
+@pytest.mark.parametrize("size", [0, 1, 64 * 1024 * 5, 1024 * 1024 + 4321])
+def test_smb_blocks_in_flight_arrive_in_order_both_ways(smb_server, tmp_path, monkeypatch, smb_path, size):
+    monkeypatch.setattr(smb_wire, "LARGEST_BLOCK", 64 * 1024)
+    monkeypatch.setattr(smb_wire, "IN_FLIGHT_BYTES", 3 * 64 * 1024)
+    round_trip(smb_server, tmp_path, os.urandom(size))
+
+
+def test_smb_full_blocks_wait_for_the_servers_credits(smb_server, tmp_path, smb_path):
+    """8 MiB blocks cost 128 credits each, more than the server grants at first: they wait for (or ask) more."""
+    round_trip(smb_server, tmp_path, os.urandom(5 * smb_wire.LARGEST_BLOCK + 7))
+
+
+def test_smb_sessions_are_encrypted_when_the_server_can(smb_server):
     with client_for(smb_conn(smb_server)) as client:
-        client.download("wide.bin", tmp_path / "wide.bin")
-        client.upload(tmp_path / "wide.bin", "", "back.bin", IfExists.OVERWRITE)
-    assert (tmp_path / "wide.bin").read_bytes() == data
-    assert (smb_server.root / "back.bin").read_bytes() == data
+        [connection] = client.cache.values()
+        [session] = connection.session_table.values()
+        assert session.encrypt_data
+        assert "decrypt_on_receipt" in connection.transport.recv.__qualname__  # the lean receive path
+        assert connection.max_read_size >= smb_wire.LARGEST_BLOCK  # Samba's 8 MiB: the blocks above are full ones
+
+
+def test_smb_sessions_are_signed_when_the_server_cannot_encrypt(smb_server, monkeypatch):
+    monkeypatch.setattr(smb, "Connection", SigningOnly)
+    with client_for(smb_conn(smb_server)) as client:
+        [connection] = client.cache.values()
+        [session] = connection.session_table.values()
+        assert not session.encrypt_data and session.signing_required
+        assert "decrypt_on_receipt" not in connection.transport.recv.__qualname__

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from runs.models import Run, RunStatus
+from runs import jobs
+from runs.models import Run, RunStatus, Trigger
 from runs.runner import execute
+from runs.state import start_run
 from tests import factories
 from tests.test_pages_browser import (  # noqa: F401 (pytest fixtures, and the marks: a transactional database, Chromium)
     EXPECTED_CSV,
@@ -91,3 +93,23 @@ def test_run_now_twice_runs_once_and_says_the_second_was_skipped_and_why(browser
     assert Run.objects.filter(task=task).exclude(status=RunStatus.SKIPPED).count() == 1
     visit.shot("live-task-details-first-run-done")
     second.close()
+
+
+def test_a_resend_shows_queued_then_sent_in_the_file_history_without_a_reload(browser_page, live_server, task, world):
+    page, visit = browser_page, Visit(browser_page, live_server.url)
+    run = execute(start_run(task, Trigger.MANUAL).run.pk)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    (world["outbox_path"] / "orders_export.csv").unlink()
+    log_in(page, live_server.url, "runner", "runnerpass")
+    visit.go(f"/admin/courier/tasks/{task.pk}/", "live-task-details-before-resend")
+    page.evaluate("window.courierSamePage = true")
+    page.click("#file-history button[value=resend]")
+    page.wait_for_selector("text=Resent orders_export.csv: queued for")
+    assert page.is_visible("#file-history .status-queued")
+    page.evaluate("window.courierSamePage = true")
+    [queued] = run.files.get().deliveries.filter(resent_by__isnull=False)
+    assert jobs.send_resend(queued.pk) == "sent"  # the worker's part
+    page.wait_for_function("document.querySelector('#file-history .status-sent') !== null")
+    assert page.evaluate("window.courierSamePage") is True  # followed in place, never reloaded
+    assert (world["outbox_path"] / "orders_export.csv").read_bytes() == EXPECTED_CSV
+    visit.shot("live-task-details-after-resend")

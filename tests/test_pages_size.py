@@ -7,12 +7,16 @@ runs the same pages at 10,000 tasks and 1,000,000 runs.)
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from projects.models import Project
+from runs.models import Delivery, DeliveryKind, DeliveryStatus, RunFile
 from tests.pages_support import build_world
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +97,23 @@ def test_the_task_list_reads_the_last_status_from_each_tasks_latest_run_row_neve
         sql = [q["sql"] for q in queries.captured_queries]
         assert not [q for q in sql if '"runs_run"' in q], url  # the history is never searched for the newest run
         assert [q for q in sql if '"runs_latestrun"' in q], url
+
+
+def test_task_details_with_resends_and_deep_run_pages_stays_within_the_budget_and_shows_the_right_runs(client, superuser):
+    [task, *_] = build_world(3, 70)
+    for number, record in enumerate(RunFile.objects.filter(run__task=task).order_by("-id")[:3]):
+        Delivery.objects.create(run=record.run, file=record, kind=DeliveryKind.UPLOAD, target=f"SFTP vendor /in/{number}",
+                                status=(DeliveryStatus.QUEUED, DeliveryStatus.PENDING, DeliveryStatus.SENT)[number],
+                                resent_by=superuser, queued_at=timezone.now())
+    client.force_login(superuser)
+    url = reverse("courier:task_detail", args=[task.pk])
+    count_queries(client, [url])
+    assert count_queries(client, [url])[url] <= MOST_QUERIES
+    files = client.get(url).content.decode().split('id="files"')[1].split('id="action-history"')[0]
+    for label, number in (("queued", 0), ("sending", 1), ("sent", 2)):
+        assert f">{label}</span> SFTP vendor /in/{number}" in files
+    newest = list(task.runs.order_by("-id").values_list("pk", flat=True))
+    for page in (1, 3, 4, 5):  # pages 1–3 come from the rows the state read, 4 and 5 from a query of their own
+        html = client.get(f"{url}?runs-page={page}").content.decode().split('id="runs"')[1].split('id="files"')[0]
+        shown = [int(pk) for pk in re.findall(r'/admin/runs/run/(\d+)/change/', html)]
+        assert shown == newest[(page - 1) * 15:page * 15], page

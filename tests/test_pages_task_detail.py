@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from runs import retries
+from runs import jobs, retries
 from runs.models import Run, RunFile, RunLog, RunStatus, Trigger
 from runs.state import create_run
 from tasks.models import Task, TaskParameter
@@ -229,5 +229,14 @@ def test_file_history_downloads_and_resends_a_stored_file(client, staff_runner, 
     assert f'href="{download}"' in files and ">Resend</button>" in files
     assert b"".join(client.get(download).streaming_content) == content
     response = client.post(reverse("courier:file_resend", args=[record.pk]), follow=True)
+    page = response.content.decode()
+    assert "Resent invoices.csv: queued for Local folder Acme/outbox (base folder)." in page and "Its progress shows under Files" in page
+    assert not (outbox / "invoices.csv").exists()  # the page only queued it
+    files = page.split('id="files"')[1].split('id="action-history"')[0]
+    assert '<span class="status status-queued">queued</span> Local folder Acme/outbox' in files
+    # A worker takes the queued resend (runs.jobs.send_resend): the file arrives, and the page says so.
+    [queued] = record.deliveries.filter(resent_by=staff_runner)
+    assert jobs.send_resend(queued.pk) == "sent"
     assert (outbox / "invoices.csv").read_bytes() == content
-    assert "Resent invoices.csv" in response.content.decode()
+    files = detail(client, task).split('id="files"')[1].split('id="action-history"')[0]
+    assert '<span class="status status-sent">sent</span> Local folder Acme/outbox' in files and "(runner, " in files

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import IntegrityError
+from django.utils import timezone
 
-from runs.models import Run, RunStatus
+from runs.models import Run, RunStatus, Trigger
 from runs.runner import execute
 from runs.services import ServiceError, cancel_retry
-from runs.state import claim, create_run
+from runs.state import claim, create_once, create_run
 from tasks.models import CodeLocation
 from tests import factories
 
@@ -143,3 +145,12 @@ def test_run_task_wait_obeys_the_one_active_run_rule(task, capsys):
     # Nothing ran here: the active run is untouched and nothing was delivered.
     assert Run.objects.get(pk=active.pk).status == RunStatus.RUNNING
     assert active.log_lines.count() == 0 and not any(Path(outbox).iterdir())
+
+
+def test_a_fire_time_is_recorded_once_and_any_other_refusal_is_an_error(task):
+    at = timezone.now().replace(microsecond=0)
+    first = create_once(task, Trigger.SCHEDULE, intended_at=at)
+    assert first is not None and create_once(task, Trigger.SCHEDULE, intended_at=at) is None  # the same fire time
+    with pytest.raises(IntegrityError):  # a refusal that is not the fire-time constraint is not "already recorded"
+        create_once(task, Trigger.SCHEDULE, intended_at=at.replace(year=at.year - 1), status=None)
+    assert list(task.runs.values_list("pk", flat=True)) == [first.pk]

@@ -21,15 +21,15 @@ import smbclient  # noqa: E402
 from smbclient._io import SMBFileTransaction, SMBRawIO, set_info  # noqa: E402
 from smbprotocol import exceptions as smb_errors  # noqa: E402
 from smbprotocol._text import to_text  # noqa: E402
+from smbprotocol.connection import Connection  # noqa: E402
 from smbprotocol.file_info import FileRenameInformation  # noqa: E402
 from smbprotocol.header import NtStatus  # noqa: E402
 from smbprotocol.open import CreateOptions, FilePipePrinterAccessMask  # noqa: E402
 
-from connections.clients import deadline  # noqa: E402
+from connections.clients import deadline, smb_wire  # noqa: E402
 from connections.clients.base import ClientError, Entry, FileServerClient, RemoteNotFound, join_remote  # noqa: E402
 
 CONNECT_TIMEOUT = 20
-BLOCK = 1024 * 1024
 NOT_FOUND = (smb_errors.ObjectNameNotFound, smb_errors.ObjectPathNotFound, smb_errors.NoSuchFile)
 
 
@@ -56,13 +56,20 @@ class SmbClient(deadline.WatchedSession, FileServerClient):
         conn, cache = self.conn, {}
         port = conn.effective_port
         try:
-            smbclient.register_session(
+            # The connection first, to see whether the server can encrypt: smbclient asks for
+            # encryption only when told (else it signs), and a server without it would refuse.
+            connection = Connection(smbclient.ClientConfig().client_guid, conn.host, port)
+            cache[f"{conn.host.lower()}:{port}"] = connection
+            connection.connect(timeout=deadline.limit(CONNECT_TIMEOUT))
+            session = smbclient.register_session(
                 conn.host, username=_login_name(conn), password=conn.password or None, port=port,
-                connection_timeout=deadline.limit(CONNECT_TIMEOUT), connection_cache=cache,
+                encrypt=bool(connection.supports_encryption), connection_timeout=deadline.limit(CONNECT_TIMEOUT), connection_cache=cache,
             )
         except Exception as exc:  # noqa: BLE001
             smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
             raise _map_error(exc, f"Cannot connect to {conn.host}:{port} ({conn})") from None
+        if smb_wire.uses_gcm(connection, session):
+            smb_wire.decrypt_on_receipt(connection)
         self.cache = cache
         try:
             self._check_share()
@@ -76,10 +83,16 @@ class SmbClient(deadline.WatchedSession, FileServerClient):
         self.cache = None
 
     def shut(self) -> None:
+        # Not transport.close(): it takes the lock a send holds while blocked on a server that stopped
+        # reading, and would wait with it. shutdown() fails that send at once, and its receive thread
+        # sees the end of the stream, closes the transport and wakes every request still waiting.
         for connection in list((self.cache or {}).values()):
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.close()
+            sock = getattr(getattr(connection, "transport", None), "_sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:  # already closed
+                    pass
 
     def test(self) -> str:
         """Connect, log in, open the share and list the base folder."""
@@ -129,9 +142,15 @@ class SmbClient(deadline.WatchedSession, FileServerClient):
     def download(self, remote: str, local: Path) -> None:
         path = self.path(remote)
         try:
-            with smbclient.open_file(self.unc(path), mode="rb", **self.options) as src, open(local, "wb") as out:
-                while chunk := src.read(BLOCK):
-                    out.write(chunk)
+            with smbclient.open_file(self.unc(path), mode="rb", buffering=0, **self.options) as src, open(local, "wb") as out:
+                pipe = smb_wire.Pipeline(src.fd, src.fd.connection.max_read_size)
+                size = src.fd.end_of_file
+                reads = (lambda at=at: pipe.read(at, min(pipe.block, size - at)) for at in range(0, size, pipe.block))
+                for response, (offset, length) in pipe.answers(reads):
+                    data = smb_wire.read_data(response)
+                    if len(data) != length:
+                        raise ClientError(f"the server sent {len(data)} of the {length} bytes at {offset}")
+                    out.write(data)
             expected = smbclient.stat(self.unc(path), **self.options).st_size
         except Exception as exc:  # noqa: BLE001
             raise self._error("download", path, exc) from None
@@ -150,11 +169,12 @@ class SmbClient(deadline.WatchedSession, FileServerClient):
             raise error from None
 
     def _put(self, local: Path, remote: str) -> None:
-        # One block at a time: requests sent ahead of their answers (faster, issue 20) waited for ever on a
-        # server that stopped reading, past the run's deadline (tests/test_timeouts.py); the deadline wins.
-        with open(local, "rb") as src, smbclient.open_file(self.unc(remote), mode="wb", **self.options) as dst:
-            while chunk := src.read(BLOCK):
-                dst.write(chunk)
+        with open(local, "rb") as src, smbclient.open_file(self.unc(remote), mode="wb", buffering=0, **self.options) as dst:
+            pipe = smb_wire.Pipeline(dst.fd, dst.fd.connection.max_write_size)
+            for response, (offset, length) in pipe.answers(pipe.writes(src)):
+                # A short write would leave a hole that the size check after the upload cannot see.
+                if (count := smb_wire.written(response)) != length:
+                    raise ClientError(f"the server wrote {count} of the {length} bytes at {offset}")
 
     def _size(self, path: str) -> int | None:
         return smbclient.stat(self.unc(path), **self.options).st_size

@@ -17,6 +17,13 @@ from runs.pipeline.log import RunLogger
 from tasks.models import Task
 
 
+def task_deadline(task: Task, used_seconds: float = 0.0) -> Deadline:
+    """The task's timeout less what is already used (a minute is COURIER_TIMEOUT_MINUTE_SECONDS long; tests shorten it)."""
+    minutes = task.timeout_minutes
+    limit = f"the task timeout of {minutes} minute{'' if minutes == 1 else 's'}"
+    return Deadline.after(minutes * settings.COURIER_TIMEOUT_MINUTE_SECONDS - used_seconds, limit)
+
+
 @dataclass
 class LocalFile:
     """A file in the run's folder on its way to the output stage."""

@@ -48,12 +48,11 @@ def destinations_of(task: Task) -> list[Destination]:
     return list(task.destinations.select_related("connection__organization"))
 
 
-def create_uploads(run: Run, pairs: Iterable[tuple[RunFile, Destination]], *, resent_by=None) -> list[Delivery]:
-    """One pending Delivery per (file, destination), recorded before anything is sent."""
+def create_uploads(run: Run, pairs: Iterable[tuple[RunFile, Destination]], **fields) -> list[Delivery]:
+    """One Delivery per (file, destination), recorded before anything is sent: pending unless `fields` say otherwise."""
     return [
         Delivery.objects.create(
-            run=run, kind=DeliveryKind.UPLOAD, file=record, destination=destination,
-            target=describe(destination), resent_by=resent_by,
+            run=run, kind=DeliveryKind.UPLOAD, file=record, destination=destination, target=describe(destination), **fields,
         )
         for record, destination in pairs
     ]

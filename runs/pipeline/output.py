@@ -183,6 +183,24 @@ def run(ctx: RunContext) -> None:
 # Reading a stored file back (retries and resends send the stored copy)
 # --------------------------------------------------------------------------
 
+def _outside_storage(record: RunFile) -> str:
+    return (f"The stored copy of {record.name} (run {record.run_id}) is recorded at a path outside Courier's file storage; "
+            "it is not read or sent.")
+
+
+def _gone(record: RunFile) -> str:
+    return f"The stored copy of {record.name} (run {record.run_id}) is gone; it may have been pruned."
+
+
+def stored_problem(record: RunFile) -> str | None:
+    """Why the stored copy cannot be sent, seen without reading it (its size and hash are checked when it is fetched)."""
+    try:
+        present = bool(record.stored) and record.stored.storage.exists(record.stored.name)
+    except SuspiciousFileOperation:
+        return _outside_storage(record)
+    return None if present else _gone(record)
+
+
 def fetch_stored(record: RunFile, folder: Path) -> Path:
     """Copy a stored file into `folder` and check it is still exactly what was recorded."""
     # Only the last part of the recorded name: a name holding folders must not lead out of `folder`.
@@ -191,12 +209,9 @@ def fetch_stored(record: RunFile, folder: Path) -> Path:
         with record.stored.open("rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
     except SuspiciousFileOperation:
-        raise StageFailure(
-            Stage.DELIVERY, f"The stored copy of {record.name} (run {record.run_id}) is recorded at a path outside Courier's file storage; "
-            "it is not read or sent.", permanent=True,
-        ) from None
+        raise StageFailure(Stage.DELIVERY, _outside_storage(record), permanent=True) from None
     except (FileNotFoundError, ValueError):
-        raise StageFailure(Stage.DELIVERY, f"The stored copy of {record.name} (run {record.run_id}) is gone; it may have been pruned.", permanent=True) from None
+        raise StageFailure(Stage.DELIVERY, _gone(record), permanent=True) from None
     except OSError as exc:
         raise StageFailure(Stage.DELIVERY, f"The stored copy of {record.name} cannot be read: {exc.strerror or exc}.") from None
     size, md5, sha256 = file_digests(target)

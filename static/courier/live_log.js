@@ -166,7 +166,7 @@
           follow(data.current); // a retry of the same run went on: read its log again
         }
       }
-      idle = !data.current || !ACTIVE.includes(data.current.status);
+      idle = (!data.current || !ACTIVE.includes(data.current.status)) && !data.resending;
     }
   }
 
