@@ -233,6 +233,13 @@ if COURIER_REAP_AFTER_SECONDS < 2 * COURIER_HEARTBEAT_SECONDS:
         f"COURIER_HEARTBEAT_SECONDS ({COURIER_HEARTBEAT_SECONDS:g})."
     )
 
+# django-q2 fires due schedules only every 30 s of its sentinel's loop; every worker
+# process also asks django-q2's scheduler this often, from a side thread, so a fire
+# time waits seconds rather than up to half a minute (runs/schedulerpoll.py). 0: off.
+COURIER_SCHEDULER_POLL_SECONDS = env.float("COURIER_SCHEDULER_POLL_SECONDS", default=5.0)
+if COURIER_SCHEDULER_POLL_SECONDS < 0:
+    raise ImproperlyConfigured(f"COURIER_SCHEDULER_POLL_SECONDS must be 0 (off) or more, not {COURIER_SCHEDULER_POLL_SECONDS:g}.")
+
 # A queued run no worker took within COURIER_QUEUE_LOST_AFTER_SECONDS (its queue message
 # lost: a Redis restart, a broker flush) is queued again once by the reaper; still not
 # taken after as long again, it fails "lost in the queue" and its retry policy applies.

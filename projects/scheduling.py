@@ -24,6 +24,7 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_migrate, post_save, pre_save
@@ -42,7 +43,8 @@ PROJECT_PREFIX = "courier:project:"
 LEGACY_REAPER_NAME = "courier:reaper"
 FIRE_FUNC = "runs.jobs.fire_project"
 KINDS = ("cron", "interval", "once")
-# django-q2's scheduler wakes about every 30 s (SPEC §11).
+# django-q2's scheduler wakes about every 30 s (SPEC §11); each worker also asks it every
+# COURIER_SCHEDULER_POLL_SECONDS (runs/schedulerpoll.py).
 SCHEDULER_PASS = timedelta(seconds=30)
 # A fired schedule that fire_project has not re-armed after this long lost its message.
 REARM_GRACE = timedelta(minutes=2)
@@ -139,6 +141,12 @@ def preview(project: Project, now: datetime | None = None, count: int = 5) -> li
     return sorted(times, key=lambda fire: fire.at.timestamp())[:count]
 
 
+def scheduler_looks_every() -> float:
+    """Seconds between two looks for due schedules: the workers' polls, or django-q2's own pass with them off."""
+    poll = settings.COURIER_SCHEDULER_POLL_SECONDS
+    return min(poll, SCHEDULER_PASS.total_seconds()) if poll > 0 else SCHEDULER_PASS.total_seconds()
+
+
 def describe_fire(fire: FireTime) -> str:
     return f"{fire.at:%a %Y-%m-%d %H:%M %Z} ({fire.trigger})"
 
@@ -154,8 +162,9 @@ def schedule_warnings(project: Project, now: datetime | None = None, times: list
         warnings.append(f"The one-off time {project.once_at.astimezone(zone):%Y-%m-%d %H:%M %Z} is outside the active window; it will not fire.")
     if project.end_at and project.end_at < now and (project.cron or project.interval_every):
         warnings.append(f"The active window ended {project.end_at.astimezone(zone):%Y-%m-%d %H:%M %Z}; the triggers no longer fire.")
-    if project.interval_unit == "seconds" and project.interval_every and project.interval_every < SCHEDULER_PASS.total_seconds():
-        warnings.append("The scheduler looks about every 30 seconds, so this interval fires at most that often.")
+    looks = scheduler_looks_every()
+    if project.interval_unit == "seconds" and project.interval_every and project.interval_every < looks:
+        warnings.append(f"The scheduler looks about every {looks:g} seconds, so this interval fires at most that often.")
     return warnings
 
 

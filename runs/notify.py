@@ -316,7 +316,10 @@ def _logger(run: Run, log: RunLogger | None) -> RunLogger:
 def send_success_mail(run: Run, log: RunLogger | None = None) -> None:
     if run.status != RunStatus.SUCCEEDED:
         return
-    notify(run, _logger(run, log), NotificationEvent.SUCCESS, {"files": output_files(run)})
+    # Looked up first: a task without a success mail (most) need not read the run's files.
+    notification = run.task.notifications.filter(event=NotificationEvent.SUCCESS).first()
+    if notification is not None:
+        notify(run, _logger(run, log), NotificationEvent.SUCCESS, {"files": output_files(run)}, notification=notification)
 
 
 def send_failure_mail(run: Run, log: RunLogger | None = None, *, even_if_retrying: bool = False) -> None:

@@ -34,14 +34,16 @@ def setup_firing(prefix: str, count: str, odbc: str) -> dict:
     conn = factories.connection("database", name=f"{prefix}-db", dialect="sqlite", odbc=odbc)
     due = (timezone.now() - timedelta(seconds=2)).replace(microsecond=0)
     kinds = ["once", "cron", "interval"]
+    names = []
     for number in range(int(count)):
         kind = kinds[number % 3]
         triggers = {"once": {"once_at": due}, "cron": {"cron": "0 3 * * *"}, "interval": {"interval_every": 1, "interval_unit": "days"}}[kind]
         project = Project.objects.create(name=f"{prefix}-{number:03d}", owner=owner, timezone="Europe/Amsterdam", **triggers)
         factories.query_task(project, conn, "select 1 as n", name="t")
-    # The cron and interval rows were armed for their real next time: make them due now.
-    Schedule.objects.filter(name__startswith=scheduling.PROJECT_PREFIX).update(next_run=due)
-    return {"due": due.isoformat(), "schedules": Schedule.objects.filter(name__startswith=scheduling.PROJECT_PREFIX, next_run=due).count()}
+        names.append(scheduling.schedule_name(project.pk, kind))
+    # The cron and interval rows were armed for their real next time: make them due now (only these projects').
+    Schedule.objects.filter(name__in=names).update(next_run=due)
+    return {"due": due.isoformat(), "schedules": Schedule.objects.filter(name__in=names, next_run=due).count()}
 
 
 def counts(prefix: str, due: str) -> dict:

@@ -27,6 +27,10 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # django-q2 runs its scheduler when its guard loop has counted 30 s; with a
 # 30 s cycle that is on the loop's first turn, right after a cluster starts.
 Q_CLUSTER.update({"name": os.environ["COURIER_TEST_Q_NAME"], "workers": 2, "timeout": 90, "retry": 300, "guard_cycle": 30, "save_limit": 0})  # noqa: F405
+# COURIER_TEST_SENTINEL_SCHEDULER=off: the sentinel's own 30 s pass is off, so only the
+# workers' polls (runs/schedulerpoll.py, which follow COURIER_SCHEDULER_POLL_SECONDS alone) fire schedules.
+if os.environ.get("COURIER_TEST_SENTINEL_SCHEDULER") == "off":
+    Q_CLUSTER["scheduler"] = False  # noqa: F405
 # A run is silent after 4 s without a heartbeat (every second), so the reaper test is quick.
 COURIER_HEARTBEAT_SECONDS = 1
 COURIER_REAP_AFTER_SECONDS = 4

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,44 @@ def test_two_clusters_turn_n_schedule_firings_into_exactly_n_runs(pg_site, sqlit
 
 def worker_pids(log: Path) -> set[int]:
     return {int(pid) for pid in re.findall(r"ready for work at (\d+)", log.read_text(errors="replace"))}
+
+
+def firing_pids(log: Path) -> list[int]:
+    """The process of each "created task … from schedule [courier:project:…]" line (the log's second field)."""
+    return [int(pid) for pid in re.findall(r"^\S+ \S+ (\d+) .* created task \S+ from schedule \[courier:project:",
+                                           log.read_text(errors="replace"), re.MULTILINE)]
+
+
+def test_with_django_q2s_own_pass_off_the_workers_polls_fire_each_schedule_exactly_once(pg_site, sqlite_odbc):
+    """Four workers (two clusters × 2) poll django-q2's scheduler every 0.2 s; their sentinels' 30 s pass is off.
+
+    So every firing comes from a worker's poll (runs/schedulerpoll.py), not
+    from the pass a fire time used to wait up to 30 s for: the log names the
+    worker process that fired it. The polls race for the same due rows;
+    `select_for_update` lets each schedule fire once: one fire_project job
+    (django-q2's kept results) and one run per schedule.
+    """
+    fired_before = pg_site.step("counts", "none", "2000-01-01T00:00:00+00:00")["fire_tasks"]
+    setup = pg_site.step("setup_firing", "polled", str(N_FIRINGS), sqlite_odbc.odbc)
+    assert setup["schedules"] == N_FIRINGS
+    pg_site.clusters.clear()
+    polls = {"COURIER_TEST_SENTINEL_SCHEDULER": "off", "COURIER_SCHEDULER_POLL_SECONDS": "0.2"}
+    pg_site.start_cluster("poll-a", **polls)
+    pg_site.start_cluster("poll-b", **polls)
+    try:
+        wait_for(lambda: run_counts(pg_site, "polled").get("succeeded", 0) >= N_FIRINGS, f"{N_FIRINGS} succeeded runs", timeout=90)
+    finally:
+        pg_site.stop_clusters()
+
+    counts = pg_site.step("counts", "polled", setup["due"])
+    assert counts["runs"] == counts["intended_due"] == N_FIRINGS and counts["max_per_task"] == 1
+    assert counts["by_status"] == {"succeeded": N_FIRINGS}
+    assert counts["fire_tasks"] - fired_before == N_FIRINGS
+    assert counts["armed_future"] >= N_FIRINGS - N_FIRINGS // 3 and counts["left_due"] == 0
+    by_cluster = [(firing_pids(log), worker_pids(log)) for _, log in pg_site.clusters]
+    assert sum(len(pids) for pids, _ in by_cluster) == N_FIRINGS
+    assert all(set(pids) <= workers for pids, workers in by_cluster), by_cluster
+    print(f"\nfirings per worker process: {[sorted(Counter(pids).values()) for pids, _ in by_cluster]}")
 
 
 def test_worker_killed_mid_run_is_reaped_as_worker_lost_and_retried(pg_site, pg_odbc):

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.core.management import call_command
-from django_q.models import Schedule
+from django_q.models import OrmQ, Schedule
 
 from projects import scheduling
 from projects.models import Project
-from runs import firing, jobs, orphans, state
+from runs import firing, jobs, orphans, schedulerpoll, state
 from runs.models import Run, RunStatus, Trigger
 from tests import factories
 
@@ -194,6 +194,29 @@ def test_a_firing_whose_message_was_lost_is_fired_late_by_the_reaper_and_rearmed
     assert firing.recover_lost() == 0
     jobs.fire_project(project.pk, "cron", fired_at.isoformat())
     assert Run.objects.filter(task=task).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)  # django-q2's scheduler closes the connection, which a test transaction cannot survive
+def test_a_poll_asks_django_q2s_scheduler_only_when_a_schedule_is_due_and_a_second_poll_fires_nothing_again():
+    project = factories.project(cron="0 6 * * *", timezone="UTC")
+    row = courier_schedules(project)["cron"]
+    assert schedulerpoll.poll() is False  # armed for a later time: the scheduler is not even asked
+    due = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    Schedule.objects.filter(pk=row.pk).update(next_run=due)
+
+    assert schedulerpoll.poll() is True
+    row.refresh_from_db()
+    assert row.repeats == 0  # fired: django-q2's mark on a one-off, until fire_project re-arms it
+    [message] = OrmQ.objects.all()
+    assert message.task["func"] == scheduling.FIRE_FUNC and message.task["args"] == (project.pk, "cron")
+    assert datetime.fromisoformat(message.task["kwargs"]["intended"]) == due
+    assert schedulerpoll.poll() is False and OrmQ.objects.count() == 1
+
+
+def test_no_poll_thread_when_the_poll_is_switched_off(settings):
+    settings.COURIER_SCHEDULER_POLL_SECONDS = 0
+    schedulerpoll.start_in_worker(sender="django_q", proc_name="Process-1:1")
+    assert schedulerpoll._Poll.ticker is None
 
 
 def test_a_trigger_saved_without_validation_is_not_scheduled_and_is_named_in_the_warnings():
