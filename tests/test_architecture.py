@@ -23,6 +23,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.code_support import parse_file
+
 ROOT = Path(__file__).resolve().parent.parent
 # Lowest first: an app may import from the apps before it.
 APPS = ("connections", "projects", "tasks", "runs")
@@ -66,7 +68,7 @@ def _absolute(node: ast.ImportFrom, module: str, path: Path) -> str:
 
 def imports_of(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
     """Every scanned module that `module` imports, wherever the import statement stands."""
-    yield from imports_of_tree(module, path, known, ast.parse(path.read_text(), str(path)))
+    yield from imports_of_tree(module, path, known, parse_file(path))
 
 
 def imports_of_tree(module: str, path: Path, known: dict[str, Path], tree: ast.AST) -> Iterator[str]:
@@ -97,7 +99,7 @@ def _comment_above(lines: list[str], lineno: int) -> str:
 
 def late_imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[tuple[int, str, str]]:
     """(line, imported module, the comment above) of each Courier import inside a function or class."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse_file(path)
     lines = path.read_text().splitlines()
     scopes = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     inside = {node for scope in scopes for node in ast.walk(scope) if isinstance(node, (ast.Import, ast.ImportFrom))}

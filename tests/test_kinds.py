@@ -20,6 +20,7 @@ from connections.clients.base import Client
 from connections.kinds import KINDS, Reads
 from connections.models import SECRET_FIELDS, Connection
 from tasks.models import CodeLocation, Destination, Task
+from tests.code_support import parse_file
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ("connections", "projects", "tasks", "runs", "etlsite")
@@ -126,7 +127,7 @@ class _KindComparisons(ast.NodeVisitor):
 
 def _kind_comparisons(path: Path) -> list[str]:
     visitor = _KindComparisons(str(path.relative_to(ROOT)))
-    visitor.visit(ast.parse(path.read_text(encoding="utf-8")))
+    visitor.visit(parse_file(path))
     return visitor.found
 
 

@@ -27,6 +27,7 @@ from runs.models import LatestRun, Run, RunStatus, Trigger
 from runs.runner import execute
 from tasks.models import CodeLocation
 from tests import factories
+from tests.code_support import parse, parse_file
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,7 +181,7 @@ def test_the_reader_finds_each_way_of_writing_a_status():
             "run.status, run.rows = RunStatus.SUCCEEDED, 1\n"
             "Run.objects.filter(status=RunStatus.RUNNING)\nstate.create_run(t, 'x', status=RunStatus.SKIPPED)\n"
             "delivery.status = DeliveryStatus.SENT\n")
-    assert sorted(status_writes(ast.parse(code))) == [1, 2, 3, 4, 5]
+    assert sorted(status_writes(parse(code))) == [1, 2, 3, 4, 5]
 
 
 def test_only_the_run_state_module_writes_a_runs_status():
@@ -189,6 +190,6 @@ def test_only_the_run_state_module_writes_a_runs_status():
         for app in ("connections", "projects", "tasks", "runs", "etlsite")
         for path in sorted((ROOT / app).rglob("*.py"))
         if "migrations" not in path.parts and path != ROOT / "runs" / "state.py"
-        for line in status_writes(ast.parse(path.read_text(), str(path)))
+        for line in status_writes(parse_file(path))
     ]
     assert not found, "A run's status changes only in runs/state.py (which keeps LatestRun in step):\n" + "\n".join(found)

@@ -12,6 +12,7 @@ import ast
 from pathlib import Path
 
 from runs.models import RunStatus, Stage
+from tests.code_support import parse, parse_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("runs", "tasks", "projects")
@@ -77,15 +78,15 @@ BUSY = (RunStatus.QUEUED, RunStatus.RUNNING)
 raise StageFailure("delivery", "gone")
 ctx.log.info("output", "done")
 """
-    assert sorted({line for line, _ in findings(ast.parse(code))}) == [2, 3, 4, 5, 6, 7]
+    assert sorted({line for line, _ in findings(parse(code))}) == [2, 3, 4, 5, 6, 7]
     fine = 'ALL = Run.ACTIVE\nif run.status == RunStatus.SKIPPED: pass\nprefetch("parameters")\nparts = {"source": 1}\n'
-    assert findings(ast.parse(fine)) == []
+    assert findings(parse(fine)) == []
 
 
 def test_no_run_state_set_or_stage_name_is_written_outside_the_model():
     found = [
         f"{path.relative_to(ROOT)}:{line}: {what}"
         for path in code_files()
-        for line, what in findings(ast.parse(path.read_text(), str(path)))
+        for line, what in findings(parse_file(path))
     ]
     assert not found, "\n".join(found)

@@ -16,6 +16,8 @@ import pytest
 from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
+from tests.code_support import parse_file
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "etlsite" / "settings.py"
 APPS = ("connections", "projects", "tasks", "runs", "etlsite")
@@ -24,7 +26,7 @@ APPS = ("connections", "projects", "tasks", "runs", "etlsite")
 def environment_names() -> set[str]:
     """The variables settings.py reads: env.<type>("NAME", …) and os.environ.get("NAME", …)."""
     names = set()
-    for node in ast.walk(ast.parse(SETTINGS.read_text())):
+    for node in ast.walk(parse_file(SETTINGS)):
         if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
             continue
         func = ast.unparse(node.func)
@@ -35,7 +37,7 @@ def environment_names() -> set[str]:
 
 def declared_settings() -> set[str]:
     """The upper-case names settings.py assigns."""
-    tree = ast.parse(SETTINGS.read_text())
+    tree = parse_file(SETTINGS)
     return {target.id for node in tree.body if isinstance(node, ast.Assign)
             for target in node.targets if isinstance(target, ast.Name) and target.id.isupper()}
 
