@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import socket
 import stat
 from pathlib import Path
@@ -177,11 +178,17 @@ class SftpClient(deadline.WatchedSession, FileServerClient):
             raise self._error("check", path, exc) from None
 
     def _put(self, local: Path, remote: str) -> None:
-        with open(local, "rb") as src, self.sftp.open(remote, "wb", bufsize=WRITE_BUFFER) as dst:
+        dst = self.sftp.open(remote, "wb", bufsize=WRITE_BUFFER)
+        try:
             dst.set_pipelined(True)
             dst.MAX_REQUEST_SIZE = write_request_size(self.sftp.get_channel(), dst.handle, self.write_limit)
-            while chunk := src.read(WRITE_BUFFER):
-                dst.write(chunk)
+            with open(local, "rb") as src:
+                while chunk := src.read(WRITE_BUFFER):
+                    dst.write(chunk)
+        except BaseException:
+            _abandon(dst)
+            raise
+        dst.close()
 
     def _size(self, path: str) -> int | None:
         return self.sftp.stat(path).st_size
@@ -202,3 +209,19 @@ class SftpClient(deadline.WatchedSession, FileServerClient):
         permanent = isinstance(exc, (FileNotFoundError, PermissionError)) or code in (errno.ENOENT, errno.EACCES)
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return ClientError(f"Cannot {verb} {path} on {self.label}: {reason}.", permanent=permanent)
+
+
+def _abandon(remote_file: paramiko.SFTPFile) -> None:
+    """Let go of a remote file whose transfer failed, without sending the rest of its buffer.
+
+    Its session may be cut (the deadline shut it). paramiko's close() would
+    flush over it and fail, and as the object is then still open, it would
+    try again when collected, failing in whatever code runs at that moment.
+    The partial file stays under its temporary name (FileServerClient
+    removes it when it can).
+    """
+    remote_file._wbuffer = io.BytesIO()  # paramiko BufferedFile's unsent bytes
+    try:
+        remote_file.close()
+    except (OSError, EOFError, paramiko.SSHException):
+        remote_file._closed = True  # what close() sets last; paramiko checks it before closing again
