@@ -18,7 +18,9 @@ Without a deadline (a connection test from a page) these change nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -143,6 +145,18 @@ class Watchdog:
         if self.fired and exc_type is not None and issubclass(exc_type, Exception):
             raise self.deadline.stopped(self.doing) from None
         return False
+
+
+def shut_socket(sock: socket.socket | None) -> None:
+    """Shut a session's socket down from the watchdog's thread: every call blocked on it fails at once.
+
+    The plain socket's shutdown, also under TLS (the TLS layer is not touched
+    from this thread), and never the client's own close, which may wait for
+    a lock the blocked call holds. A socket already closed is left as it is.
+    """
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class WatchedSession:

@@ -10,7 +10,6 @@ bundle named by SSL_CERT_FILE) unless the connection switches that off.
 
 from __future__ import annotations
 
-import contextlib
 import ftplib
 import posixpath
 import socket
@@ -77,10 +76,7 @@ class FtpClient(deadline.WatchedSession, FileServerClient):
     def shut(self) -> None:
         ftp = self.ftp
         for sock in (ftp.data_socket, ftp.sock) if ftp is not None else ():
-            if sock is not None:
-                # The plain socket's shutdown, also under TLS: the TLS layer is not touched from this thread.
-                with contextlib.suppress(OSError):
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            deadline.shut_socket(sock)
 
     def test(self) -> str:
         """Connect, log in (with TLS for FTPS) and list the base folder."""

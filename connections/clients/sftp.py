@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
-import socket
 import stat
 from pathlib import Path
 
@@ -101,9 +99,7 @@ class SftpClient(deadline.WatchedSession, FileServerClient):
     def shut(self) -> None:
         # The transport sees its socket end and closes every channel: blocked reads and writes fail.
         transport = self.ssh.get_transport() if self.ssh is not None else None
-        if transport is not None:
-            with contextlib.suppress(OSError):
-                transport.sock.shutdown(socket.SHUT_RDWR)
+        deadline.shut_socket(transport.sock if transport is not None else None)
 
     def test(self) -> str:
         """Log in and list the base folder; with no pinned host key, only read the server's key (UnpinnedHostKey)."""

@@ -87,12 +87,7 @@ class SmbClient(deadline.WatchedSession, FileServerClient):
         # reading, and would wait with it. shutdown() fails that send at once, and its receive thread
         # sees the end of the stream, closes the transport and wakes every request still waiting.
         for connection in list((self.cache or {}).values()):
-            sock = getattr(getattr(connection, "transport", None), "_sock", None)
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:  # already closed
-                    pass
+            deadline.shut_socket(getattr(getattr(connection, "transport", None), "_sock", None))
 
     def test(self) -> str:
         """Connect, log in, open the share and list the base folder."""
