@@ -32,28 +32,22 @@ run's marker, runs/procs.py.) `manage.py reap_runs` reaps by hand.
 from __future__ import annotations
 
 import logging
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
 from runs import firing, followups, procs, resend, state, watch
 from runs.models import Run, RunStatus, Stage
-from runs.ticker import Ticker
+from runs.pipeline import context
+from runs.ticker import Ticker, queue_lost_after, reap_after
 
 logger = logging.getLogger(__name__)
 
-WORK_FOLDER_PREFIX = "run-"
 # The longest pause between two patrols; shorter when the reap delay is short (tests).
 MAX_PATROL_SECONDS = 30.0
-
-
-def reap_after() -> timedelta:
-    return timedelta(seconds=settings.COURIER_REAP_AFTER_SECONDS)
 
 
 def patrol_every() -> float:
@@ -84,10 +78,6 @@ def reap(now: datetime | None = None, stale_after: timedelta | None = None) -> l
     return reaped
 
 
-def queue_lost_after() -> timedelta:
-    return timedelta(seconds=settings.COURIER_QUEUE_LOST_AFTER_SECONDS)
-
-
 def recover_queued(now: datetime | None = None) -> tuple[list[Run], list[Run]]:
     """Queued runs no worker took within COURIER_QUEUE_LOST_AFTER_SECONDS: queued again once, then failed; returns both lists.
 
@@ -115,27 +105,8 @@ def recover_queued(now: datetime | None = None) -> tuple[list[Run], list[Run]]:
 
 
 def sweep_work_folders() -> list[Path]:
-    """Remove this machine's run folders (COURIER_WORK_DIR/run-N) whose run is not running; returns them.
-
-    A folder is made only once its run is claimed (running), and the runner
-    removes it when the run ends: one left behind belongs to a worker that
-    was killed, or to a run since deleted.
-    """
-    work = Path(settings.COURIER_WORK_DIR)
-    folders = {}
-    for path in work.glob(f"{WORK_FOLDER_PREFIX}*") if work.is_dir() else ():
-        number = path.name[len(WORK_FOLDER_PREFIX):]
-        if number.isdigit() and path.is_dir():
-            folders[int(number)] = path
-    if not folders:
-        return []
-    # Looked up after listing: a folder listed above belongs to a run that was claimed before.
-    running = set(Run.objects.filter(pk__in=folders, status=RunStatus.RUNNING).values_list("pk", flat=True))
-    removed = [path for number, path in folders.items() if number not in running]
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-        logger.warning("Removed %s, the work folder of a run that no longer runs.", path)
-    return removed
+    """Remove this machine's run folders (COURIER_WORK_DIR/run-N) whose run is not running (or was deleted); returns them."""
+    return context.sweep_work_folders(context.RUN_FOLDER_PREFIX, running_of, "a run that no longer runs")
 
 
 def running_of(run_ids: set[int]) -> set[int]:

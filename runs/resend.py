@@ -20,12 +20,10 @@ fails it, and fails one whose worker fell silent (`recover`).
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -35,12 +33,11 @@ from connections import audit
 from connections.clients import deadline
 from connections.secrets import SecretError
 from runs.models import Delivery, DeliveryStatus, RunFile
-from runs.pipeline import delivery
-from runs.pipeline.context import task_deadline
+from runs.pipeline import context, delivery
 from runs.pipeline.errors import StageFailure
 from runs.pipeline.log import RunLogger
 from runs.pipeline.output import fetch_stored, stored_problem
-from runs.ticker import Ticker, heartbeat_every
+from runs.ticker import Heartbeat, queue_lost_after, reap_after
 from tasks.masking import task_masker
 
 logger = logging.getLogger(__name__)
@@ -122,10 +119,11 @@ def send_queued(delivery_ids: list[int]) -> list[Delivery]:
     if not claimed:
         return []
     record = claimed[0].file
-    beat = Ticker(heartbeat_every(), lambda: _beat(claimed), name=f"heartbeat-resend-{claimed[0].pk}").start()
+    sending = Delivery.objects.filter(pk__in=[d.pk for d in claimed], status=DeliveryStatus.PENDING)
+    beat = Heartbeat.start(sending, name=f"heartbeat-resend-{claimed[0].pk}")
     try:
         log = _logger_for(record)
-        with deadline.applies(task_deadline(record.run.task)):
+        with deadline.applies(context.task_deadline(record.run.task)):
             _send(log, record, claimed)
     except ResendError as exc:
         fail(claimed, str(exc))
@@ -142,9 +140,7 @@ def send_queued(delivery_ids: list[int]) -> list[Delivery]:
 
 
 def _send(log: RunLogger, record: RunFile, claimed: list[Delivery]) -> None:
-    work = Path(settings.COURIER_WORK_DIR)
-    work.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work, prefix=f"{FOLDER_PREFIX}{record.pk}-") as folder:
+    with tempfile.TemporaryDirectory(dir=context.work_root(), prefix=f"{FOLDER_PREFIX}{record.pk}-") as folder:
         try:
             path = fetch_stored(record, Path(folder))
         except StageFailure as exc:
@@ -152,10 +148,6 @@ def _send(log: RunLogger, record: RunFile, claimed: list[Delivery]) -> None:
             raise ResendError(log.mask(exc.message)) from None
         log.info(delivery.STAGE, f"A worker sends {record.name}, resent by {claimed[0].resent_by}.")
         delivery.send(log, claimed, {record.pk: path})
-
-
-def _beat(claimed: list[Delivery]) -> None:
-    Delivery.objects.filter(pk__in=[d.pk for d in claimed], status=DeliveryStatus.PENDING).update(heartbeat_at=timezone.now())
 
 
 def fail(deliveries: list[Delivery], message: str) -> None:
@@ -172,7 +164,7 @@ def fail(deliveries: list[Delivery], message: str) -> None:
 def recover(now: datetime | None = None) -> tuple[list[int], list[int]]:
     """Resends lost in the queue or by their worker: queued again once, or failed; returns (requeued ids, failed ids)."""
     now = now or timezone.now()
-    bound = timedelta(seconds=settings.COURIER_QUEUE_LOST_AFTER_SECONDS)
+    bound = queue_lost_after()
     resends = Delivery.objects.filter(resent_by__isnull=False)
     requeued: list[int] = []
     for row in resends.filter(status=DeliveryStatus.QUEUED, requeued_at__isnull=True, queued_at__lt=now - bound):
@@ -183,7 +175,7 @@ def recover(now: datetime | None = None) -> tuple[list[int], list[int]]:
     lost = (f"Lost in the queue: no worker took the resend within {minutes} min, "
             f"nor within {minutes} min of its being queued again.")
     failed = _fail_where(resends.filter(status=DeliveryStatus.QUEUED, requeued_at__lt=now - bound), lost, now)
-    silent = now - timedelta(seconds=settings.COURIER_REAP_AFTER_SECONDS)
+    silent = now - reap_after()
     worker_lost = "Worker lost: the worker sending this resend gave no sign of life; the file may not have arrived."
     failed += _fail_where(resends.filter(status=DeliveryStatus.PENDING, heartbeat_at__lt=silent), worker_lost, now)
     for pk in requeued + failed:
@@ -203,18 +195,9 @@ def _fail_where(rows, message: str, now: datetime) -> list[int]:
 
 def sweep_work_folders() -> list[Path]:
     """Remove this machine's resend folders whose file has no resend being sent: a killed worker left them."""
-    work = Path(settings.COURIER_WORK_DIR)
-    folders: dict[int, list[Path]] = {}
-    for path in work.glob(f"{FOLDER_PREFIX}*") if work.is_dir() else ():
-        number = path.name[len(FOLDER_PREFIX):].split("-", 1)[0]
-        if number.isdigit() and path.is_dir():
-            folders.setdefault(int(number), []).append(path)
-    if not folders:
-        return []
-    # Looked up after listing: a folder is made only once its deliveries are claimed (pending).
-    sending = set(Delivery.objects.filter(file_id__in=folders, status=DeliveryStatus.PENDING).values_list("file_id", flat=True))
-    removed = [path for number, paths in folders.items() if number not in sending for path in paths]
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-        logger.warning("Removed %s, the work folder of a resend that is no longer being sent.", path)
-    return removed
+    return context.sweep_work_folders(FOLDER_PREFIX, _being_sent, "a resend that is no longer being sent")
+
+
+def _being_sent(file_ids: set[int]) -> set[int]:
+    # A resend's folder is made only once its deliveries are claimed (pending).
+    return set(Delivery.objects.filter(file_id__in=file_ids, status=DeliveryStatus.PENDING).values_list("file_id", flat=True))

@@ -119,7 +119,7 @@ def execute(run_id: int, *, echo: Callable[[str], None] | None = None) -> Run | 
     log = RunLogger(run, echo)
     log.info(Stage.CLAIM, f"Attempt {run.attempt} of {run.task} started ({run.get_trigger_display().lower()} trigger) on {run.worker}.")
     ctx = None
-    beat = Heartbeat.start(run.pk)  # lets the reaper tell a busy run from a dead worker
+    beat = Heartbeat.of_run(run.pk)  # lets the reaper tell a busy run from a dead worker
     limit = run_deadline(run)
     try:
         with deadline.applies(limit):

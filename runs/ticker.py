@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, connections
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from runs.models import Run, RunStatus
@@ -66,21 +68,38 @@ def heartbeat_every() -> float:
     return settings.COURIER_HEARTBEAT_SECONDS
 
 
-class Heartbeat:
-    """Writes the run's sign of life from a side thread until stopped."""
+def reap_after() -> timedelta:
+    """How long a heartbeat may be silent before its worker counts as lost (runs/reaper.py, runs/resend.py)."""
+    return timedelta(seconds=settings.COURIER_REAP_AFTER_SECONDS)
 
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
-        self._ticker = Ticker(heartbeat_every(), self._beat, name=f"heartbeat-run-{run_id}")
+
+def queue_lost_after() -> timedelta:
+    """How long work may wait in the queue, no worker on it, before its message counts as lost."""
+    return timedelta(seconds=settings.COURIER_QUEUE_LOST_AFTER_SECONDS)
+
+
+class Heartbeat:
+    """Writes a sign of life (`heartbeat_at`) on rows still at work, from a side thread until stopped.
+
+    `rows`: a run's row while it runs, or the deliveries of a resend while they are sent.
+    """
+
+    def __init__(self, rows: QuerySet, name: str) -> None:
+        self.rows = rows
+        self._ticker = Ticker(heartbeat_every(), self._beat, name=name)
 
     @classmethod
-    def start(cls, run_id: int) -> Heartbeat:
-        beat = cls(run_id)
+    def start(cls, rows: QuerySet, name: str) -> Heartbeat:
+        beat = cls(rows, name)
         beat._ticker.start()
         return beat
 
+    @classmethod
+    def of_run(cls, run_id: int) -> Heartbeat:
+        return cls.start(Run.objects.filter(pk=run_id, status=RunStatus.RUNNING), f"heartbeat-run-{run_id}")
+
     def _beat(self) -> None:
-        Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+        self.rows.update(heartbeat_at=timezone.now())
 
     def stop(self) -> None:
         self._ticker.stop()

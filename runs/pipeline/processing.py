@@ -13,8 +13,6 @@ import json
 import time
 from pathlib import Path
 
-from django.utils import timezone
-
 from projects.parameters import ParameterError
 from runs import sandbox, venvs
 from runs.models import SiteState, Stage
@@ -35,14 +33,6 @@ MAX_LOGGED_CHARS = 10_000
 SCRIPT_FOLDER = "script"
 
 
-def seconds_left(ctx: RunContext) -> float:
-    """What remains of the run's deadline (the task's timeout)."""
-    if ctx.deadline is not None:
-        return ctx.deadline.left()
-    used = (timezone.now() - (ctx.run.started_at or timezone.now())).total_seconds()
-    return ctx.task.timeout_minutes * 60 - used
-
-
 def needs_script(ctx: RunContext) -> bool:
     return code_location(ctx.task, CodeRole.PROCESSING) is not None or ctx.task.source_kind == SourceKind.PYTHON
 
@@ -55,7 +45,7 @@ def run(ctx: RunContext) -> None:
             STAGE, "Processing scripts are switched off for this site, and this task needs one; "
             "nothing was delivered. An administrator can switch them back on.", permanent=True,
         )
-    remaining = seconds_left(ctx)
+    remaining = ctx.deadline.left()
     if remaining <= 0:
         raise StageFailure(STAGE, "No time was left for the processing script to start.")
     deadline = time.monotonic() + remaining
